@@ -1,0 +1,41 @@
+/* log: leveled messages to stderr, one line each, prefixed "kvmini: LEVEL: ". */
+#ifndef KVMINI_LOG_H
+#define KVMINI_LOG_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Per-VM logger: no global state, so two VMs in one process log independently. */
+struct logger {
+	int level; /* messages above this level are dropped */
+	int fd;	   /* usually STDERR_FILENO */
+	/* Rate limit for guest-triggered messages (log_guest): at most a burst per second. */
+	atomic_int_fast64_t guest_window;
+	atomic_int guest_count;
+};
+
+void log_init(struct logger *lg, int level, int fd);
+
+/* Write one line if `level` is enabled. Never blocks on anything but the write itself. */
+void log_msg(struct logger *lg, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Like log_msg(), for messages a guest can provoke at will: at most LOG_GUEST_BURST per
+ * second are written, the rest counted and summarised, so a guest cannot flood the host log.
+ */
+#define LOG_GUEST_BURST 10
+void log_guest(struct logger *lg, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Parse "error", "warn", "info" or "debug"; -EINVAL otherwise. */
+int log_parse_level(const char *s);
+
+#define log_err(lg, ...)   log_msg(lg, LOG_ERROR, __VA_ARGS__)
+#define log_warn(lg, ...)  log_msg(lg, LOG_WARN, __VA_ARGS__)
+#define log_info(lg, ...)  log_msg(lg, LOG_INFO, __VA_ARGS__)
+#define log_debug(lg, ...) log_msg(lg, LOG_DEBUG, __VA_ARGS__)
+
+#endif

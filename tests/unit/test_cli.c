@@ -1,0 +1,139 @@
+/* test_cli: option parsing, defaults, size suffixes and every refused value. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kvmini/cli.h"
+
+#define ARGV(...)	 ((char *[]){"kvmini", __VA_ARGS__, NULL})
+#define ARGC(...)	 ((int)(sizeof((char *[]){"kvmini", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(c, e, ...) cli_parse(c, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), e)
+
+static void test_sizes(void **state)
+{
+	(void)state;
+	uint64_t v;
+	assert_int_equal(cli_parse_size("4096", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(cli_parse_size("512K", &v), 0);
+	assert_int_equal(v, 512ULL << 10);
+	assert_int_equal(cli_parse_size("512M", &v), 0);
+	assert_int_equal(v, 512ULL << 20);
+	assert_int_equal(cli_parse_size("2g", &v), 0);
+	assert_int_equal(v, 2ULL << 30);
+	assert_int_equal(cli_parse_size("1T", &v), 0);
+	assert_int_equal(v, 1ULL << 40);
+	assert_int_equal(cli_parse_size("256MiB", &v), 0);
+	assert_int_equal(v, 256ULL << 20);
+	assert_int_equal(cli_parse_size("256MB", &v), 0);
+	assert_int_equal(cli_parse_size("", &v), -EINVAL);
+	assert_int_equal(cli_parse_size("M", &v), -EINVAL);
+	assert_int_equal(cli_parse_size("-1M", &v), -EINVAL);
+	assert_int_equal(cli_parse_size(" 1M", &v), -EINVAL);
+	assert_int_equal(cli_parse_size("12Q", &v), -EINVAL);
+	assert_int_equal(cli_parse_size("1MM", &v), -EINVAL);
+	assert_int_equal(cli_parse_size("99999999999999999999", &v), -ERANGE);
+	assert_int_equal(cli_parse_size("17179869184G", &v), -ERANGE); /* 2^34 GiB = 2^64 */
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct cli c;
+	struct vmerr e = {0};
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "bz"), 0);
+	assert_int_equal(c.action, CLI_RUN);
+	assert_string_equal(c.vm.kernel, "bz");
+	assert_null(c.vm.initrd);
+	assert_null(c.vm.cmdline);
+	assert_false(c.vm.no_default_cmdline);
+	assert_int_equal(c.vm.mem_size, 256ULL << 20);
+	assert_int_equal(c.vm.cpus, 1);
+	assert_int_equal(c.vm.log_level, LOG_WARN);
+	assert_string_equal(c.vm.name, "kvmini");
+}
+
+static void test_all_options(void **state)
+{
+	(void)state;
+	struct cli c;
+	struct vmerr e = {0};
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--initrd", "i", "--cmdline",
+			       "-- echo hi", "--no-default-cmdline", "--mem", "1G", "--cpus", "64",
+			       "--name", "vm7", "--log-level", "debug"),
+			 0);
+	assert_string_equal(c.vm.initrd, "i");
+	assert_string_equal(c.vm.cmdline, "-- echo hi");
+	assert_true(c.vm.no_default_cmdline);
+	assert_int_equal(c.vm.mem_size, 1ULL << 30);
+	assert_int_equal(c.vm.cpus, 64);
+	assert_string_equal(c.vm.name, "vm7");
+	assert_int_equal(c.vm.log_level, LOG_DEBUG);
+	/* --opt=value works too, and an odd size is rounded up to whole pages. */
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel=k", "--mem=20000001"), 0);
+	assert_int_equal(c.vm.mem_size, 20000768);
+}
+
+static void test_help_and_version(void **state)
+{
+	(void)state;
+	struct cli c;
+	struct vmerr e = {0};
+	assert_int_equal(PARSE(&c, &e, "--help"), 0);
+	assert_int_equal(c.action, CLI_HELP);
+	assert_int_equal(PARSE(&c, &e, "--version"), 0);
+	assert_int_equal(c.action, CLI_VERSION);
+	assert_int_equal(PARSE(&c, &e, "run", "--help"), 0);
+	assert_int_equal(c.action, CLI_RUN_HELP);
+	assert_int_equal(e.status, 0);
+}
+
+static void expect_usage_error(int ret, struct vmerr *e, int status, const char *keyword)
+{
+	assert_true(ret < 0);
+	assert_int_equal(e->status, status);
+	if (!strstr(e->msg, keyword))
+		fail_msg("message '%s' lacks '%s'", e->msg, keyword);
+	assert_null(strchr(e->msg, '\n'));
+	vmerr_clear(e);
+}
+
+static void test_refused_values(void **state)
+{
+	(void)state;
+	struct cli c;
+	struct vmerr e = {0};
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--mem", "0"), &e, 2, "--mem");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--mem", "15M"), &e, 2, "16M");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--mem", "lots"), &e, 2, "lots");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--mem", "2T"), &e, 4, "--mem");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--cpus", "0"), &e, 2, "--cpus");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--cpus", "65"), &e, 2, "65");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--cpus", "-1"), &e, 2, "--cpus");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--cpus", "2x"), &e, 2, "--cpus");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--cpus", ""), &e, 2, "--cpus");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--log-level", "x"), &e, 2,
+			   "--log-level");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--name", ""), &e, 2, "--name");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--frob"), &e, 2, "--frob");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel"), &e, 2, "--kernel");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "extra"), &e, 2, "extra");
+	expect_usage_error(PARSE(&c, &e, "run"), &e, 2, "--kernel PATH is required");
+	expect_usage_error(PARSE(&c, &e, "start"), &e, 2, "start");
+	expect_usage_error(cli_parse(&c, 1, (char *[]){"kvmini", NULL}, &e), &e, 2, "no command");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sizes),	       cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_all_options),    cmocka_unit_test(test_help_and_version),
+		cmocka_unit_test(test_refused_values),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

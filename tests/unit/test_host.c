@@ -1,0 +1,125 @@
+/* test_host: detecting a software-only KVM, the memory limit, errors and log levels. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kvmini/host.h"
+#include "kvmini/log.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/kvmini-host-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_slow_kvm_detection(void **state)
+{
+	(void)state;
+	char sys[128], cpu[128], mod[160];
+	snprintf(sys, sizeof(sys), "%s/sys", dir);
+	snprintf(cpu, sizeof(cpu), "%s/cpuinfo", dir);
+	mkdir(sys, 0755);
+	write_file(cpu, "processor : 0\nflags : fpu vme de pse svm lm\n");
+	assert_null(host_slow_kvm_reason(sys, cpu));
+	write_file(cpu, "processor : 0\nflags : fpu vmx lm\n");
+	assert_null(host_slow_kvm_reason(sys, cpu));
+	write_file(cpu, "processor : 0\nflags : fpu vme lm svm_lock\n");
+	assert_non_null(strstr(host_slow_kvm_reason(sys, cpu), "vmx nor svm"));
+	write_file(cpu, "processor : 0\nflags : fpu vmx lm\n");
+	snprintf(mod, sizeof(mod), "%s/module", sys);
+	mkdir(mod, 0755);
+	snprintf(mod, sizeof(mod), "%s/module/kvm_pvm", sys);
+	mkdir(mod, 0755);
+	assert_non_null(strstr(host_slow_kvm_reason(sys, cpu), "PVM"));
+}
+
+static void test_memory_limit(void **state)
+{
+	(void)state;
+	struct vmerr e = {0};
+	assert_int_equal(host_check_memory(16ULL << 20, &e), 0);
+	assert_int_equal(e.status, 0);
+	assert_int_equal(host_check_memory(1ULL << 50, &e), -EINVAL);
+	assert_int_equal(e.status, KVMINI_EXIT_RESOURCE);
+	assert_non_null(strstr(e.msg, "--mem"));
+}
+
+static void test_vmerr_first_wins(void **state)
+{
+	(void)state;
+	struct vmerr e = {0};
+	assert_int_equal(vmerr_set(&e, KVMINI_EXIT_INPUT, ENOENT, "open %s", "a\nb"), -ENOENT);
+	assert_int_equal(vmerr_set(&e, KVMINI_EXIT_HOST, EIO, "later"), -EIO);
+	assert_int_equal(e.status, KVMINI_EXIT_INPUT);
+	assert_string_equal(e.msg, "open a b: No such file or directory");
+	assert_int_equal(vmerr_set(NULL, 1, 0, "dropped"), -EINVAL);
+	vmerr_clear(&e);
+	assert_int_equal(e.status, 0);
+}
+
+static void test_log_levels_and_rate_limit(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	struct logger lg;
+	log_init(&lg, LOG_WARN, fds[1]);
+	log_info(&lg, "hidden");
+	log_warn(&lg, "shown %d", 1);
+	for (int i = 0; i < 100; i++)
+		log_guest(&lg, LOG_WARN, "guest %d", i);
+	close(fds[1]);
+	char buf[8192];
+	ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	buf[n > 0 ? n : 0] = '\0';
+	assert_null(strstr(buf, "hidden"));
+	assert_non_null(strstr(buf, "kvmini: warning: shown 1\n"));
+	unsigned int lines = 0;
+	for (char *p = buf; (p = strstr(p, "guest ")); p++)
+		lines++;
+	/* At most one burst per second (the test may straddle one second boundary). */
+	assert_true(lines >= LOG_GUEST_BURST && lines <= 2 * LOG_GUEST_BURST);
+	assert_int_equal(log_parse_level("debug"), LOG_DEBUG);
+	assert_int_equal(log_parse_level("warning"), LOG_WARN);
+	assert_int_equal(log_parse_level("verbose"), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_slow_kvm_detection),
+		cmocka_unit_test(test_memory_limit),
+		cmocka_unit_test(test_vmerr_first_wins),
+		cmocka_unit_test(test_log_levels_and_rate_limit),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

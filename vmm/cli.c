@@ -1,0 +1,248 @@
+/* cli: parse and check `kvmini` command-line options; print the help texts. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvmini/cli.h"
+#include "kvmini/layout.h"
+
+#define CLI_DEFAULT_MEM (256ULL << 20)
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -ERANGE;
+	unsigned int shift = 0;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end) {
+		end++;
+		/* Accept "512M", "512MB", "512MiB". */
+		if (*end == 'i' || *end == 'I')
+			end++;
+		if (*end == 'B' || *end == 'b')
+			end++;
+		if (*end)
+			return -EINVAL;
+	}
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+void cli_usage(FILE *f)
+{
+	fputs("kvmini " KVMINI_VERSION " - a minimal KVM virtual machine monitor\n"
+	      "\n"
+	      "usage: kvmini run --kernel PATH [OPTIONS]   boot a Linux guest\n"
+	      "       kvmini run --help                    options of `run`\n"
+	      "       kvmini --help | --version\n",
+	      f);
+}
+
+void cli_run_usage(FILE *f)
+{
+	fputs("usage: kvmini run --kernel PATH [OPTIONS]\n"
+	      "\n"
+	      "  --kernel PATH         Linux bzImage, or ELF vmlinux with a PVH note (required)\n"
+	      "  --initrd PATH         initial ramdisk (default: none)\n"
+	      "  --cmdline STR         appended to the default kernel command line\n"
+	      "  --no-default-cmdline  use --cmdline alone; the default is\n"
+	      "                        \"" VM_DEFAULT_CMDLINE "\"\n"
+	      "  --mem SIZE            guest RAM, K/M/G suffixes (default: 256M, min 16M)\n"
+	      "  --cpus N              vCPUs, 1..64 (default: 1)\n"
+	      "  --name NAME           VM name used in messages (default: kvmini)\n"
+	      "  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
+	      "  -h, --help            this help\n"
+	      "\n"
+	      "Console: the guest's ttyS0 is on stdin/stdout; Ctrl-A x quits, Ctrl-A Ctrl-A sends "
+	      "Ctrl-A.\n"
+	      "Arguments after \" -- \" on the kernel command line go to the guest's init.\n"
+	      "\n"
+	      "Exit status:\n"
+	      "  0    the guest rebooted (i8042 reset, e.g. `reboot` with reboot=k), or Ctrl-A x\n"
+	      "  1    host-side failure while running\n"
+	      "  2    bad command line (unknown option, bad value)\n"
+	      "  3    bad input file (missing, not a kernel, truncated, initrd does not fit)\n"
+	      "  4    the host cannot provide it (/dev/kvm, a KVM capability, memory)\n"
+	      "  5    the guest crashed (triple fault, unexpected exit)\n"
+	      "  128+N  stopped by signal N (SIGINT 130, SIGTERM 143)\n",
+	      f);
+}
+
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_NO_DEFAULT_CMDLINE,
+	OPT_MEM,
+	OPT_CPUS,
+	OPT_NAME,
+	OPT_LOG_LEVEL,
+};
+
+static const struct option cli_run_options[] = {
+	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"initrd", required_argument, NULL, OPT_INITRD},
+	{"cmdline", required_argument, NULL, OPT_CMDLINE},
+	{"no-default-cmdline", no_argument, NULL, OPT_NO_DEFAULT_CMDLINE},
+	{"mem", required_argument, NULL, OPT_MEM},
+	{"cpus", required_argument, NULL, OPT_CPUS},
+	{"name", required_argument, NULL, OPT_NAME},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static int cli_usage_error(struct vmerr *e, const char *what)
+{
+	return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "%s; see 'kvmini run --help'", what);
+}
+
+static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
+{
+	char msg[300];
+	uint64_t v;
+	char *end;
+	int opt;
+
+	optind = 0; /* full re-initialisation of getopt (glibc), so parsing can be repeated */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:h", cli_run_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_KERNEL:
+			c->vm.kernel = optarg;
+			break;
+		case OPT_INITRD:
+			c->vm.initrd = optarg;
+			break;
+		case OPT_CMDLINE:
+			c->vm.cmdline = optarg;
+			break;
+		case OPT_NO_DEFAULT_CMDLINE:
+			c->vm.no_default_cmdline = true;
+			break;
+		case OPT_MEM:
+			if (cli_parse_size(optarg, &v) < 0) {
+				snprintf(msg, sizeof(msg),
+					 "--mem '%s' is not a size (examples: 512M, 2G)", optarg);
+				return cli_usage_error(e, msg);
+			}
+			if (v < LAYOUT_MIN_RAM) {
+				snprintf(msg, sizeof(msg), "--mem %s is too small: at least 16M",
+					 optarg);
+				return cli_usage_error(e, msg);
+			}
+			if (v > LAYOUT_MAX_RAM) {
+				return vmerr_set(e, KVMINI_EXIT_RESOURCE, 0,
+						 "--mem %s is more than kvmini supports (1T)",
+						 optarg);
+			}
+			/* Whole pages; KVM maps memory by the page. */
+			c->vm.mem_size = (v + 0xfff) & ~0xfffULL;
+			break;
+		case OPT_CPUS:
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (!isdigit((unsigned char)optarg[0]) || *end || errno || v < 1 ||
+			    v > VM_MAX_CPUS) {
+				snprintf(msg, sizeof(msg),
+					 "--cpus '%s' must be a number from 1 to %d", optarg,
+					 VM_MAX_CPUS);
+				return cli_usage_error(e, msg);
+			}
+			c->vm.cpus = (unsigned int)v;
+			break;
+		case OPT_NAME:
+			if (!*optarg) {
+				return cli_usage_error(e, "--name must not be empty");
+			}
+			c->vm.name = optarg;
+			break;
+		case OPT_LOG_LEVEL: {
+			int l = log_parse_level(optarg);
+			if (l < 0) {
+				snprintf(msg, sizeof(msg),
+					 "--log-level '%s' must be error, warn, info or debug",
+					 optarg);
+				return cli_usage_error(e, msg);
+			}
+			c->vm.log_level = l;
+			break;
+		}
+		case 'h':
+			c->action = CLI_RUN_HELP;
+			return 0;
+		case ':':
+			snprintf(msg, sizeof(msg), "option '%s' needs a value", argv[optind - 1]);
+			return cli_usage_error(e, msg);
+		default:
+			snprintf(msg, sizeof(msg), "unknown option '%s'", argv[optind - 1]);
+			return cli_usage_error(e, msg);
+		}
+	}
+	if (optind < argc) {
+		snprintf(msg, sizeof(msg), "unexpected argument '%s'", argv[optind]);
+		return cli_usage_error(e, msg);
+	}
+	if (!c->vm.kernel)
+		return cli_usage_error(e, "--kernel PATH is required");
+	return 0;
+}
+
+int cli_parse(struct cli *c, int argc, char **argv, struct vmerr *e)
+{
+	memset(c, 0, sizeof(*c));
+	c->action = CLI_RUN;
+	c->vm.mem_size = CLI_DEFAULT_MEM;
+	c->vm.cpus = 1;
+	c->vm.name = "kvmini";
+	c->vm.log_level = LOG_WARN;
+	c->vm.console_in = STDIN_FILENO;
+	c->vm.console_out = STDOUT_FILENO;
+	c->vm.signal_fd = -1;
+	c->vm.kvm_path = "/dev/kvm";
+
+	if (argc < 2)
+		return cli_usage_error(e, "no command given (try 'kvmini run --kernel PATH')");
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		c->action = CLI_HELP;
+		return 0;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+		c->action = CLI_VERSION;
+		return 0;
+	}
+	if (strcmp(cmd, "run") != 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "unknown command or option '%s'", cmd);
+		return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "%s; see 'kvmini --help'", msg);
+	}
+	return cli_parse_run(c, argc - 1, argv + 1, e);
+}

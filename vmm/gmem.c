@@ -1,0 +1,116 @@
+/* gmem: guest RAM allocation, its layout around the MMIO hole, and checked access to it. */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kvmini/gmem.h"
+#include "kvmini/layout.h"
+
+int gmem_layout(uint64_t ram_size, struct gmem_region *out)
+{
+	if (ram_size == 0 || (ram_size & 0xfff))
+		return -EINVAL;
+	memset(out, 0, sizeof(*out) * GMEM_MAX_REGIONS);
+	uint64_t low = ram_size < LAYOUT_MMIO_HOLE ? ram_size : LAYOUT_MMIO_HOLE;
+	out[0].gpa = 0;
+	out[0].size = low;
+	if (ram_size == low)
+		return 1;
+	out[1].gpa = LAYOUT_HIGH_RAM;
+	out[1].size = ram_size - low;
+	return 2;
+}
+
+int gmem_add_region(struct gmem *gm, gpa_t gpa, uint64_t size, void *host)
+{
+	if (size == 0 || gpa + size < gpa || !host)
+		return -EINVAL;
+	if (gm->nr >= GMEM_MAX_REGIONS)
+		return -ENOSPC;
+	unsigned int i = 0;
+	while (i < gm->nr && gm->region[i].gpa < gpa)
+		i++;
+	/* Neighbours must not overlap [gpa, gpa+size). */
+	if (i > 0 && gm->region[i - 1].gpa + gm->region[i - 1].size > gpa)
+		return -EINVAL;
+	if (i < gm->nr && gpa + size > gm->region[i].gpa)
+		return -EINVAL;
+	memmove(&gm->region[i + 1], &gm->region[i], (gm->nr - i) * sizeof(gm->region[0]));
+	gm->region[i] = (struct gmem_region){.gpa = gpa, .size = size, .host = host};
+	gm->nr++;
+	gm->ram_size += size;
+	return 0;
+}
+
+int gmem_init(struct gmem *gm, uint64_t ram_size, struct vmerr *e)
+{
+	struct gmem_region lay[GMEM_MAX_REGIONS];
+
+	memset(gm, 0, sizeof(*gm));
+	int n = gmem_layout(ram_size, lay);
+	if (n < 0)
+		return vmerr_set(e, KVMINI_EXIT_USAGE, 0,
+				 "guest memory size %llu is not a positive multiple of 4 KiB",
+				 (unsigned long long)ram_size);
+	void *map = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		return vmerr_set(e, KVMINI_EXIT_RESOURCE, errno,
+				 "cannot reserve %llu MiB of guest memory; use a smaller --mem",
+				 (unsigned long long)(ram_size >> 20));
+	/* Guest RAM is never worth a core dump: it can be gigabytes of guest secrets. */
+	madvise(map, ram_size, MADV_DONTDUMP);
+	gm->map = map;
+	gm->map_size = ram_size;
+	uint8_t *host = map;
+	for (int i = 0; i < n; i++) {
+		gmem_add_region(gm, lay[i].gpa, lay[i].size, host);
+		host += lay[i].size;
+	}
+	return 0;
+}
+
+void gmem_fini(struct gmem *gm)
+{
+	if (gm->map)
+		munmap(gm->map, gm->map_size);
+	memset(gm, 0, sizeof(*gm));
+}
+
+void *gmem_ptr(const struct gmem *gm, gpa_t gpa, uint64_t len)
+{
+	if (len == 0 || gpa + len < gpa)
+		return NULL;
+	for (unsigned int i = 0; i < gm->nr; i++) {
+		const struct gmem_region *r = &gm->region[i];
+		/* Written so that no sum can overflow: gpa >= r->gpa, then offsets. */
+		if (gpa >= r->gpa && gpa - r->gpa < r->size && len <= r->size - (gpa - r->gpa))
+			return r->host + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int gmem_read(const struct gmem *gm, gpa_t gpa, void *dst, size_t len)
+{
+	const void *src = gmem_ptr(gm, gpa, len);
+	if (!src)
+		return -EFAULT;
+	memcpy(dst, src, len);
+	return 0;
+}
+
+int gmem_write(const struct gmem *gm, gpa_t gpa, const void *src, size_t len)
+{
+	void *dst = gmem_ptr(gm, gpa, len);
+	if (!dst)
+		return -EFAULT;
+	memcpy(dst, src, len);
+	return 0;
+}
+
+uint64_t gmem_low_end(const struct gmem *gm)
+{
+	if (gm->nr == 0 || gm->region[0].gpa != 0)
+		return 0;
+	return gm->region[0].size;
+}

@@ -1,0 +1,53 @@
+/* host: detect a software-only /dev/kvm and the host's memory, for warnings and limits. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+
+#include "kvmini/host.h"
+
+const char *host_slow_kvm_reason(const char *sysfs, const char *cpuinfo)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/module/kvm_pvm", sysfs);
+	if (stat(path, &st) == 0)
+		return "/dev/kvm is PVM, a software KVM";
+	FILE *f = fopen(cpuinfo, "r");
+	if (!f)
+		return NULL; /* cannot tell; assume the best */
+	char line[4096];
+	bool seen_flags = false, virt = false;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "flags", 5) != 0)
+			continue;
+		seen_flags = true;
+		/* Whole words only: "svm_lock" is not "svm". */
+		for (char *save, *w = strtok_r(line, " \t\n:", &save); w;
+		     w = strtok_r(NULL, " \t\n:", &save))
+			if (!strcmp(w, "vmx") || !strcmp(w, "svm"))
+				virt = true;
+		break;
+	}
+	fclose(f);
+	if (seen_flags && !virt)
+		return "the CPU has no hardware virtualization (neither vmx nor svm)";
+	return NULL;
+}
+
+int host_check_memory(uint64_t mem_size, struct vmerr *e)
+{
+	struct sysinfo si;
+	if (sysinfo(&si) < 0)
+		return 0; /* cannot tell; KVM will refuse if it must */
+	uint64_t total = (uint64_t)si.totalram * si.mem_unit;
+	if (mem_size > total)
+		return vmerr_set(e, KVMINI_EXIT_RESOURCE, 0,
+				 "--mem %llu MiB is more than this host's %llu MiB of RAM; use a "
+				 "smaller --mem",
+				 (unsigned long long)(mem_size >> 20),
+				 (unsigned long long)(total >> 20));
+	return 0;
+}

@@ -1,0 +1,76 @@
+/* log: leveled, rate-limitable one-line messages to stderr. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvmini/log.h"
+
+static const char *const log_names[] = {"error", "warning", "info", "debug"};
+
+void log_init(struct logger *lg, int level, int fd)
+{
+	lg->level = level;
+	lg->fd = fd;
+	atomic_init(&lg->guest_window, 0);
+	atomic_init(&lg->guest_count, 0);
+}
+
+static void log_vwrite(struct logger *lg, int level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "kvmini: %s: ", log_names[level]);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	/* One write() per line so lines from several threads never interleave. */
+	if (write(lg->fd, line, len) < 0) {
+		/* Nowhere left to report it. */
+	}
+}
+
+void log_msg(struct logger *lg, int level, const char *fmt, ...)
+{
+	if (level > lg->level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(lg, level, fmt, ap);
+	va_end(ap);
+}
+
+void log_guest(struct logger *lg, int level, const char *fmt, ...)
+{
+	if (level > lg->level)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int_fast64_t now = ts.tv_sec;
+	int_fast64_t win = atomic_load(&lg->guest_window);
+	if (win != now && atomic_compare_exchange_strong(&lg->guest_window, &win, now)) {
+		int missed = atomic_exchange(&lg->guest_count, 0) - LOG_GUEST_BURST;
+		if (missed > 0)
+			log_msg(lg, LOG_WARN, "%d more guest-caused messages suppressed", missed);
+	}
+	if (atomic_fetch_add(&lg->guest_count, 1) >= LOG_GUEST_BURST)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(lg, level, fmt, ap);
+	va_end(ap);
+}
+
+int log_parse_level(const char *s)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	if (strcmp(s, "warning") == 0)
+		return LOG_WARN;
+	return -EINVAL;
+}
