@@ -161,7 +161,7 @@ static void console_read_input(struct console *c, struct uart *uart)
 			c->escape = false;
 			if (ch == 'x' || ch == 'X') {
 				c->quit = true;
-				return;
+				break; /* what came before still reaches the guest */
 			}
 			if (ch == CONSOLE_ESCAPE)
 				out[k++] = ch;

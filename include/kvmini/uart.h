@@ -14,7 +14,7 @@
 struct uart_ops {
 	void (*set_irq)(void *opaque, int level); /* drive the interrupt line (level) */
 	void (*tx)(void *opaque, uint8_t byte);	  /* one byte the guest transmitted */
-	void (*rx_room)(void *opaque);		  /* the receive FIFO went from full to not full */
+	void (*rx_room)(void *opaque);		  /* uart_rx_room() went from 0 to non-zero */
 };
 
 struct uart {
@@ -38,7 +38,7 @@ void uart_fini(struct uart *u);
 /* Bus handler for the 8 ports at the UART's base (a bus_io_fn). */
 void uart_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
-/* How many bytes the receive FIFO can take now. */
+/* How many bytes the receive FIFO can take now; 0 in loopback mode (host input refused). */
 size_t uart_rx_room(struct uart *u);
 
 /* Queue received bytes; returns how many were taken (never more than uart_rx_room()). */

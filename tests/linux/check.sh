@@ -1,0 +1,63 @@
+#!/bin/bash
+# tests/linux/check.sh - run the Linux system tests where they can run.
+#
+#   tests/linux/check.sh KVMINI KERNEL_DIR
+#
+# On a host with hardware virtualization (tests/nested/hw-virt.sh), runs
+# tests/linux/run-tests.sh directly. Otherwise (e.g. our PVM machines) runs it
+# inside the nested machine: copies KVMINI, run-tests.sh and KERNEL_DIR's
+# bzImage, vmlinux and initramfs.cpio.gz into L2 with tests/nested/run.sh.
+# Says which on stdout. Exit status: that of run-tests.sh (125: the nested
+# machine hung or crashed).
+#
+# Environment: KVMINI_LINUX_MODE=auto|direct|nested (default auto); the
+# KVMINI_TEST_* variables of run-tests.sh (passed into L2 as well); the
+# NESTED_* variables of tests/nested/run.sh.
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+	echo "usage: $0 KVMINI KERNEL_DIR" >&2
+	exit 2
+fi
+kvmini="$1"
+kdir="$2"
+here="$(cd "$(dirname "$0")" && pwd)"
+nested="$(cd "$here/../nested" && pwd)"
+
+mode="${KVMINI_LINUX_MODE:-auto}"
+if [ "$mode" = auto ]; then
+	if reason="$("$nested/hw-virt.sh" -v)"; then mode=direct; else mode=nested; fi
+	echo "linux tests: hardware virtualization? $reason"
+fi
+
+case "$mode" in
+direct)
+	echo "linux tests: running directly on this host's /dev/kvm"
+	exec "$here/run-tests.sh" "$kvmini" "$kdir"
+	;;
+nested)
+	echo "linux tests: running inside the nested machine (tests/nested/run.sh)"
+	;;
+*)
+	echo "$0: KVMINI_LINUX_MODE must be auto, direct or nested" >&2
+	exit 2
+	;;
+esac
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-check.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/kernels"
+cp "$kvmini" "$work/kvmini"
+cp "$here/run-tests.sh" "$work/"
+for f in bzImage vmlinux initramfs.cpio.gz; do
+	# A missing file is reported by run-tests.sh as failing tests.
+	[ ! -f "$kdir/$f" ] || cp "$kdir/$f" "$work/kernels/"
+done
+# Pass the suite's settings on to L2.
+env_args=""
+for v in $(compgen -e | grep '^KVMINI_TEST_' || true); do
+	env_args+=" $v=$(printf %q "${!v}")"
+done
+status=0
+"$nested/run.sh" --files "$work" -- sh -c "env$env_args ./run-tests.sh ./kvmini ./kernels" || status=$?
+exit "$status"
