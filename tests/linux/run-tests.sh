@@ -218,11 +218,11 @@ test_errors() {
 	big_initrd=$tmp/initrd-300M.img
 	truncate -s 300M "$big_initrd"
 
-	expect_error missing-kernel 3 'no-such-kernel|no such file|not found|does not exist|cannot open|missing' \
+	expect_error missing-kernel 3 "cannot open kernel '.*no-such-kernel'.*No such file" \
 		--kernel "$tmp/no-such-kernel" --mem "$MEM"
-	expect_error garbage-kernel 3 'kernel|image|format|bzimage|elf|magic|recogni|invalid|not a' \
+	expect_error garbage-kernel 3 'neither a bzImage .* nor an ELF vmlinux' \
 		--kernel "$garbage" --mem "$MEM"
-	expect_error text-kernel 3 'kernel|image|format|bzimage|elf|magic|recogni|invalid|not a' \
+	expect_error text-kernel 3 'neither a bzImage .* nor an ELF vmlinux' \
 		--kernel "$text" --mem "$MEM"
 
 	# The rest needs a valid kernel, so that only the option under test is wrong.
@@ -233,19 +233,19 @@ test_errors() {
 		done
 		return 0
 	fi
-	expect_error truncated-bzimage 3 'truncat|short|too small|incomplete|size|invalid|corrupt|kernel|bzimage' \
+	expect_error truncated-bzimage 3 'truncated' \
 		--kernel "$truncated" --mem "$MEM"
-	expect_error mem-zero 2 'mem|size' \
+	expect_error mem-zero 2 '--mem 0' \
 		--kernel "$BZIMAGE" --initrd "$INITRD" --cmdline '-- true' --mem 0
-	expect_error mem-too-large 4 'mem' \
+	expect_error mem-too-large 4 '--mem .* more than' \
 		--kernel "$BZIMAGE" --initrd "$INITRD" --cmdline '-- true' --mem 100000G
-	expect_error cpus-zero 2 'cpu' \
+	expect_error cpus-zero 2 "--cpus '0'" \
 		--kernel "$BZIMAGE" --initrd "$INITRD" --cmdline '-- true' --mem "$MEM" --cpus 0
-	expect_error cpus-65 2 'cpu' \
+	expect_error cpus-65 2 "--cpus '65'" \
 		--kernel "$BZIMAGE" --initrd "$INITRD" --cmdline '-- true' --mem "$MEM" --cpus 65
-	expect_error unknown-option 2 'frobnicate|unknown|unrecognized|invalid' \
+	expect_error unknown-option 2 'unknown option .*frobnicate' \
 		--kernel "$BZIMAGE" --initrd "$INITRD" --cmdline '-- true' --mem "$MEM" --frobnicate
-	expect_error initrd-too-large 3 'initrd|initramfs|ramdisk|fit|large' \
+	expect_error initrd-too-large 3 'initrd .* does not fit' \
 		--kernel "$BZIMAGE" --initrd "$big_initrd" --mem 256M --cmdline '-- true'
 	rm -f "$big_initrd"
 }

@@ -1,0 +1,32 @@
+# guests/guests.mk: guest Linux kernel + initramfs for kvmini's system tests.
+# Included by the top-level Makefile (paths are relative to the repo top).
+#
+# Build dependencies (Debian packages):
+#   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static
+#
+# Targets:
+#   make guests      $(GUEST_OUT)/bzImage, $(GUEST_OUT)/vmlinux, $(GUEST_OUT)/initramfs.cpio.gz
+#   make guests-deps print the Debian packages the guest build needs
+#
+# The kernel is built once per (guests/kernel.config, linux-source-6.1 version) and
+# cached in $(KVMINI_CACHE); later builds, also from fresh clones, just copy from
+# there. See guests/README.md.
+
+GUEST_OUT    ?= build/guest
+KVMINI_CACHE ?= $(HOME)/.cache/kvmini
+GUEST_DEPS   := linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static
+
+.PHONY: guests guests-deps
+guests: $(GUEST_OUT)/bzImage $(GUEST_OUT)/vmlinux $(GUEST_OUT)/initramfs.cpio.gz
+
+guests-deps:
+	@echo $(GUEST_DEPS)
+
+# One build produces both images (grouped target, GNU make >= 4.3). The script looks
+# in the cache first, so rerunning it is cheap.
+$(GUEST_OUT)/bzImage $(GUEST_OUT)/vmlinux &: guests/kernel.config guests/build-kernel.sh \
+		$(wildcard /usr/src/linux-source-6.1.tar.xz)
+	KVMINI_CACHE='$(KVMINI_CACHE)' guests/build-kernel.sh guests/kernel.config $(GUEST_OUT)
+
+$(GUEST_OUT)/initramfs.cpio.gz: guests/init guests/build-initramfs.sh $(wildcard /bin/busybox)
+	guests/build-initramfs.sh guests/init $@
