@@ -6,11 +6,11 @@
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude \
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude \
             -D_GNU_SOURCE -MMD -MP -fno-strict-aliasing
 LDLIBS   += -lpthread
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-CFLAGS   += -DKVMINI_VERSION='"$(VERSION)"'
+override CFLAGS += -DKVMINI_VERSION='"$(VERSION)"'
 
 B        ?= build
 LIB_SRC  := $(wildcard vmm/*.c devices/*.c boot/*.c)
@@ -55,7 +55,7 @@ $(B)/guests/%.elf: tests/guests/%.S tests/guests/tiny.ld
 $(B)/tests/test_kvm%: tests/kvm/test_kvm%.c $(B)/libkvmini.a $(TINY_BIN) $(B)/kvmini
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTINY_DIR='"$(abspath $(B))/guests"' \
-		-DKVMINI_BIN='"$(abspath $(B))/kvmini"' -o $@ $< $(B)/libkvmini.a -lcmocka $(LDLIBS)
+		-DKVMINI_BIN='"$(abspath $(B))/kvmini"' -o $@ $< $(B)/libkvmini.a -lcmocka -lutil $(LDLIBS)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

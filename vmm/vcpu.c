@@ -159,25 +159,24 @@ static int vcpu_setup_msrs(struct vcpu *v, struct vmerr *e)
 		{MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB},
 	};
 	const unsigned int n = sizeof(init) / sizeof(init[0]);
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry ent[sizeof(init) / sizeof(init[0])];
-	} m;
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = n;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));
+	if (!m)
+		return vmerr_set(e, KVMINI_EXIT_HOST, ENOMEM, "MSR table");
+	m->nmsrs = n;
 	for (unsigned int i = 0; i < n; i++) {
-		m.ent[i].index = init[i].index;
-		m.ent[i].data = init[i].data;
+		m->entries[i].index = init[i].index;
+		m->entries[i].data = init[i].data;
 	}
-	int ret = ioctl(v->fd, KVM_SET_MSRS, &m);
+	int ret = ioctl(v->fd, KVM_SET_MSRS, m);
+	int err = errno;
+	uint32_t refused = ret >= 0 && (unsigned int)ret < n ? m->entries[ret].index : 0;
+	free(m);
 	if (ret < 0)
-		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_SET_MSRS for vcpu%u failed",
-				 v->id);
+		return vmerr_set(e, KVMINI_EXIT_HOST, err, "KVM_SET_MSRS for vcpu%u failed", v->id);
 	/* KVM_SET_MSRS returns how many it set: the first one refused names itself. */
 	if ((unsigned int)ret != n)
 		return vmerr_set(e, KVMINI_EXIT_RESOURCE, 0,
-				 "this KVM refused to set MSR 0x%x on vcpu%u", m.ent[ret].index,
-				 v->id);
+				 "this KVM refused to set MSR 0x%x on vcpu%u", refused, v->id);
 	return 0;
 }
 

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pty.h>
 #include <sys/mman.h>
+#include <termios.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -399,6 +401,43 @@ static void test_cli_input_reaches_guest(void **state)
 	assert_string_equal(p.out, "echo ready\nabc\001def\n");
 }
 
+/* Raw mode while attached to a terminal, and the terminal restored after a signal. */
+static void test_cli_terminal_raw_and_restored(void **state)
+{
+	(void)state;
+	int master;
+	struct termios before, during, after;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl(KVMINI_BIN, "kvmini", "run", "--kernel", TINY_DIR "/halt.elf", "--mem", "32M",
+		      "--log-level", "error", (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(tcgetattr(master, &before), 0);
+	/* Wait for the guest's line: by then the console is attached. */
+	char buf[256];
+	size_t got = 0;
+	for (int i = 0; i < 100 && !memmem(buf, got, "halted", 6); i++) {
+		ssize_t n = read(master, buf + got, sizeof(buf) - got);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	assert_non_null(memmem(buf, got, "halted", 6));
+	assert_int_equal(tcgetattr(master, &during), 0);
+	assert_int_equal(during.c_lflag & (ICANON | ECHO | ISIG), 0);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 128 + SIGTERM);
+	/* The slave side is closed now; its settings live on in the pty pair. */
+	assert_int_equal(tcgetattr(master, &after), 0);
+	assert_int_equal(after.c_lflag & (ICANON | ECHO | ISIG), ICANON | ECHO | ISIG);
+	assert_int_equal(after.c_iflag, before.c_iflag);
+	close(master);
+}
+
 static void test_cli_bad_inputs(void **state)
 {
 	(void)state;
@@ -466,6 +505,7 @@ int main(void)
 		cmocka_unit_test(test_cli_sigterm_exit_143),
 		cmocka_unit_test(test_cli_ctrl_a_x_quits),
 		cmocka_unit_test(test_cli_input_reaches_guest),
+		cmocka_unit_test(test_cli_terminal_raw_and_restored),
 		cmocka_unit_test(test_cli_bad_inputs),
 		cmocka_unit_test(test_cli_help_and_version),
 	};
