@@ -78,7 +78,7 @@ include guests/guests.mk
 linuxtest: $(B)/kvmini guests
 	@tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
 
-check: format-check unit asan kvmtest linuxtest
+check: format-check guests unit asan kvmtest linuxtest
 	@echo "make check: all tiers passed"
 
 demo: $(B)/kvmini guests
