@@ -7,7 +7,7 @@ set -eu
 
 PACKAGES="
   make gcc libc6-dev clang clang-format libclang-rt-14-dev
-  libcmocka-dev liburing-dev
+  libcmocka-dev liburing-dev e2fsprogs fio
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio kmod
   busybox-static qemu-system-x86
 "

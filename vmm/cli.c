@@ -76,6 +76,11 @@ void cli_run_usage(FILE *f)
 	      "                        \"" VM_DEFAULT_CMDLINE "\"\n"
 	      "  --mem SIZE            guest RAM, K/M/G suffixes (default: 256M, min 16M)\n"
 	      "  --cpus N              vCPUs, 1..64 (default: 1)\n"
+	      "  --disk PATH[,ro][,id=SERIAL][,cache=writeback|unsafe]\n"
+	      "                        raw disk image as virtio-blk (repeatable; /dev/vda, vdb, "
+	      "...\n"
+	      "                        in order); ro: read-only; id: serial (<= 20 bytes);\n"
+	      "                        cache=unsafe: ignore flushes (default: writeback)\n"
 	      "  --name NAME           VM name used in messages (default: kvmini)\n"
 	      "  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
 	      "  -h, --help            this help\n"
@@ -88,8 +93,10 @@ void cli_run_usage(FILE *f)
 	      "  0    the guest rebooted (i8042 reset, e.g. `reboot` with reboot=k), or Ctrl-A x\n"
 	      "  1    host-side failure while running\n"
 	      "  2    bad command line (unknown option, bad value)\n"
-	      "  3    bad input file (missing, not a kernel, truncated, initrd does not fit)\n"
-	      "  4    the host cannot provide it (/dev/kvm, a KVM capability, memory)\n"
+	      "  3    bad input file (missing, not a kernel, truncated, initrd does not fit,\n"
+	      "       a disk image missing, a directory or unreadable)\n"
+	      "  4    the host cannot provide it (/dev/kvm, a KVM capability, memory, a disk\n"
+	      "       image locked by another VM)\n"
 	      "  5    the guest crashed (triple fault, unexpected exit)\n"
 	      "  128+N  stopped by signal N (SIGINT 130, SIGTERM 143)\n",
 	      f);
@@ -104,6 +111,7 @@ enum {
 	OPT_CPUS,
 	OPT_NAME,
 	OPT_LOG_LEVEL,
+	OPT_DISK,
 };
 
 static const struct option cli_run_options[] = {
@@ -115,6 +123,7 @@ static const struct option cli_run_options[] = {
 	{"cpus", required_argument, NULL, OPT_CPUS},
 	{"name", required_argument, NULL, OPT_NAME},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"disk", required_argument, NULL, OPT_DISK},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -122,6 +131,56 @@ static const struct option cli_run_options[] = {
 static int cli_usage_error(struct vmerr *e, const char *what)
 {
 	return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "%s; see 'kvmini run --help'", what);
+}
+
+/*
+ * Parse one --disk PATH[,ro][,id=SERIAL][,cache=writeback|unsafe] into the next disk slot.
+ * The option text is copied into `c`, which the vblk_config strings then point into.
+ */
+static int cli_parse_disk(struct cli *c, const char *arg, struct vmerr *e)
+{
+	char msg[CLI_ARG_MAX + 100];
+	if (c->vm.nr_disks >= VM_MAX_VIRTIO)
+		return cli_usage_error(e, "too many --disk options: at most 8 virtio devices");
+	if (strlen(arg) >= CLI_ARG_MAX)
+		return cli_usage_error(e, "--disk value is too long");
+	char *buf = c->disk_arg[c->vm.nr_disks];
+	strcpy(buf, arg);
+	struct vblk_config *d = &c->vm.disk[c->vm.nr_disks];
+	memset(d, 0, sizeof(*d));
+	d->cache = VBLK_CACHE_WRITEBACK;
+
+	char *save = NULL;
+	char *path = strtok_r(buf, ",", &save);
+	if (!path || buf[0] == ',') {
+		snprintf(msg, sizeof(msg), "--disk '%s' needs an image path first", arg);
+		return cli_usage_error(e, msg);
+	}
+	d->path = path;
+	for (char *o = strtok_r(NULL, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(o, "ro")) {
+			d->readonly = true;
+		} else if (!strncmp(o, "id=", 3)) {
+			if (strlen(o + 3) > VBLK_SERIAL_MAX) {
+				snprintf(msg, sizeof(msg), "--disk id '%s' is longer than %d bytes",
+					 o + 3, VBLK_SERIAL_MAX);
+				return cli_usage_error(e, msg);
+			}
+			d->serial = o + 3;
+		} else if (!strcmp(o, "cache=writeback")) {
+			d->cache = VBLK_CACHE_WRITEBACK;
+		} else if (!strcmp(o, "cache=unsafe")) {
+			d->cache = VBLK_CACHE_UNSAFE;
+		} else {
+			snprintf(msg, sizeof(msg),
+				 "--disk option '%s' is unknown (ro, id=SERIAL, "
+				 "cache=writeback|unsafe)",
+				 o);
+			return cli_usage_error(e, msg);
+		}
+	}
+	c->vm.nr_disks++;
+	return 0;
 }
 
 static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
@@ -178,6 +237,12 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
 			}
 			c->vm.cpus = (unsigned int)v;
 			break;
+		case OPT_DISK: {
+			int ret = cli_parse_disk(c, optarg, e);
+			if (ret < 0)
+				return ret;
+			break;
+		}
 		case OPT_NAME:
 			if (!*optarg) {
 				return cli_usage_error(e, "--name must not be empty");

@@ -10,9 +10,12 @@
 
 enum cli_action { CLI_RUN, CLI_HELP, CLI_RUN_HELP, CLI_VERSION };
 
+#define CLI_ARG_MAX 4096
+
 struct cli {
 	enum cli_action action;
 	struct vm_config vm;
+	char disk_arg[VM_MAX_VIRTIO][CLI_ARG_MAX]; /* --disk texts, split in place */
 };
 
 /*

@@ -45,9 +45,13 @@
 #define LAYOUT_MAX_RAM (1ULL << 40)
 
 /* Legacy ports and lines. */
-#define LAYOUT_COM1_PORT  0x3f8
-#define LAYOUT_COM1_IRQ	  4
-#define LAYOUT_I8042_DATA 0x60
-#define LAYOUT_I8042_CMD  0x64
+#define LAYOUT_COM1_PORT 0x3f8
+#define LAYOUT_COM1_IRQ	 4
+
+/* virtio-mmio device i: window at LAYOUT_MMIO_DEVICES + i * 4 KiB, edge interrupt on GSI 5 + i. */
+#define LAYOUT_VIRTIO_STRIDE   0x1000ULL
+#define LAYOUT_VIRTIO_IRQ_BASE 5
+#define LAYOUT_I8042_DATA      0x60
+#define LAYOUT_I8042_CMD       0x64
 
 #endif

@@ -15,9 +15,11 @@
 #include "kvmini/log.h"
 #include "kvmini/uart.h"
 #include "kvmini/vcpu.h"
+#include "kvmini/virtio_blk.h"
 #include "kvmini/vmerr.h"
 
-#define VM_MAX_CPUS 64
+#define VM_MAX_CPUS   64
+#define VM_MAX_VIRTIO 8 /* virtio-mmio devices: disks, then network cards */
 
 /* The kernel command line kvmini starts from; --cmdline appends to it. */
 #define VM_DEFAULT_CMDLINE \
@@ -36,6 +38,8 @@ struct vm_config {
 	int console_out;      /* host fd for guest output, or -1 */
 	int signal_fd;	      /* signalfd whose signals stop the VM, or -1 */
 	const char *kvm_path; /* normally "/dev/kvm" */
+	struct vblk_config disk[VM_MAX_VIRTIO];
+	unsigned int nr_disks;
 };
 
 struct vm {
@@ -52,6 +56,9 @@ struct vm {
 	struct i8042 kbc;
 	struct console con;
 	bool con_ready, com1_ready, kbc_ready;
+	struct vblk *blk[VM_MAX_VIRTIO];
+	unsigned int nr_virtio; /* virtio-mmio windows in use, in slot order */
+	char virtio_name[VM_MAX_VIRTIO][8];
 	struct boot_info boot;
 	char *cmdline; /* the assembled kernel command line */
 	struct vcpu vcpu[VM_MAX_CPUS];
@@ -93,7 +100,11 @@ int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 /* Join all vCPU threads and free everything. Safe on a half-built VM. */
 void vm_destroy(struct vm *vm);
 
-/* Assemble the kernel command line from the default and the user's part (malloc'd). */
+/*
+ * Assemble the kernel command line (malloc'd): the default part, one virtio_mmio.device=
+ * per virtio device (so the user's part, and anything after its " -- ", comes last), then
+ * the user's part.
+ */
 char *vm_build_cmdline(const struct vm_config *cfg);
 
 #endif

@@ -48,7 +48,13 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/kernels"
 cp "$kvmini" "$work/kvmini"
-cp "$here/run-tests.sh" "$work/"
+cp "$here/run-tests.sh" "$here/disk-tests.sh" "$work/"
+# Host tools the disk tests use; L2 is busybox only. Their libraries follow (run.sh).
+mkdir -p "$work/tools"
+for t in mke2fs debugfs e2fsck setpriv; do
+	p="$(command -v "$t")" || { echo "$0: $t is missing (apt-get install e2fsprogs util-linux)" >&2; exit 2; }
+	cp "$p" "$work/tools/"
+done
 for f in bzImage vmlinux initramfs.cpio.gz; do
 	# A missing file is reported by run-tests.sh as failing tests.
 	[ ! -f "$kdir/$f" ] || cp "$kdir/$f" "$work/kernels/"
@@ -59,5 +65,5 @@ for v in $(compgen -e | grep '^KVMINI_TEST_' || true); do
 	env_args+=" $v=$(printf %q "${!v}")"
 done
 status=0
-"$nested/run.sh" --files "$work" -- sh -c "env$env_args ./run-tests.sh ./kvmini ./kernels" || status=$?
+"$nested/run.sh" --files "$work" -- sh -c "env KVMINI_TEST_TOOLS=/work/tools$env_args ./run-tests.sh ./kvmini ./kernels" || status=$?
 exit "$status"

@@ -44,6 +44,9 @@ BZIMAGE=$KDIR/bzImage
 VMLINUX=$KDIR/vmlinux
 INITRD=$KDIR/initramfs.cpio.gz
 
+WRAP=""
+here=$(cd "$(dirname "$0")" && pwd)
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-tests.XXXXXX") || exit 1
 passed=0
 failed=0
@@ -97,7 +100,8 @@ run_vmm() {
 	base=$1
 	shift
 	t0=$(now)
-	timeout -k 10 "$T" "$KVMINI" run "$@" >"$base.out" 2>"$base.err" </dev/null
+	# shellcheck disable=SC2086 # $WRAP is a command prefix (e.g. setpriv ...) or empty
+	timeout -k 10 "$T" $WRAP "$KVMINI" run "$@" >"$base.out" 2>"$base.err" </dev/null
 	status=$?
 	elapsed=$(($(now) - t0))
 	timed_out=0
@@ -317,6 +321,9 @@ test_sigterm() {
 	fi
 }
 
+# --- tests: disks (virtio-blk) ---------------------------------------------------------------
+. "$here/disk-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -332,6 +339,7 @@ boot_nproc boot-vmlinux-pvh-2cpus "$VMLINUX" 2
 test_command_status
 test_errors
 test_sigterm
+run_disk_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"

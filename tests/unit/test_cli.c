@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -128,12 +129,97 @@ static void test_refused_values(void **state)
 	expect_usage_error(cli_parse(&c, 1, (char *[]){"kvmini", NULL}, &e), &e, 2, "no command");
 }
 
+static void test_disks(void **state)
+{
+	(void)state;
+	struct cli c;
+	struct vmerr e = {0};
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "a.img", "--disk",
+			       "/b/c.img,ro,id=SER-1,cache=unsafe", "--disk", "d,cache=writeback"),
+			 0);
+	assert_int_equal(c.vm.nr_disks, 3);
+	assert_string_equal(c.vm.disk[0].path, "a.img");
+	assert_false(c.vm.disk[0].readonly);
+	assert_null(c.vm.disk[0].serial);
+	assert_int_equal(c.vm.disk[0].cache, VBLK_CACHE_WRITEBACK);
+	assert_string_equal(c.vm.disk[1].path, "/b/c.img");
+	assert_true(c.vm.disk[1].readonly);
+	assert_string_equal(c.vm.disk[1].serial, "SER-1");
+	assert_int_equal(c.vm.disk[1].cache, VBLK_CACHE_UNSAFE);
+	assert_string_equal(c.vm.disk[2].path, "d");
+	assert_int_equal(c.vm.disk[2].cache, VBLK_CACHE_WRITEBACK);
+
+	/* exactly 20 bytes of serial is the most GET_ID can carry */
+	assert_int_equal(
+		PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,id=01234567890123456789"), 0);
+	assert_string_equal(c.vm.disk[0].serial, "01234567890123456789");
+
+	expect_usage_error(
+		PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,id=012345678901234567890"), &e,
+		2, "longer than 20");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,rw"), &e, 2, "'rw'");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,cache=none"), &e, 2,
+			   "cache=none");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", ",ro"), &e, 2, "path");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", ""), &e, 2, "path");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "1", "--disk", "2",
+				 "--disk", "3", "--disk", "4", "--disk", "5", "--disk", "6",
+				 "--disk", "7", "--disk", "8", "--disk", "9"),
+			   &e, 2, "at most 8");
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "1", "--disk", "2",
+			       "--disk", "3", "--disk", "4", "--disk", "5", "--disk", "6", "--disk",
+			       "7", "--disk", "8"),
+			 0);
+	assert_int_equal(c.vm.nr_disks, 8);
+}
+
+/* The kernel command line: default, device announcements, then the user's part. */
+static void test_kernel_cmdline(void **state)
+{
+	(void)state;
+	struct vm_config cfg = {0};
+	char *s = vm_build_cmdline(&cfg);
+	assert_string_equal(s, VM_DEFAULT_CMDLINE);
+	free(s);
+
+	cfg.cmdline = "loglevel=8 -- echo hi";
+	s = vm_build_cmdline(&cfg);
+	assert_string_equal(s, VM_DEFAULT_CMDLINE " loglevel=8 -- echo hi");
+	free(s);
+
+	cfg.nr_disks = 2;
+	s = vm_build_cmdline(&cfg);
+	assert_string_equal(s, VM_DEFAULT_CMDLINE " virtio_mmio.device=4K@0xd0000000:5"
+						  " virtio_mmio.device=4K@0xd0001000:6"
+						  " loglevel=8 -- echo hi");
+	free(s);
+
+	cfg.no_default_cmdline = true;
+	s = vm_build_cmdline(&cfg);
+	assert_string_equal(s, "virtio_mmio.device=4K@0xd0000000:5"
+			       " virtio_mmio.device=4K@0xd0001000:6 loglevel=8 -- echo hi");
+	free(s);
+
+	cfg.cmdline = NULL;
+	cfg.nr_disks = 0;
+	s = vm_build_cmdline(&cfg);
+	assert_string_equal(s, "");
+	free(s);
+
+	cfg.nr_disks = VM_MAX_VIRTIO;
+	s = vm_build_cmdline(&cfg);
+	assert_non_null(strstr(s, "virtio_mmio.device=4K@0xd0007000:12"));
+	assert_int_equal(s[strlen(s) - 1], '2');
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sizes),	       cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_all_options),    cmocka_unit_test(test_help_and_version),
-		cmocka_unit_test(test_refused_values),
+		cmocka_unit_test(test_refused_values), cmocka_unit_test(test_disks),
+		cmocka_unit_test(test_kernel_cmdline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

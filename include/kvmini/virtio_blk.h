@@ -1,0 +1,53 @@
+/* virtio_blk: a virtio block device (virtio 1.2 §5.2) on a raw image, its I/O on io_uring. */
+#ifndef KVMINI_VIRTIO_BLK_H
+#define KVMINI_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kvmini/gmem.h"
+#include "kvmini/log.h"
+#include "kvmini/virtio_mmio.h"
+#include "kvmini/vmerr.h"
+
+#define VBLK_SERIAL_MAX 20 /* VIRTIO_BLK_ID_BYTES */
+#define VBLK_QUEUE_SIZE 256
+#define VBLK_SEG_MAX	126 /* data buffers per request: queue size minus header and status */
+#define VBLK_SIZE_MAX	(1U << 20)
+
+enum vblk_cache {
+	VBLK_CACHE_WRITEBACK, /* FLUSH advertised; each flush is an fdatasync */
+	VBLK_CACHE_UNSAFE,    /* FLUSH advertised but answered at once without syncing */
+};
+
+/* One --disk option. */
+struct vblk_config {
+	const char *path;
+	bool readonly;
+	const char *serial; /* GET_ID answer (<= VBLK_SERIAL_MAX bytes), or NULL */
+	enum vblk_cache cache;
+};
+
+struct vblk;
+
+/*
+ * Open the image and lock it with flock(): read-write disks take LOCK_EX, read-only disks
+ * (opened O_RDONLY) LOCK_SH, so read-only users may share an image but a writer and any
+ * other user refuse each other. Set up the transport named `name` and the device's io_uring
+ * and I/O thread. Refuses a missing file, a directory, an unreadable file
+ * (KVMINI_EXIT_INPUT) and a locked image (KVMINI_EXIT_RESOURCE) with one clear line in `e`.
+ * Raw images only: the contents are never probed. 0 or -errno.
+ */
+int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct gmem *mem,
+		struct logger *log, const char *name, struct vmerr *e);
+
+/* The device's transport: the VM registers its window and binds its eventfds. */
+struct virtio_mmio *vblk_transport(struct vblk *b);
+
+/* Capacity in 512-byte sectors (the image size rounded down). */
+uint64_t vblk_capacity(const struct vblk *b);
+
+/* Stop the I/O thread, reset the device, close the image and free everything. NULL is fine. */
+void vblk_destroy(struct vblk *b);
+
+#endif
