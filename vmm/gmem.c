@@ -52,12 +52,27 @@ int gmem_init(struct gmem *gm, uint64_t ram_size, struct vmerr *e)
 		return vmerr_set(e, KVMINI_EXIT_USAGE, 0,
 				 "guest memory size %llu is not a positive multiple of 4 KiB",
 				 (unsigned long long)ram_size);
-	void *map = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (map == MAP_FAILED)
+	/*
+	 * Reserve GMEM_HUGE_ALIGN more than needed and trim, so that the host address is
+	 * huge-page aligned like the guest physical address of every region: only then can
+	 * KVM back guest memory with 2 MiB pages in the EPT/NPT (a host huge page must map
+	 * a guest-physically aligned 2 MiB range). mmap alone aligns only to 4 KiB.
+	 */
+	size_t len = ram_size + GMEM_HUGE_ALIGN;
+	uint8_t *raw = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
 		return vmerr_set(e, KVMINI_EXIT_RESOURCE, errno,
 				 "cannot reserve %llu MiB of guest memory; use a smaller --mem",
 				 (unsigned long long)(ram_size >> 20));
+	uint8_t *map = (uint8_t *)(((uintptr_t)raw + GMEM_HUGE_ALIGN - 1) &
+				   ~(uintptr_t)(GMEM_HUGE_ALIGN - 1));
+	if (map > raw)
+		munmap(raw, (size_t)(map - raw));
+	if (raw + len > map + ram_size)
+		munmap(map + ram_size, (size_t)(raw + len - (map + ram_size)));
+	/* Transparent huge pages even where the host's THP policy is "madvise". */
+	madvise(map, ram_size, MADV_HUGEPAGE);
 	/* Guest RAM is never worth a core dump: it can be gigabytes of guest secrets. */
 	madvise(map, ram_size, MADV_DONTDUMP);
 	gm->map = map;

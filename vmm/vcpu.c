@@ -122,6 +122,13 @@ void vcpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned int id, unsigned int nr_cpu
 	}
 }
 
+void vcpu_cpuid_set_tsc_deadline(struct kvm_cpuid2 *c)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			c->entries[i].ecx |= 1u << 24; /* TSC-deadline mode of the APIC timer */
+}
+
 static int vcpu_setup_cpuid(struct vcpu *v, struct vmerr *e)
 {
 	struct kvm_cpuid2 *src = v->vm->cpuid;
@@ -131,6 +138,8 @@ static int vcpu_setup_cpuid(struct vcpu *v, struct vmerr *e)
 		return vmerr_set(e, KVMINI_EXIT_HOST, ENOMEM, "CPUID table");
 	memcpy(c, src, sz);
 	vcpu_patch_cpuid(c, v->id, v->vm->cfg.cpus);
+	if (ioctl(v->vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		vcpu_cpuid_set_tsc_deadline(c);
 	int ret = ioctl(v->fd, KVM_SET_CPUID2, c);
 	int err = errno;
 	free(c);

@@ -12,6 +12,9 @@ typedef uint64_t gpa_t;
 
 #define GMEM_MAX_REGIONS 4
 
+/* Alignment of the host mapping of guest RAM: the x86 huge page size, 2 MiB. */
+#define GMEM_HUGE_ALIGN (2ULL << 20)
+
 /* One contiguous run of guest RAM backed by host memory. */
 struct gmem_region {
 	gpa_t gpa;

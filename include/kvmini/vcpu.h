@@ -43,6 +43,14 @@ void vcpu_fini(struct vcpu *v);
  */
 void vcpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned int id, unsigned int nr_cpus);
 
+/*
+ * Advertise the local APIC timer's TSC-deadline mode (CPUID.1:ECX[24]). KVM emulates it
+ * whenever KVM_CAP_TSC_DEADLINE_TIMER is present, but KVM_GET_SUPPORTED_CPUID does not
+ * report it: the VMM sets it, as QEMU and Firecracker do. Without it, Linux must keep the
+ * PIT as its boot clock event and calibrate the APIC timer against it.
+ */
+void vcpu_cpuid_set_tsc_deadline(struct kvm_cpuid2 *c);
+
 /* Install the signal handler used to kick vCPUs (once per process; idempotent). */
 int vcpu_signal_setup(void);
 

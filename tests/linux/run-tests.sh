@@ -336,6 +336,7 @@ boot_nproc boot-bzimage-1cpu "$BZIMAGE" 1
 boot_nproc boot-bzimage-2cpus "$BZIMAGE" 2
 boot_nproc boot-vmlinux-pvh-1cpu "$VMLINUX" 1
 boot_nproc boot-vmlinux-pvh-2cpus "$VMLINUX" 2
+boot_nproc boot-vmlinux-pvh-8cpus "$VMLINUX" 8
 test_command_status
 test_errors
 test_sigterm

@@ -141,9 +141,17 @@ static void test_init(void **state)
 	assert_int_equal(gm.nr, 1);
 	assert_int_equal(gmem_low_end(&gm), 16 * MiB);
 	assert_non_null(gmem_ptr(&gm, 16 * MiB - 4096, 4096));
+	/* Host address aligned like the guest physical one, so KVM can map 2 MiB pages. */
+	assert_int_equal((uintptr_t)gm.region[0].host % GMEM_HUGE_ALIGN, 0);
 	gmem_fini(&gm);
 	assert_int_equal(gm.nr, 0);
 	gmem_fini(&gm); /* twice is harmless */
+
+	/* Not a multiple of 2 MiB: still aligned, the whole size usable. */
+	assert_int_equal(gmem_init(&gm, 3 * MiB + 4096, &e), 0);
+	assert_int_equal((uintptr_t)gm.region[0].host % GMEM_HUGE_ALIGN, 0);
+	memset(gm.region[0].host, 0xa5, 3 * MiB + 4096);
+	gmem_fini(&gm);
 
 	assert_int_equal(gmem_init(&gm, 12345, &e), -EINVAL);
 	assert_int_equal(e.status, KVMINI_EXIT_USAGE);

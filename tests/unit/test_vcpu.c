@@ -95,6 +95,20 @@ static void test_amd_leaves(void **state)
 	free(c);
 }
 
+/* Only leaf 1 gets the TSC-deadline bit; its other bits and the other leaves are kept. */
+static void test_tsc_deadline(void **state)
+{
+	(void)state;
+	struct kvm_cpuid2 *c = table();
+	c->entries[0].ecx = 0x5;
+	vcpu_patch_cpuid(c, 1, 2);
+	vcpu_cpuid_set_tsc_deadline(c);
+	assert_int_equal(c->entries[0].ecx, 0x5 | (1u << 24) | (1u << 31));
+	for (uint32_t i = 1; i < c->nent; i++)
+		assert_int_equal(c->entries[i].ecx & (1u << 24), 0);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -102,6 +116,7 @@ int main(void)
 		cmocka_unit_test(test_leaf4_cores),
 		cmocka_unit_test(test_leaf_b_topology),
 		cmocka_unit_test(test_amd_leaves),
+		cmocka_unit_test(test_tsc_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
