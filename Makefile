@@ -1,14 +1,17 @@
 # kvmini: build, test and demo targets. `make help` lists them.
 #
 #   make            build build/kvmini
-#   make check      every test tier: unit, tiny KVM guests, sanitizer build, Linux system tests
+#   make check      every test tier: unit, tiny KVM guests, sanitizer build, fuzzing, Linux tests
+#   make fuzz       replay the fuzz corpora, then fuzz each target for FUZZ_SECONDS (60)
+#   make bench      disk benchmark: kvmini vs fio, table and build/bench/results.json (bench/run.sh)
 #   make demo       boot the demo guest (inside the nested machine on hosts without VT-x/AMD-V)
 
+SHELL    := /bin/bash
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude \
             -D_GNU_SOURCE -MMD -MP -fno-strict-aliasing
-LDLIBS   += -lpthread
+LDLIBS   += -luring -lpthread
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DKVMINI_VERSION='"$(VERSION)"'
 
@@ -16,6 +19,8 @@ B        ?= build
 LIB_SRC  := $(wildcard vmm/*.c devices/*.c boot/*.c)
 LIB_SRC  := $(filter-out vmm/main.c,$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+SUPP_SRC := $(wildcard tests/support/*.c)
+SUPP_OBJ := $(SUPP_SRC:%.c=$(B)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 KVMT_SRC := $(wildcard tests/kvm/test_*.c)
@@ -23,7 +28,7 @@ KVMT_BIN := $(KVMT_SRC:tests/kvm/%.c=$(B)/tests/%)
 TINY_SRC := $(wildcard tests/guests/*.S)
 TINY_BIN := $(TINY_SRC:tests/guests/%.S=$(B)/guests/%.elf)
 
-.PHONY: all help unit kvmtest tiny asan linuxtest check demo format format-check clean deps guests
+.PHONY: all help unit kvmtest tiny asan fuzz fuzz-lib linuxtest check demo format format-check clean deps guests
 all: $(B)/kvmini
 
 help:
@@ -37,13 +42,18 @@ $(B)/libkvmini.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# Test support (the fake driver in tests/support/): linked into unit tests and fuzz targets.
+$(B)/libsupport.a: $(SUPP_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(B)/kvmini: $(B)/obj/vmm/main.o $(B)/libkvmini.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one cmocka binary per module, no KVM needed.
-$(B)/tests/%: tests/unit/%.c $(B)/libkvmini.a
+$(B)/tests/%: tests/unit/%.c $(B)/libsupport.a $(B)/libkvmini.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libkvmini.a -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/support -o $@ $< $(B)/libsupport.a $(B)/libkvmini.a -lcmocka $(LDLIBS)
 
 # Tiny test guests: freestanding 32-bit-entry ELF images with a PVH note.
 $(B)/guests/%.elf: tests/guests/%.S tests/guests/tiny.ld
@@ -71,6 +81,46 @@ asan:
 		-fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" unit kvmtest
 
+# Fuzzing (libFuzzer, ASan+UBSan): replay the committed corpus, then fuzz each target for
+# FUZZ_SECONDS from a scratch copy of it (new finds stay in build/, not in the tree).
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/bin/%)
+FUZZ_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+fuzz-lib:
+	@$(MAKE) --no-print-directory B=build/fuzz CC=clang \
+		CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" build/fuzz/libkvmini.a build/fuzz/libsupport.a
+
+build/fuzz/bin/%: tests/fuzz/%.c fuzz-lib
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -Itests/support -o $@ $< \
+		build/fuzz/libsupport.a build/fuzz/libkvmini.a $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+		echo "== $$n: replaying tests/fuzz/corpus/$$n"; \
+		$$f -runs=0 tests/fuzz/corpus/$$n; \
+		rm -rf build/fuzz/work-$$n; cp -r tests/fuzz/corpus/$$n build/fuzz/work-$$n; \
+		echo "== $$n: fuzzing for $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/work-$$n 2>&1 | \
+			grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)|ERROR|SUMMARY' ; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+# Benchmarks: kvmini measured against a reference tool in the same run; bench/run.sh prints
+# the table and writes $(B)/bench/results.json. Speed targets live here, never in tests.
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+.PHONY: bench
+
+$(B)/bench/%: bench/%.c $(B)/libsupport.a $(B)/libkvmini.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/support -o $@ $< $(B)/libsupport.a $(B)/libkvmini.a $(LDLIBS)
+
+bench: $(BENCH_BIN)
+	@bench/run.sh $(B)/bench
+
 include guests/guests.mk
 
 # Linux system tests: directly where the host has hardware virtualization, otherwise inside
@@ -80,7 +130,7 @@ linuxtest: $(B)/kvmini guests
 
 # Guests first: with KVMINI_REQUIRE_GUESTS the unit tests that load them must not skip.
 check: export KVMINI_REQUIRE_GUESTS = 1
-check: format-check guests unit asan kvmtest linuxtest
+check: format-check guests unit asan fuzz kvmtest linuxtest
 	@echo "make check: all tiers passed"
 
 demo: $(B)/kvmini guests
@@ -89,7 +139,8 @@ demo: $(B)/kvmini guests
 deps:
 	./setup.sh --deps-only
 
-FORMAT_SRC = $(wildcard vmm/*.c devices/*.c boot/*.c include/kvmini/*.h tests/unit/*.c tests/kvm/*.c)
+FORMAT_SRC = $(wildcard vmm/*.c devices/*.c boot/*.c include/kvmini/*.h tests/unit/*.c tests/kvm/*.c \
+		tests/fuzz/*.c tests/support/*.c tests/support/*.h bench/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)
 

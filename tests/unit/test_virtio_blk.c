@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,12 +13,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "kvmini/virtio_blk.h"
+#include "vdriver.h"
 
 /* Spec values (virtio 1.2 §5.2), spelled out independently of devices/virtio_blk.c. */
 #define T_IN	       0
@@ -57,24 +56,11 @@
 #define TIMEOUT_MS 5000
 
 struct fx {
-	uint8_t *ram;
-	struct gmem gm;
+	struct vdrv d; /* fake guest RAM and the driver's view of queue 0 */
 	struct logger lg;
 	char path[256];
 	struct vblk *b;
 	struct virtio_mmio *t;
-	uint16_t next_desc, avail_idx, used_seen;
-};
-
-/* A buffer of a chain as the test driver describes it. */
-struct dbuf {
-	uint64_t gpa;
-	uint32_t len;
-	bool w;
-};
-
-struct used {
-	uint32_t id, len;
 };
 
 /* ---- image files ---- */
@@ -131,143 +117,36 @@ static bool file_is_zero(const char *path, uint64_t off, size_t len)
 	return ok;
 }
 
-/* ---- the test driver: registers ---- */
-
-static void wr32(struct fx *f, uint64_t off, uint32_t v)
-{
-	uint8_t d[4];
-	memcpy(d, &v, 4);
-	virtio_mmio_io(f->t, off, d, 4, true);
-}
-
-static uint32_t rd32(struct fx *f, uint64_t off)
-{
-	uint8_t d[4] = {0};
-	virtio_mmio_io(f->t, off, d, 4, false);
-	uint32_t v;
-	memcpy(&v, d, 4);
-	return v;
-}
+/* ---- the test driver (tests/support/vdriver.c), asserting ---- */
 
 static uint64_t device_features(struct fx *f)
 {
-	wr32(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	uint64_t lo = rd32(f, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr32(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	uint64_t hi = rd32(f, VIRTIO_MMIO_DEVICE_FEATURES);
-	return hi << 32 | lo;
+	return vdrv_device_features(&f->d);
 }
 
 static void *gp(struct fx *f, uint64_t gpa)
 {
-	return f->ram + gpa;
+	void *p = vdrv_ptr(&f->d, gpa, 1);
+	assert_non_null(p);
+	return p;
 }
 
 /* The driver's initialisation (§3.1.1, §4.2.3.2) up to DRIVER_OK, accepting every feature. */
 static void driver_init(struct fx *f)
 {
-	wr32(f, VIRTIO_MMIO_STATUS, 0);
-	assert_int_equal(rd32(f, VIRTIO_MMIO_STATUS), 0);
-	assert_int_equal(rd32(f, VIRTIO_MMIO_MAGIC_VALUE), VIRTIO_MMIO_MAGIC);
-	assert_int_equal(rd32(f, VIRTIO_MMIO_VERSION), 2);
-	assert_int_equal(rd32(f, VIRTIO_MMIO_DEVICE_ID), 2);
-	wr32(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr32(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	uint64_t feat = device_features(f);
-	wr32(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr32(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
-	wr32(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr32(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	uint32_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-	wr32(f, VIRTIO_MMIO_STATUS, st);
-	assert_true(rd32(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-
-	memset(gp(f, DESC_GPA), 0, 0x3000); /* descriptors, avail and used rings */
-	wr32(f, VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd32(f, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
-	wr32(f, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr32(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC_GPA);
-	wr32(f, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-	wr32(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL_GPA);
-	wr32(f, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-	wr32(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED_GPA);
-	wr32(f, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-	wr32(f, VIRTIO_MMIO_QUEUE_READY, 1);
-	wr32(f, VIRTIO_MMIO_STATUS, st | VIRTIO_STATUS_DRIVER_OK);
-	assert_int_equal(rd32(f, VIRTIO_MMIO_STATUS), st | VIRTIO_STATUS_DRIVER_OK);
-	f->next_desc = f->avail_idx = f->used_seen = 0;
-}
-
-static void kick(struct fx *f)
-{
-	wr32(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-}
-
-/* ---- the test driver: rings ---- */
-
-static uint16_t used_idx(struct fx *f)
-{
-	return __atomic_load_n((uint16_t *)gp(f, USED_GPA + 2), __ATOMIC_ACQUIRE);
-}
-
-/* Put a chain in the descriptor table and make it available; returns its head. */
-static uint16_t post(struct fx *f, const struct dbuf *bufs, unsigned int n)
-{
-	uint16_t head = f->next_desc;
-	for (unsigned int i = 0; i < n; i++) {
-		uint16_t d = (uint16_t)((f->next_desc + i) % QSIZE);
-		uint8_t *p = gp(f, DESC_GPA + 16ULL * d);
-		uint64_t addr = htole64(bufs[i].gpa);
-		uint32_t len = htole32(bufs[i].len);
-		uint16_t flags = htole16((uint16_t)((bufs[i].w ? VIRTQ_DESC_F_WRITE : 0) |
-						    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)));
-		uint16_t next = htole16((uint16_t)((d + 1) % QSIZE));
-		memcpy(p, &addr, 8);
-		memcpy(p + 8, &len, 4);
-		memcpy(p + 12, &flags, 2);
-		memcpy(p + 14, &next, 2);
-	}
-	f->next_desc = (uint16_t)((f->next_desc + n) % QSIZE);
-	uint16_t h = htole16(head);
-	memcpy(gp(f, AVAIL_GPA + 4 + 2ULL * (f->avail_idx % QSIZE)), &h, 2);
-	f->avail_idx++;
-	__atomic_store_n((uint16_t *)gp(f, AVAIL_GPA + 2), htole16(f->avail_idx), __ATOMIC_RELEASE);
-	return head;
+	int ret = vdrv_setup(&f->d, 2, ~0ULL, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
+	if (ret < 0)
+		fail_msg("driver init: %s (%d)", f->d.why, ret);
+	assert_int_equal(vdrv_rd32(&f->d, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
+	assert_true(f->d.event_idx);
 }
 
 /* Wait (bounded) until the used ring holds `n` elements the test has not looked at yet. */
 static bool wait_used(struct fx *f, unsigned int n)
 {
 	/* EVENT_IDX is negotiated: ask for an interrupt after the next element (§2.7.10). */
-	__atomic_store_n((uint16_t *)gp(f, AVAIL_GPA + 4 + 2ULL * QSIZE), htole16(f->used_seen),
-			 __ATOMIC_RELEASE);
-	struct timespec t0, now;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		if ((uint16_t)(used_idx(f) - f->used_seen) >= n)
-			return true;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (ms > TIMEOUT_MS)
-			return false;
-		struct pollfd pfd = {.fd = f->t->irq_fd, .events = POLLIN};
-		if (poll(&pfd, 1, 10) > 0) {
-			uint64_t v;
-			assert_int_equal(read(f->t->irq_fd, &v, 8), 8);
-		}
-	}
-}
-
-static struct used take_used(struct fx *f)
-{
-	uint8_t *p = gp(f, USED_GPA + 4 + 8ULL * (f->used_seen % QSIZE));
-	struct used u;
-	memcpy(&u.id, p, 4);
-	memcpy(&u.len, p + 4, 4);
-	u.id = le32toh(u.id);
-	u.len = le32toh(u.len);
-	f->used_seen++;
-	return u;
+	vdrv_arm_irq(&f->d);
+	return vdrv_wait_used(&f->d, n, TIMEOUT_MS) == 0;
 }
 
 /* Wait for exactly one more used element: chain `head`, `len` written, `status`. */
@@ -275,37 +154,11 @@ static void expect_done(struct fx *f, uint16_t head, uint64_t status_gpa, uint8_
 			uint32_t len)
 {
 	assert_true(wait_used(f, 1));
-	struct used u = take_used(f);
+	struct vdrv_used u = vdrv_take_used(&f->d);
 	assert_int_equal(u.id, head);
 	assert_int_equal(u.len, len);
 	assert_int_equal(*(uint8_t *)gp(f, status_gpa), status);
-	assert_int_equal(used_idx(f), f->used_seen); /* nothing more was returned */
-}
-
-/* Has the used-buffer interrupt been raised (bounded wait)? */
-static bool wait_irq(struct fx *f)
-{
-	for (int i = 0; i < TIMEOUT_MS; i++) {
-		if (rd32(f, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING)
-			return true;
-		usleep(1000);
-	}
-	return false;
-}
-
-/* Is the device asking for a reset (bounded wait)? */
-static bool wait_needs_reset(struct fx *f)
-{
-	for (int i = 0; i < TIMEOUT_MS; i++) {
-		if (rd32(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
-			return true;
-		struct pollfd pfd = {.fd = f->t->irq_fd, .events = POLLIN};
-		if (poll(&pfd, 1, 1) > 0) {
-			uint64_t v;
-			assert_int_equal(read(f->t->irq_fd, &v, 8), 8);
-		}
-	}
-	return false;
+	assert_int_equal(vdrv_used_idx(&f->d), f->d.used_seen); /* nothing more was returned */
 }
 
 /* Header for slot `s`: type and sector; the status byte preset to 0xff (not an answer). */
@@ -330,13 +183,13 @@ static uint64_t data_gpa(unsigned int s)
 static uint16_t post_simple(struct fx *f, unsigned int s, uint32_t type, uint64_t sector,
 			    uint32_t len, bool data_writable)
 {
-	struct dbuf d[3];
+	struct vdrv_buf d[3];
 	unsigned int n = 0;
-	d[n++] = (struct dbuf){put_hdr(f, s, type, sector), 16, false};
+	d[n++] = (struct vdrv_buf){put_hdr(f, s, type, sector), 16, false};
 	if (len)
-		d[n++] = (struct dbuf){data_gpa(s), len, data_writable};
-	d[n++] = (struct dbuf){STATUS_GPA + s, 1, true};
-	return post(f, d, n);
+		d[n++] = (struct vdrv_buf){data_gpa(s), len, data_writable};
+	d[n++] = (struct vdrv_buf){STATUS_GPA + s, 1, true};
+	return vdrv_post(&f->d, d, n);
 }
 
 /* One request start to end: post, kick, check status and used length. */
@@ -344,7 +197,7 @@ static void run_simple(struct fx *f, unsigned int s, uint32_t type, uint64_t sec
 		       bool data_writable, uint8_t status, uint32_t used_len)
 {
 	uint16_t head = post_simple(f, s, type, sector, len, data_writable);
-	kick(f);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA + s, status, used_len);
 }
 
@@ -358,13 +211,13 @@ static void run_dwz(struct fx *f, uint32_t type, uint64_t sector, uint32_t count
 	memcpy(seg, &s, 8);
 	memcpy(seg + 8, &c, 4);
 	memcpy(seg + 12, &fl, 4);
-	struct dbuf d[3] = {
+	struct vdrv_buf d[3] = {
 		{put_hdr(f, 0, type, 0), 16, false},
 		{SEG_GPA, 16, false},
 		{STATUS_GPA, 1, true},
 	};
-	uint16_t head = post(f, d, 3);
-	kick(f);
+	uint16_t head = vdrv_post(&f->d, d, 3);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA, status, 1);
 }
 
@@ -372,21 +225,19 @@ static void run_dwz(struct fx *f, uint32_t type, uint64_t sector, uint32_t count
 
 static int fx_start(struct fx *f, const char *dir, uint64_t sectors, const struct vblk_config *c)
 {
-	f->ram = calloc(1, MEM_SIZE);
-	assert_non_null(f->ram);
-	memset(&f->gm, 0, sizeof(f->gm));
-	assert_int_equal(gmem_add_region(&f->gm, 0, MEM_SIZE, f->ram), 0);
+	assert_int_equal(vdrv_init(&f->d, MEM_SIZE, 0), 0);
 	log_init(&f->lg, LOG_ERROR - 1, 2); /* silent: the tests provoke guest errors on purpose */
 	make_image(f->path, sizeof(f->path), dir, sectors);
 	struct vblk_config cfg = c ? *c : (struct vblk_config){.cache = VBLK_CACHE_WRITEBACK};
 	cfg.path = f->path;
 	struct vmerr e = {0};
-	int ret = vblk_create(&f->b, &cfg, &f->gm, &f->lg, "vda", &e);
+	int ret = vblk_create(&f->b, &cfg, &f->d.gm, &f->lg, "vda", &e);
 	if (ret < 0) {
 		print_error("vblk_create: %s\n", e.msg);
 		return -1;
 	}
 	f->t = vblk_transport(f->b);
+	vdrv_attach(&f->d, f->t);
 	driver_init(f);
 	return 0;
 }
@@ -446,8 +297,9 @@ static int setup_big(void **state)
 	assert_int_equal(truncate(f->path, 64 << 20), 0);
 	struct vblk_config cfg = {.path = f->path};
 	struct vmerr e = {0};
-	assert_int_equal(vblk_create(&f->b, &cfg, &f->gm, &f->lg, "vda", &e), 0);
+	assert_int_equal(vblk_create(&f->b, &cfg, &f->d.gm, &f->lg, "vda", &e), 0);
 	f->t = vblk_transport(f->b);
+	vdrv_attach(&f->d, f->t);
 	driver_init(f);
 	return 0;
 }
@@ -460,7 +312,9 @@ static int teardown(void **state)
 	vblk_destroy(f->b);
 	if (f->path[0])
 		unlink(f->path);
-	free(f->ram);
+	if (f->d.host)
+		assert_true(vdrv_canaries_ok(&f->d));
+	vdrv_fini(&f->d);
 	free(f);
 	return 0;
 }
@@ -540,9 +394,9 @@ static void test_read_write_roundtrip(void **state)
 	run_simple(f, 0, T_IN, 3, 1024, true, S_OK, 1025);
 	for (unsigned int i = 0; i < 1024; i++)
 		assert_int_equal(((uint8_t *)gp(f, data_gpa(0)))[i], pattern(3 * SECTOR + i));
-	assert_true(wait_irq(f));
-	wr32(f, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
-	assert_false(rd32(f, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING);
+	assert_true(vdrv_wait_irq(&f->d, TIMEOUT_MS));
+	vdrv_wr32(&f->d, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	assert_false(vdrv_rd32(&f->d, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING);
 
 	/* Write sectors 5..6, check the host file, read them back. */
 	for (unsigned int i = 0; i < 1024; i++)
@@ -573,14 +427,14 @@ static void test_multi_segment(void **state)
 		hb[16 + i] = (uint8_t)(i + 1); /* over header slots 1..7, unused until later */
 	for (unsigned int i = 0; i < 1436; i++)
 		src[i] = (uint8_t)(i * 3 + 101);
-	struct dbuf w[5] = {
+	struct vdrv_buf w[5] = {
 		{hdr, 116, false},
 		{data_gpa(0), 400, false},
 		{data_gpa(0) + 400, 1036, false},
 		{STATUS_GPA, 1, true},
 	};
-	uint16_t head = post(f, w, 4);
-	kick(f);
+	uint16_t head = vdrv_post(&f->d, w, 4);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA, S_OK, 1);
 	uint8_t host[1536];
 	file_read(f->path, 10 * SECTOR, host, sizeof(host));
@@ -591,14 +445,14 @@ static void test_multi_segment(void **state)
 	/* Read them back in three writable buffers; the status byte shares the last one. */
 	uint8_t *dst = gp(f, data_gpa(1));
 	memset(dst, 0xcc, 4096);
-	struct dbuf r[4] = {
+	struct vdrv_buf r[4] = {
 		{put_hdr(f, 1, T_IN, 10), 16, false},
 		{data_gpa(1), 700, true},
 		{data_gpa(1) + 1000, 300, true},
 		{data_gpa(1) + 2000, 537, true}, /* 536 data bytes + status */
 	};
-	head = post(f, r, 4);
-	kick(f);
+	head = vdrv_post(&f->d, r, 4);
+	vdrv_kick(&f->d);
 	expect_done(f, head, data_gpa(1) + 2536, S_OK, 1537);
 	assert_memory_equal(dst, host, 700);
 	assert_memory_equal(dst + 1000, host + 700, 300);
@@ -611,26 +465,26 @@ static void test_too_many_segments(void **state)
 {
 	struct fx *f = *state;
 	/* VBLK_SEG_MAX + 1 data buffers of one sector: IOERR, nothing written. */
-	struct dbuf d[VBLK_SEG_MAX + 3];
+	struct vdrv_buf d[VBLK_SEG_MAX + 3];
 	unsigned int n = 0;
-	d[n++] = (struct dbuf){put_hdr(f, 0, T_OUT, 0), 16, false};
+	d[n++] = (struct vdrv_buf){put_hdr(f, 0, T_OUT, 0), 16, false};
 	for (unsigned int i = 0; i < VBLK_SEG_MAX + 1; i++)
-		d[n++] = (struct dbuf){DATA_GPA + 512ULL * i, 512, false};
-	d[n++] = (struct dbuf){STATUS_GPA, 1, true};
-	uint16_t head = post(f, d, n);
-	kick(f);
+		d[n++] = (struct vdrv_buf){DATA_GPA + 512ULL * i, 512, false};
+	d[n++] = (struct vdrv_buf){STATUS_GPA, 1, true};
+	uint16_t head = vdrv_post(&f->d, d, n);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA, S_IOERR, 1);
 	assert_true(file_is_pattern(f->path, 0, (VBLK_SEG_MAX + 1) * SECTOR));
 
 	/* Exactly VBLK_SEG_MAX is fine. */
 	memset(gp(f, DATA_GPA), 0x77, VBLK_SEG_MAX * 512);
 	n = 0;
-	d[n++] = (struct dbuf){put_hdr(f, 1, T_OUT, 0), 16, false};
+	d[n++] = (struct vdrv_buf){put_hdr(f, 1, T_OUT, 0), 16, false};
 	for (unsigned int i = 0; i < VBLK_SEG_MAX; i++)
-		d[n++] = (struct dbuf){DATA_GPA + 512ULL * i, 512, false};
-	d[n++] = (struct dbuf){STATUS_GPA + 1, 1, true};
-	head = post(f, d, n);
-	kick(f);
+		d[n++] = (struct vdrv_buf){DATA_GPA + 512ULL * i, 512, false};
+	d[n++] = (struct vdrv_buf){STATUS_GPA + 1, 1, true};
+	head = vdrv_post(&f->d, d, n);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA + 1, S_OK, 1);
 	uint8_t host[512];
 	file_read(f->path, (VBLK_SEG_MAX - 1) * SECTOR, host, sizeof(host));
@@ -706,19 +560,19 @@ static void test_discard(void **state)
 	seg[8] = 1;
 	seg[16] = 60;
 	seg[24] = 1;
-	struct dbuf d[3] = {
+	struct vdrv_buf d[3] = {
 		{put_hdr(f, 1, T_DISCARD, 0), 16, false},
 		{SEG_GPA, 32, false},
 		{STATUS_GPA + 1, 1, true},
 	};
-	uint16_t head = post(f, d, 3);
-	kick(f);
+	uint16_t head = vdrv_post(&f->d, d, 3);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA + 1, S_UNSUPP, 1);
 	d[0].gpa = put_hdr(f, 2, T_DISCARD, 0);
 	d[1].len = 12;
 	d[2].gpa = STATUS_GPA + 2;
-	head = post(f, d, 3);
-	kick(f);
+	head = vdrv_post(&f->d, d, 3);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA + 2, S_IOERR, 1);
 	assert_true(file_is_pattern(f->path, 50 * SECTOR, 11 * SECTOR));
 }
@@ -785,23 +639,23 @@ static void test_readonly_refuses_writes(void **state)
 static void test_missing_status_byte(void **state)
 {
 	struct fx *f = *state;
-	struct dbuf d[2] = {
+	struct vdrv_buf d[2] = {
 		{put_hdr(f, 0, T_IN, 0), 16, false},
 		{data_gpa(0), 512, false},
 	};
-	post(f, d, 2);
-	kick(f);
-	assert_true(wait_needs_reset(f));
-	assert_int_equal(used_idx(f), 0);
+	vdrv_post(&f->d, d, 2);
+	vdrv_kick(&f->d);
+	assert_true(vdrv_wait_needs_reset(&f->d, TIMEOUT_MS));
+	assert_int_equal(vdrv_used_idx(&f->d), 0);
 	/* The queue is stopped: a good request is not served until the reset. */
 	post_simple(f, 1, T_IN, 0, SECTOR, true);
-	kick(f);
+	vdrv_kick(&f->d);
 	usleep(100 * 1000);
-	assert_int_equal(used_idx(f), 0);
+	assert_int_equal(vdrv_used_idx(&f->d), 0);
 	assert_int_equal(*(uint8_t *)gp(f, STATUS_GPA + 1), 0xff);
 
 	driver_init(f);
-	assert_false(rd32(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_false(vdrv_rd32(&f->d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	run_simple(f, 2, T_IN, 0, SECTOR, true, S_OK, SECTOR + 1);
 }
 
@@ -809,26 +663,26 @@ static void test_missing_status_byte(void **state)
 static void test_short_header(void **state)
 {
 	struct fx *f = *state;
-	struct dbuf d[3] = {
+	struct vdrv_buf d[3] = {
 		{put_hdr(f, 0, T_IN, 0), 8, false},
 		{STATUS_GPA, 1, true},
 	};
-	uint16_t head = post(f, d, 2);
-	kick(f);
+	uint16_t head = vdrv_post(&f->d, d, 2);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA, S_IOERR, 1);
 	/* No readable part at all. */
 	*(uint8_t *)gp(f, STATUS_GPA + 1) = 0xff;
-	d[0] = (struct dbuf){STATUS_GPA + 1, 1, true};
-	head = post(f, d, 1);
-	kick(f);
+	d[0] = (struct vdrv_buf){STATUS_GPA + 1, 1, true};
+	head = vdrv_post(&f->d, d, 1);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA + 1, S_IOERR, 1);
 	/* 16 bytes in two buffers of 8 are a whole header (no framing assumed). */
 	uint64_t h = put_hdr(f, 2, T_IN, 1);
-	d[0] = (struct dbuf){h, 8, false};
-	d[1] = (struct dbuf){h + 8, 8, false};
-	d[2] = (struct dbuf){STATUS_GPA + 2, 1, true};
-	head = post(f, d, 3);
-	kick(f);
+	d[0] = (struct vdrv_buf){h, 8, false};
+	d[1] = (struct vdrv_buf){h + 8, 8, false};
+	d[2] = (struct vdrv_buf){STATUS_GPA + 2, 1, true};
+	head = vdrv_post(&f->d, d, 3);
+	vdrv_kick(&f->d);
 	expect_done(f, head, STATUS_GPA + 2, S_OK, 1);
 	/* The device still works. */
 	run_simple(f, 3, T_IN, 1, SECTOR, true, S_OK, SECTOR + 1);
@@ -906,11 +760,11 @@ static void test_many_in_flight(void **state)
 		memset(gp(f, data_gpa(i)), (int)(i + 1), LEN);
 		heads[i] = post_simple(f, i, T_OUT, 8ULL * i, LEN, false);
 	}
-	kick(f);
+	vdrv_kick(&f->d);
 	assert_true(wait_used(f, N));
 	bool seen[N] = {false};
 	for (unsigned int k = 0; k < N; k++) {
-		struct used u = take_used(f);
+		struct vdrv_used u = vdrv_take_used(&f->d);
 		unsigned int i = 0;
 		while (i < N && heads[i] != u.id)
 			i++;
@@ -921,7 +775,7 @@ static void test_many_in_flight(void **state)
 		assert_int_equal(*(uint8_t *)gp(f, STATUS_GPA + i), S_OK);
 	}
 	usleep(20 * 1000);
-	assert_int_equal(used_idx(f), f->used_seen);
+	assert_int_equal(vdrv_used_idx(&f->d), f->d.used_seen);
 	for (unsigned int i = 0; i < N; i++) {
 		uint8_t host[LEN];
 		file_read(f->path, 8ULL * i * SECTOR, host, LEN);
@@ -933,11 +787,11 @@ static void test_many_in_flight(void **state)
 		memset(gp(f, data_gpa(i)), 0, LEN);
 		heads[i] = post_simple(f, i, T_IN, 8ULL * (N - 1 - i), LEN, true);
 	}
-	kick(f);
+	vdrv_kick(&f->d);
 	assert_true(wait_used(f, N));
 	memset(seen, 0, sizeof(seen));
 	for (unsigned int k = 0; k < N; k++) {
-		struct used u = take_used(f);
+		struct vdrv_used u = vdrv_take_used(&f->d);
 		unsigned int i = 0;
 		while (i < N && heads[i] != u.id)
 			i++;
@@ -960,30 +814,30 @@ static void test_10000_bad_chains(void **state)
 {
 	struct fx *f = *state;
 	for (unsigned int round = 0; round < 10000; round++) {
-		struct dbuf d[2];
+		struct vdrv_buf d[2];
 		unsigned int kind = round % 4;
 		if (kind == 0) { /* header only: no status byte */
-			d[0] = (struct dbuf){put_hdr(f, 0, T_IN, 0), 16, false};
-			post(f, d, 1);
+			d[0] = (struct vdrv_buf){put_hdr(f, 0, T_IN, 0), 16, false};
+			vdrv_post(&f->d, d, 1);
 		} else if (kind == 1) { /* readable data, still no status byte */
-			d[0] = (struct dbuf){put_hdr(f, 0, T_OUT, 0), 16, false};
-			d[1] = (struct dbuf){data_gpa(0), SECTOR, false};
-			post(f, d, 2);
+			d[0] = (struct vdrv_buf){put_hdr(f, 0, T_OUT, 0), 16, false};
+			d[1] = (struct vdrv_buf){data_gpa(0), SECTOR, false};
+			vdrv_post(&f->d, d, 2);
 		} else if (kind == 2) { /* a buffer outside guest RAM */
-			d[0] = (struct dbuf){put_hdr(f, 0, T_IN, 0), 16, false};
-			d[1] = (struct dbuf){MEM_SIZE - 8, 64, true};
-			post(f, d, 2);
+			d[0] = (struct vdrv_buf){put_hdr(f, 0, T_IN, 0), 16, false};
+			d[1] = (struct vdrv_buf){MEM_SIZE - 8, 64, true};
+			vdrv_post(&f->d, d, 2);
 		} else { /* a short header and a bad type, answered; then an empty buffer */
-			d[0] = (struct dbuf){put_hdr(f, 0, 1000 + round, 0), 4, false};
-			d[1] = (struct dbuf){STATUS_GPA, 1, true};
-			uint16_t head = post(f, d, 2);
-			kick(f);
+			d[0] = (struct vdrv_buf){put_hdr(f, 0, 1000 + round, 0), 4, false};
+			d[1] = (struct vdrv_buf){STATUS_GPA, 1, true};
+			uint16_t head = vdrv_post(&f->d, d, 2);
+			vdrv_kick(&f->d);
 			expect_done(f, head, STATUS_GPA, S_IOERR, 1);
-			d[0] = (struct dbuf){put_hdr(f, 0, T_IN, 0), 0, false};
-			post(f, d, 1);
+			d[0] = (struct vdrv_buf){put_hdr(f, 0, T_IN, 0), 0, false};
+			vdrv_post(&f->d, d, 1);
 		}
-		kick(f);
-		if (!wait_needs_reset(f))
+		vdrv_kick(&f->d);
+		if (!vdrv_wait_needs_reset(&f->d, TIMEOUT_MS))
 			fail_msg("round %u: no DEVICE_NEEDS_RESET", round);
 		driver_init(f);
 	}
@@ -1003,18 +857,18 @@ static void test_reset_in_flight(void **state)
 	for (unsigned int round = 0; round < 10; round++) {
 		memset(gp(f, BIG_GPA), 0xaa, (size_t)N * LEN);
 		for (unsigned int i = 0; i < N; i++) {
-			struct dbuf d[3] = {
+			struct vdrv_buf d[3] = {
 				{put_hdr(f, i, T_IN, (uint64_t)i * (LEN / SECTOR)), 16, false},
 				{BIG_GPA + (uint64_t)i * LEN, LEN, true},
 				{STATUS_GPA + i, 1, true},
 			};
-			post(f, d, 3);
+			vdrv_post(&f->d, d, 3);
 		}
-		kick(f);
+		vdrv_kick(&f->d);
 		if (round % 2)
 			usleep(200); /* let some of them start */
-		wr32(f, VIRTIO_MMIO_STATUS, 0);
-		assert_int_equal(rd32(f, VIRTIO_MMIO_STATUS), 0);
+		vdrv_wr32(&f->d, VIRTIO_MMIO_STATUS, 0);
+		assert_int_equal(vdrv_rd32(&f->d, VIRTIO_MMIO_STATUS), 0);
 		/* From here on guest memory must stay as it is. */
 		memcpy(snap, gp(f, BIG_GPA), (size_t)N * LEN);
 		uint8_t status[N], used[0x810];
@@ -1028,7 +882,7 @@ static void test_reset_in_flight(void **state)
 		uint16_t done = le16toh(*(uint16_t *)gp(f, USED_GPA + 2));
 		assert_true(done <= N);
 		for (unsigned int k = 0; k < done; k++) {
-			struct used u = take_used(f);
+			struct vdrv_used u = vdrv_take_used(&f->d);
 			assert_true(u.id % 3 == 0 && u.id / 3 < N);
 			assert_int_equal(*(uint8_t *)gp(f, STATUS_GPA + u.id / 3), S_OK);
 			assert_int_equal(u.len, LEN + 1);
@@ -1066,7 +920,7 @@ static void test_destroy_while_running(void **state)
 	struct fx *f = *state;
 	for (unsigned int i = 0; i < 16; i++)
 		post_simple(f, i, T_IN, i, 4096, true);
-	kick(f);
+	vdrv_kick(&f->d);
 	vblk_destroy(f->b);
 	f->b = NULL;
 }
@@ -1089,19 +943,19 @@ static void test_create_errors(void **state)
 
 	char missing[300];
 	snprintf(missing, sizeof(missing), "%s.does-not-exist", f->path);
-	assert_int_equal(create(missing, false, NULL, &b, &e, &f->gm, &f->lg), -ENOENT);
+	assert_int_equal(create(missing, false, NULL, &b, &e, &f->d.gm, &f->lg), -ENOENT);
 	assert_null(b);
 	assert_int_equal(e.status, KVMINI_EXIT_INPUT);
 	assert_non_null(strstr(e.msg, "does not exist"));
 	assert_non_null(strstr(e.msg, missing));
-	assert_true(create(missing, true, NULL, &b, &e, &f->gm, &f->lg) < 0);
+	assert_true(create(missing, true, NULL, &b, &e, &f->d.gm, &f->lg) < 0);
 	assert_int_equal(e.status, KVMINI_EXIT_INPUT);
 
 	char dir[300];
 	snprintf(dir, sizeof(dir), "%s.dir", f->path);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	for (int ro = 0; ro < 2; ro++) {
-		assert_int_equal(create(dir, ro, NULL, &b, &e, &f->gm, &f->lg), -EISDIR);
+		assert_int_equal(create(dir, ro, NULL, &b, &e, &f->d.gm, &f->lg), -EISDIR);
 		assert_null(b);
 		assert_int_equal(e.status, KVMINI_EXIT_INPUT);
 		assert_non_null(strstr(e.msg, "is a directory"));
@@ -1109,35 +963,36 @@ static void test_create_errors(void **state)
 	rmdir(dir);
 
 	/* The fixture's device holds the image read-write: every other user is refused. */
-	assert_int_equal(create(f->path, false, NULL, &b, &e, &f->gm, &f->lg), -EBUSY);
+	assert_int_equal(create(f->path, false, NULL, &b, &e, &f->d.gm, &f->lg), -EBUSY);
 	assert_int_equal(e.status, KVMINI_EXIT_RESOURCE);
 	char want[400];
 	snprintf(want, sizeof(want),
 		 "disk image %s is in use by another VM (locked); stop it or use ,ro", f->path);
 	assert_string_equal(e.msg, want);
-	assert_true(create(f->path, true, NULL, &b, &e, &f->gm, &f->lg) < 0);
+	assert_true(create(f->path, true, NULL, &b, &e, &f->d.gm, &f->lg) < 0);
 	assert_int_equal(e.status, KVMINI_EXIT_RESOURCE);
 	assert_non_null(strstr(e.msg, "in use"));
 
 	/* Read-only users share; a writer is refused while they hold it. */
 	vblk_destroy(f->b);
 	f->b = NULL;
-	assert_int_equal(create(f->path, true, NULL, &b, &e, &f->gm, &f->lg), 0);
-	assert_int_equal(create(f->path, true, NULL, &b2, &e, &f->gm, &f->lg), 0);
-	assert_true(create(f->path, false, NULL, &f->b, &e, &f->gm, &f->lg) < 0);
+	assert_int_equal(create(f->path, true, NULL, &b, &e, &f->d.gm, &f->lg), 0);
+	assert_int_equal(create(f->path, true, NULL, &b2, &e, &f->d.gm, &f->lg), 0);
+	assert_true(create(f->path, false, NULL, &f->b, &e, &f->d.gm, &f->lg) < 0);
 	assert_int_equal(e.status, KVMINI_EXIT_RESOURCE);
 	assert_non_null(strstr(e.msg, "is in use by another VM (locked)"));
 	vblk_destroy(b);
 	vblk_destroy(b2);
 	b = NULL;
-	assert_int_equal(create(f->path, false, NULL, &b, &e, &f->gm, &f->lg), 0);
+	assert_int_equal(create(f->path, false, NULL, &b, &e, &f->d.gm, &f->lg), 0);
 	vblk_destroy(b);
 	b = NULL;
 
 	/* A serial longer than 20 bytes. */
-	assert_true(create(f->path, true, "123456789012345678901", &b, &e, &f->gm, &f->lg) < 0);
+	assert_true(create(f->path, true, "123456789012345678901", &b, &e, &f->d.gm, &f->lg) < 0);
 	assert_int_equal(e.status, KVMINI_EXIT_USAGE);
-	assert_int_equal(create(f->path, true, "12345678901234567890", &b, &e, &f->gm, &f->lg), 0);
+	assert_int_equal(create(f->path, true, "12345678901234567890", &b, &e, &f->d.gm, &f->lg),
+			 0);
 	vblk_destroy(b);
 }
 
@@ -1166,7 +1021,7 @@ static void test_create_unreadable_ro(void **state)
 			_exit(77);
 		struct vmerr e = {0};
 		struct vblk *b = NULL;
-		int ret = create(f->path, true, NULL, &b, &e, &f->gm, &f->lg);
+		int ret = create(f->path, true, NULL, &b, &e, &f->d.gm, &f->lg);
 		if (ret != -EACCES || b)
 			_exit(1);
 		if (e.status != KVMINI_EXIT_INPUT)

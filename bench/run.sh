@@ -1,0 +1,155 @@
+#!/bin/bash
+# bench/run.sh: kvmini's benchmarks, each measured against a reference tool in the same run.
+#
+#   bench/run.sh DIR     DIR holds the benchmark programs (build/bench); results.json goes there
+#
+# Environment:
+#   BENCH_SECONDS  run time of one run (5)
+#   BENCH_ROUNDS   runs per row and tool, alternating the tools; the best run counts (3)
+#   BENCH_SIZE     disk image size, a multiple of 1M (1G)
+#   BENCH_DIR      where the image is created (${TMPDIR:-/tmp}); removed afterwards
+#   BENCH_STRICT   1: exit 1 when a target is missed (the default only reports it)
+#
+# Disk (virtio-blk): build/bench/blk_bench drives the device model through its virtio-mmio
+# registers with fake guest memory, real io_uring and a real image file; fio's io_uring engine
+# then runs the same workload on the same file. Both use buffered I/O (the device model does
+# readv/writev without O_DIRECT, so fio runs with --direct=0), both hit the same page cache,
+# and fio is told not to drop that cache (--invalidate=0) and to pick offsets uniformly with
+# repeats (--norandommap), as blk_bench does. Dirty pages of a write row are synced before the
+# next run starts, outside the timed window. Target: kvmini >= 0.9 x fio at queue depth 32.
+set -euo pipefail
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+dir=${1:?usage: bench/run.sh DIR}
+secs=${BENCH_SECONDS:-5}
+rounds=${BENCH_ROUNDS:-3}
+size_arg=${BENCH_SIZE:-1G}
+img_dir=${BENCH_DIR:-${TMPDIR:-/tmp}}
+target=0.9
+[[ $secs =~ ^[0-9]+$ && $secs -gt 0 ]] || die "BENCH_SECONDS=$secs is not a whole number of seconds"
+[[ $rounds =~ ^[0-9]+$ && $rounds -gt 0 ]] || die "BENCH_ROUNDS=$rounds is not a positive number"
+
+# rw:bs:qd, with fio's rw names. 1 MiB sequential rows use QD 32 too: 32 x 1 MiB in flight.
+BLK_WORKLOADS="randread:4k:1 randread:4k:32 randwrite:4k:1 randwrite:4k:32 read:1m:32 write:1m:32"
+
+for tool in fio jq findmnt; do
+	command -v "$tool" >/dev/null || die "$tool is missing (./setup.sh --deps-only installs it)"
+done
+[ -x "$dir/blk_bench" ] || die "$dir/blk_bench is missing (run make bench)"
+
+size=$(numfmt --from=iec "$size_arg") || die "BENCH_SIZE=$size_arg is not a size"
+if [ "$size" -le 0 ] || [ $((size % (1 << 20))) -ne 0 ]; then
+	die "BENCH_SIZE=$size_arg is not a positive multiple of 1M"
+fi
+avail=$(df --output=avail -B1 "$img_dir" | tail -n 1)
+[ "$avail" -gt $((size + (256 << 20))) ] ||
+	die "$img_dir has $(numfmt --to=iec "$avail") free, too little for a $size_arg image"
+mem_avail=$(awk '/^MemAvailable:/ { printf "%.0f", $2 * 1024 }' /proc/meminfo)
+if [ "$size" -gt $((mem_avail / 2)) ]; then
+	echo "bench: note: a $size_arg image does not stay in the page cache; reads hit the disk" >&2
+fi
+
+work=$(mktemp -d "$img_dir/kvmini-bench-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+img=$work/disk.img
+
+fs="$(findmnt -n -o FSTYPE -T "$img_dir") on $(findmnt -n -o SOURCE -T "$img_dir")"
+machine=$(jq -n --arg nproc "$(nproc)" \
+	--arg cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
+	--arg kernel "$(uname -r)" --arg fs "$fs" \
+	--arg fio "$(fio --version)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+	'{nproc: ($nproc | tonumber), cpu: $cpu, kernel: $kernel, image_fs: $fs, fio: $fio,
+	  loadavg_at_start: $load}')
+echo "bench: $(jq -r '"\(.nproc) CPUs (\(.cpu)), Linux \(.kernel), \(.fio)"' <<<"$machine")"
+echo "bench: image $size_arg on $fs in $img_dir, best of $rounds runs of $secs s per row" \
+	"and tool, load average $(jq -r .loadavg_at_start <<<"$machine")"
+
+# Pre-fill with random bytes so no block is a hole (reading a hole is cheaper than data).
+dd if=/dev/urandom of="$img" bs=1M count=$((size >> 20)) conv=fsync status=none
+
+# One fio run of $spec on the image: fio's JSON report in $work/fio.json.
+run_fio() {
+	fio --name=kvmini-bench --filename="$img" --size="$size" --ioengine=io_uring \
+		--direct=0 --invalidate=0 --norandommap --randrepeat=0 --rw="$rw" --bs="$bs" \
+		--iodepth="$qd" --time_based --runtime="$secs" --output-format=json \
+		--output="$work/fio.json" >/dev/null || die "fio $spec failed"
+	jq -c --arg rw "$rw" '.jobs[0] | (if ($rw | test("read")) then .read else .write end)
+		| {iops: .iops, mbps: (.bw_bytes / 1e6), ios: .total_ios,
+		   seconds: (.runtime / 1000)}' "$work/fio.json"
+}
+
+run_kvmini() {
+	"$dir/blk_bench" -t "$secs" "$img" "$spec" || die "blk_bench $spec failed"
+}
+
+rows=()
+for spec in $BLK_WORKLOADS; do
+	IFS=: read -r rw bs qd <<<"$spec"
+	k_runs=() f_runs=()
+	for ((round = 0; round < rounds; round++)); do
+		# Alternate which tool goes first; sync a write row's dirty pages in between.
+		order="kvmini fio"
+		if [ $((round % 2)) = 1 ]; then
+			order="fio kvmini"
+		fi
+		for tool in $order; do
+			sync "$img"
+			out=$("run_$tool") || exit 1
+			if [ "$tool" = kvmini ]; then
+				k_runs+=("$out")
+			else
+				f_runs+=("$out")
+			fi
+		done
+	done
+	row=$(jq -n -c --arg spec "$spec" --argjson k "$(printf '%s\n' "${k_runs[@]}" | jq -s .)" \
+		--argjson f "$(printf '%s\n' "${f_runs[@]}" | jq -s .)" '
+		$k[0] as $k0
+		| ($k0.rw | sub("^read$"; "seqread") | sub("^write$"; "seqwrite")) as $name
+		| (if $k0.bs < 65536 then "iops" else "mbps" end) as $metric
+		| ($k | max_by(.[$metric])) as $kb | ($f | max_by(.[$metric])) as $fb
+		| {workload: "\($name) \($spec | split(":")[1]) QD\($k0.qd)", spec: $spec,
+		   rw: $k0.rw, bs: $k0.bs, qd: $k0.qd, metric: $metric,
+		   kvmini: $kb[$metric], fio: $fb[$metric],
+		   ratio: (if $fb[$metric] > 0 then $kb[$metric] / $fb[$metric] else null end),
+		   kvmini_runs: $k, fio_runs: $f}')
+	rows+=("$row")
+	jq -r '"bench: \(.workload): kvmini \([.kvmini_runs[][.metric] | floor])"
+		+ " fio \([.fio_runs[][.metric] | floor]) \(.metric)"' <<<"$row"
+done
+
+mkdir -p "$dir"
+printf '%s\n' "${rows[@]}" | jq -s --argjson machine "$machine" --arg secs "$secs" \
+	--arg rounds "$rounds" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
+	--arg size "$size_arg" --argjson target "$target" '
+	{machine: ($machine + {loadavg_at_end: $load_end}), image_size: $size,
+	 seconds_per_run: ($secs | tonumber), runs: ($rounds | tonumber), best_run_counts: true,
+	 fio_options: "--ioengine=io_uring --direct=0 --invalidate=0 --norandommap --time_based",
+	 target: {qd: 32, min_ratio: $target}, blk: .}' >"$dir/results.json"
+
+echo
+jq -r '.blk[] | [.workload, (if .metric == "iops" then "IOPS" else "MB/s" end), (.kvmini | floor),
+	(.fio | floor), (.ratio // "-")] | @tsv' \
+	"$dir/results.json" | {
+	printf '%-20s %-5s %10s %10s %11s\n' workload unit kvmini fio kvmini/fio
+	while IFS=$'\t' read -r name unit k f ratio; do
+		[ "$ratio" = - ] || ratio=$(printf '%.2f' "$ratio")
+		printf '%-20s %-5s %10s %10s %11s\n' "$name" "$unit" "$k" "$f" "$ratio"
+	done
+}
+echo
+
+missed=$(jq -r --argjson t "$target" \
+	'[.blk[] | select(.qd == 32 and (.ratio // 0) < $t) | .workload] | join(", ")' \
+	"$dir/results.json")
+if [ -n "$missed" ]; then
+	echo "bench: target missed (kvmini/fio < $target at QD 32): $missed"
+	[ "${BENCH_STRICT:-0}" = 1 ] && exit 1
+else
+	echo "bench: target met: kvmini/fio >= $target on every QD 32 row"
+fi
+echo "bench: results in $dir/results.json"

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Write the seed inputs of the fuzz targets into tests/fuzz/corpus/ (rerun after format changes).
+
+Each seed is a well-formed driver session, so the fuzzer starts from deep inside the state
+machines instead of having to discover the init sequence on its own.
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def mmio_op(write, width, off, val):
+    """One fuzz_virtio_mmio operation: {op, width code, offset le16, value le32}."""
+    code = {1: 0, 2: 1, 4: 2, 8: 3}[width]
+    return struct.pack("<BBHI", 1 if write else 0, code, off, val & 0xFFFFFFFF)
+
+
+def w(off, val):
+    return mmio_op(True, 4, off, val)
+
+
+def r(off):
+    return mmio_op(False, 4, off, 0)
+
+
+def driver_init(queue_num=16, desc=0x1000, avail=0x2000, used=0x3000, features_hi=1):
+    """ACK, DRIVER, features (VERSION_1), FEATURES_OK, queue 0 set up, DRIVER_OK."""
+    return b"".join([
+        w(0x070, 1), w(0x070, 3),
+        w(0x014, 0), r(0x010), w(0x014, 1), r(0x010),
+        w(0x024, 0), w(0x020, 0), w(0x024, 1), w(0x020, features_hi),
+        w(0x070, 11), r(0x070),
+        w(0x030, 0), r(0x034), w(0x038, queue_num),
+        w(0x080, desc), w(0x084, 0), w(0x090, avail), w(0x094, 0), w(0x0a0, used), w(0x0a4, 0),
+        w(0x044, 1), w(0x070, 15),
+    ])
+
+
+# ---- fuzz_virtq_blk and fuzz_virtq: guest RAM with rings and virtio-blk requests ----
+
+DESC, AVAIL, USED = 0x0000, 0x0100, 0x0200  # room for a queue of 16 entries
+AVAIL32, USED32 = 0x0600, 0x0700  # for a queue of 32: its descriptor table reaches 0x200
+T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, T_WRITE_ZEROES = 0, 1, 4, 8, 11, 13
+F_NEXT, F_WRITE = 1, 2
+
+
+class Ram:
+    """Guest RAM from gpa 0 as a fuzz input carries it: only as long as the bytes written."""
+
+    def __init__(self):
+        self.b = bytearray()
+
+    def put(self, gpa, data):
+        if len(self.b) < gpa + len(data):
+            self.b.extend(bytes(gpa + len(data) - len(self.b)))
+        self.b[gpa:gpa + len(data)] = data
+
+
+def hdr_gpa(s):
+    return 0x300 + 16 * s
+
+
+def status_gpa(s):
+    return 0x400 + s
+
+
+def seg_gpa(s):
+    return 0x500 + 16 * s
+
+
+def data_gpa(s):
+    return 0x1000 + 0x400 * s
+
+
+def rings(chains, qlog=4, event_idx=True, avail_flags=0, used_event=0, descs=None, heads=None,
+          desc=DESC, avail=AVAIL):
+    """Descriptor table and avail ring: each chain a list of (gpa, len, writable) buffers laid
+    out from descriptor 0 on; or raw `descs` (gpa, len, flags, next) with explicit `heads`."""
+    qsize = 1 << qlog
+    ram = Ram()
+    if descs is None:
+        descs, heads = [], []
+        for chain in chains:
+            heads.append(len(descs))
+            for i, (gpa, ln, wr) in enumerate(chain):
+                flags = (F_WRITE if wr else 0) | (F_NEXT if i + 1 < len(chain) else 0)
+                descs.append((gpa, ln, flags, (len(descs) + 1) % qsize))
+    for i, d in enumerate(descs):
+        ram.put(desc + 16 * i, struct.pack("<QIHH", *d))
+    ram.put(avail, struct.pack("<HH", avail_flags, 0))
+    for k, h in enumerate(heads):
+        ram.put(avail + 4 + 2 * (k % qsize), struct.pack("<H", h))
+    if event_idx:
+        ram.put(avail + 4 + 2 * qsize, struct.pack("<H", used_event))
+    return ram, len(heads)
+
+
+def req(ram, s, typ, sector=0):
+    """A request header in slot s; the status byte preset to 0xff."""
+    ram.put(hdr_gpa(s), struct.pack("<IIQ", typ, 0, sector))
+    ram.put(status_gpa(s), b"\xff")
+
+
+def simple(s, typ, data_len=0, writable=True):
+    c = [(hdr_gpa(s), 16, False)]
+    if data_len:
+        c.append((data_gpa(s), data_len, writable))
+    return c + [(status_gpa(s), 1, True)]
+
+
+def all_requests():
+    """One of each request type, well-formed: IN, OUT, FLUSH, GET_ID, DISCARD, WRITE_ZEROES."""
+    chains = [
+        simple(0, T_IN, 1024),
+        simple(1, T_OUT, 512, writable=False),
+        simple(2, T_FLUSH),
+        simple(3, T_GET_ID, 20),
+        [(hdr_gpa(4), 16, False), (seg_gpa(4), 16, False), (status_gpa(4), 1, True)],
+        [(hdr_gpa(5), 16, False), (seg_gpa(5), 16, False), (status_gpa(5), 1, True)],
+    ]
+    return chains
+
+
+def fill_requests(ram):
+    req(ram, 0, T_IN, 3)
+    req(ram, 1, T_OUT, 5)
+    ram.put(data_gpa(1), bytes((i * 7) & 0xFF for i in range(512)))
+    req(ram, 2, T_FLUSH)
+    req(ram, 3, T_GET_ID)
+    req(ram, 4, T_DISCARD)
+    ram.put(seg_gpa(4), struct.pack("<QII", 8, 8, 0))
+    req(ram, 5, T_WRITE_ZEROES)
+    ram.put(seg_gpa(5), struct.pack("<QII", 16, 8, 1))
+
+
+def blk_input(ram, navail, qlog=4, event_idx=True, desc=DESC, avail=AVAIL, used=USED):
+    """fuzz_virtq_blk: {flags, qlog, navail, desc, avail, used} then RAM."""
+    return struct.pack("<BBHIII", int(event_idx), qlog, navail, desc, avail, used) + bytes(ram.b)
+
+
+OP_POP, OP_PUSH, OP_READ, OP_WRITE, OP_NEED_IRQ, OP_ENABLE_NOTIFY, OP_PUBLISH, OP_BEGIN_PASS, \
+    OP_POKE = range(9)
+
+
+def vq_input(ram, navail, ops, qlog=4, event_idx=True, desc=DESC, avail=AVAIL, used=USED):
+    """fuzz_virtq: the same header, 16 operations {kind, a, le16 b}, then RAM."""
+    ops = list(ops) + [(OP_NEED_IRQ, 0, 0)] * (16 - len(ops))
+    assert len(ops) == 16
+    return (struct.pack("<BBHIII", int(event_idx), qlog, navail, desc, avail, used) +
+            b"".join(struct.pack("<BBH", *o) for o in ops) + bytes(ram.b))
+
+
+def blk_seeds():
+    t = "fuzz_virtq_blk"
+    ram, n = rings(all_requests(), qlog=5, avail=AVAIL32)
+    fill_requests(ram)
+    save(t, "all-types", blk_input(ram, n, qlog=5, avail=AVAIL32, used=USED32))
+    ram, n = rings(all_requests(), qlog=5, event_idx=False, avail_flags=1, avail=AVAIL32)
+    fill_requests(ram)
+    save(t, "all-types-no-event-idx",
+         blk_input(ram, n, qlog=5, event_idx=False, avail=AVAIL32, used=USED32))
+    ram, n = rings([simple(0, T_IN, 1024), simple(1, T_OUT, 512, writable=False)])
+    fill_requests(ram)
+    save(t, "in-out", blk_input(ram, n))
+    ram, n = rings([simple(2, T_FLUSH), simple(3, T_GET_ID, 20), simple(6, 99)])
+    fill_requests(ram)
+    req(ram, 6, 99)
+    save(t, "flush-getid-unsupp", blk_input(ram, n))
+    # A loop: descriptor 1 points back to 0. The device must refuse it, not spin.
+    ram, n = rings(None, descs=[(hdr_gpa(0), 16, F_NEXT, 1),
+                                (status_gpa(0), 1, F_WRITE | F_NEXT, 0)], heads=[0])
+    req(ram, 0, T_IN)
+    save(t, "loop-chain", blk_input(ram, n))
+    # A buffer across the boundary of the two RAM regions (0x10000).
+    ram, n = rings([[(hdr_gpa(0), 16, False), (0xFFF0, 0x20, True)]])
+    req(ram, 0, T_IN)
+    save(t, "cross-region", blk_input(ram, n))
+    # A read into region 1 in three buffers, the status byte in the last.
+    ram, n = rings([[(hdr_gpa(0), 16, False), (0x10000, 512, True), (0x10400, 512, True),
+                     (0x10800, 1, True)]])
+    req(ram, 0, T_IN, 7)
+    save(t, "region1-multi", blk_input(ram, n))
+    ram, n = rings([[(hdr_gpa(0), 16, False), (data_gpa(0), 512, False)]])
+    req(ram, 0, T_OUT)
+    save(t, "no-status", blk_input(ram, n))
+    ram, n = rings([simple(0, T_IN, 512)])
+    req(ram, 0, T_IN)
+    save(t, "too-many-available", blk_input(ram, 17))
+    # 64 reads on a queue of 256 (rings moved apart to make room).
+    chains = [[(0x3000 + 16 * s, 16, False), (0x8000 + 512 * s, 512, True),
+               (0x2C00 + s, 1, True)] for s in range(64)]
+    ram, n = rings(chains, qlog=8, desc=0x0, avail=0x1000)
+    for s in range(64):
+        ram.put(0x3000 + 16 * s, struct.pack("<IIQ", T_IN, 0, s))
+    save(t, "queue256-64-reads", blk_input(ram, n, qlog=8, desc=0x0, avail=0x1000, used=0x1400))
+    # A read whose data lands on the used ring: the device overwrites its own ring.
+    ram, n = rings([[(hdr_gpa(0), 16, False), (USED, 512, True), (status_gpa(0), 1, True)]])
+    req(ram, 0, T_IN)
+    save(t, "read-over-used-ring", blk_input(ram, n))
+
+
+def vq_seeds():
+    t = "fuzz_virtq"
+    ops = [(OP_POP, 0, 0), (OP_READ, 0, 16), (OP_WRITE, 0, 1025), (OP_PUSH, 0, 1025),
+           (OP_NEED_IRQ, 0, 0), (OP_ENABLE_NOTIFY, 0, 0), (OP_POP, 0, 0), (OP_READ, 8, 520),
+           (OP_PUSH, 0, 1), (OP_POP, 0, 0), (OP_WRITE, 0, 1), (OP_PUSH, 0, 1),
+           (OP_NEED_IRQ, 0, 0), (OP_PUBLISH, 1, 0), (OP_POP, 0, 0), (OP_ENABLE_NOTIFY, 0, 0)]
+    ram, n = rings(all_requests(), qlog=5, avail=AVAIL32)
+    fill_requests(ram)
+    save(t, "pop-push", vq_input(ram, 3, ops, qlog=5, avail=AVAIL32, used=USED32))
+    ram, n = rings(all_requests(), qlog=5, event_idx=False, avail=AVAIL32)
+    fill_requests(ram)
+    save(t, "pop-push-no-event-idx",
+         vq_input(ram, 3, ops, qlog=5, event_idx=False, avail=AVAIL32, used=USED32))
+    ram, n = rings(None, descs=[(hdr_gpa(0), 16, F_NEXT, 1),
+                                (status_gpa(0), 1, F_WRITE | F_NEXT, 0)], heads=[0])
+    save(t, "loop-chain", vq_input(ram, n, [(OP_POP, 0, 0), (OP_PUSH, 0, 1)]))
+    # Region 1 starts at 0x4000 here. Chain 2 crosses into it until the driver shortens it,
+    # is served, then made to cross again.
+    ram, n = rings([[(hdr_gpa(0), 16, False), (0x4000, 0x20, True)],
+                    [(hdr_gpa(1), 16, False), (0x3FF0, 0x20, True)]])
+    ram.put(AVAIL + 4, struct.pack("<HHH", 0, 2, 2))
+    b_len = DESC + 16 * 3 + 8
+    save(t, "cross-region-poke", vq_input(ram, 1, [
+        (OP_POP, 0, 0), (OP_WRITE, 0, 0x20), (OP_PUSH, 0, 0x20), (OP_PUBLISH, 1, 0),
+        (OP_POKE, 0x10, b_len), (OP_POP, 0, 0), (OP_WRITE, 0, 0x10), (OP_PUSH, 0, 0x10),
+        (OP_POKE, 0x20, b_len), (OP_PUBLISH, 1, 0), (OP_POP, 0, 0), (OP_PUSH, 0, 1)]))
+    # A queue of 4: a whole pass spends the budget; refused pushes; too much made available.
+    ram, n = rings(None, descs=[(hdr_gpa(0), 16, F_NEXT, 1), (status_gpa(0), 1, F_WRITE, 0),
+                                (hdr_gpa(1), 16, F_NEXT, 3), (status_gpa(1), 1, F_WRITE, 0)],
+                   heads=[0, 2, 0, 2], qlog=2)
+    save(t, "budget", vq_input(ram, 4, [(OP_POP, 0, 0)] * 4 + [(OP_PUSH, 0, 1)] * 2 + [
+        (OP_PUBLISH, 4, 0), (OP_POP, 0, 0), (OP_BEGIN_PASS, 0, 0), (OP_POP, 0, 0),
+        (OP_PUSH, 0, 1), (OP_PUSH, 0x85, 1), (OP_ENABLE_NOTIFY, 0, 0), (OP_PUBLISH, 0x80, 40),
+        (OP_POP, 0, 0), (OP_PUSH, 0, 1)], qlog=2))
+    save(t, "misplaced", vq_input(Ram(), 0, [], desc=0x8))
+
+
+def save(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    t = "fuzz_virtio_mmio"
+    save(t, "init-notify-reset", driver_init() + w(0x050, 0) + r(0x060) + w(0x064, 3) + w(0x070, 0))
+    save(t, "config-widths", driver_init() + b"".join(
+        mmio_op(False, wd, 0x100 + o, 0) for wd in (1, 2, 4, 8) for o in (0, 3, 16, 20, 23)) +
+        mmio_op(True, 4, 0x104, 0xdeadbeef) + r(0x0fc))
+    save(t, "bad-queue", driver_init(queue_num=17) + driver_init(desc=0xfff8) + w(0x070, 0) +
+         driver_init(features_hi=0))
+    blk_seeds()
+    vq_seeds()
+
+
+if __name__ == "__main__":
+    main()
