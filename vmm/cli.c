@@ -81,6 +81,10 @@ void cli_run_usage(FILE *f)
 	      "...\n"
 	      "                        in order); ro: read-only; id: serial (<= 20 bytes);\n"
 	      "                        cache=unsafe: ignore flushes (default: writeback)\n"
+	      "  --net tap=NAME[,mac=52:54:00:xx:xx:xx]\n"
+	      "                        virtio-net on host tap NAME, created if allowed "
+	      "(repeatable,\n"
+	      "                        up to 4; eth0, eth1, ...); default MAC derived from --name\n"
 	      "  --name NAME           VM name used in messages (default: kvmini)\n"
 	      "  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
 	      "  -h, --help            this help\n"
@@ -112,6 +116,7 @@ enum {
 	OPT_NAME,
 	OPT_LOG_LEVEL,
 	OPT_DISK,
+	OPT_NET,
 };
 
 static const struct option cli_run_options[] = {
@@ -124,6 +129,7 @@ static const struct option cli_run_options[] = {
 	{"name", required_argument, NULL, OPT_NAME},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"disk", required_argument, NULL, OPT_DISK},
+	{"net", required_argument, NULL, OPT_NET},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -140,8 +146,9 @@ static int cli_usage_error(struct vmerr *e, const char *what)
 static int cli_parse_disk(struct cli *c, const char *arg, struct vmerr *e)
 {
 	char msg[CLI_ARG_MAX + 100];
-	if (c->vm.nr_disks >= VM_MAX_VIRTIO)
-		return cli_usage_error(e, "too many --disk options: at most 8 virtio devices");
+	if (c->vm.nr_disks + c->vm.nr_nets >= VM_MAX_VIRTIO)
+		return cli_usage_error(e,
+				       "too many --disk/--net options: at most 8 virtio devices");
 	if (strlen(arg) >= CLI_ARG_MAX)
 		return cli_usage_error(e, "--disk value is too long");
 	char *buf = c->disk_arg[c->vm.nr_disks];
@@ -180,6 +187,50 @@ static int cli_parse_disk(struct cli *c, const char *arg, struct vmerr *e)
 		}
 	}
 	c->vm.nr_disks++;
+	return 0;
+}
+
+/* Parse one --net tap=NAME[,mac=52:54:00:xx:xx:xx] into the next network slot. */
+static int cli_parse_net(struct cli *c, const char *arg, struct vmerr *e)
+{
+	char msg[CLI_ARG_MAX + 100];
+	if (c->vm.nr_disks + c->vm.nr_nets >= VM_MAX_VIRTIO)
+		return cli_usage_error(e,
+				       "too many --disk/--net options: at most 8 virtio devices");
+	if (c->vm.nr_nets >= VM_MAX_NETS)
+		return cli_usage_error(e, "too many --net options: at most 4");
+	if (strlen(arg) >= CLI_ARG_MAX)
+		return cli_usage_error(e, "--net value is too long");
+	char *buf = c->net_arg[c->vm.nr_nets];
+	strcpy(buf, arg);
+	struct vnet_config *n = &c->vm.net[c->vm.nr_nets];
+	memset(n, 0, sizeof(*n));
+
+	char *save = NULL;
+	for (char *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(o, "tap=", 4)) {
+			n->tap = o[4] ? o + 4 : NULL; /* empty: refused below */
+		} else if (!strncmp(o, "mac=", 4)) {
+			if (vnet_parse_mac(o + 4, n->mac) < 0) {
+				snprintf(msg, sizeof(msg),
+					 "--net mac '%s' is not a unicast MAC address "
+					 "(example: 52:54:00:12:34:56)",
+					 o + 4);
+				return cli_usage_error(e, msg);
+			}
+			n->mac_set = true;
+		} else {
+			snprintf(msg, sizeof(msg),
+				 "--net option '%s' is unknown (tap=NAME, mac=xx:xx:xx:xx:xx:xx)",
+				 o);
+			return cli_usage_error(e, msg);
+		}
+	}
+	if (!n->tap) {
+		snprintf(msg, sizeof(msg), "--net '%s' needs tap=NAME", arg);
+		return cli_usage_error(e, msg);
+	}
+	c->vm.nr_nets++;
 	return 0;
 }
 
@@ -239,6 +290,12 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
 			break;
 		case OPT_DISK: {
 			int ret = cli_parse_disk(c, optarg, e);
+			if (ret < 0)
+				return ret;
+			break;
+		}
+		case OPT_NET: {
+			int ret = cli_parse_net(c, optarg, e);
 			if (ret < 0)
 				return ret;
 			break;

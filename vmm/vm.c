@@ -45,7 +45,8 @@ char *vm_build_cmdline(const struct vm_config *cfg)
 	/* "virtio_mmio.device=4K@0xd0000000:5 " is 36 bytes; allow 48 per device. */
 	char dev[VM_MAX_VIRTIO * 48] = "";
 	size_t n = 0;
-	for (unsigned int i = 0; i < cfg->nr_disks && i < VM_MAX_VIRTIO; i++)
+	unsigned int nr_virtio = cfg->nr_disks + cfg->nr_nets;
+	for (unsigned int i = 0; i < nr_virtio && i < VM_MAX_VIRTIO; i++)
 		n += (size_t)snprintf(
 			dev + n, sizeof(dev) - n, "%svirtio_mmio.device=4K@0x%llx:%u", n ? " " : "",
 			(unsigned long long)(LAYOUT_MMIO_DEVICES + i * LAYOUT_VIRTIO_STRIDE),
@@ -229,7 +230,7 @@ static int vm_attach_virtio(struct vm *vm, struct virtio_mmio *t, struct vmerr *
 	return 0;
 }
 
-/* Create the virtio devices in slot order: the disks (vda, vdb, ...). */
+/* Create the virtio devices in slot order: the disks (vda, vdb, ...), then the NICs. */
 static int vm_add_virtio_devices(struct vm *vm, struct vmerr *e)
 {
 	for (unsigned int i = 0; i < vm->cfg.nr_disks; i++) {
@@ -240,6 +241,26 @@ static int vm_add_virtio_devices(struct vm *vm, struct vmerr *e)
 		if (ret < 0)
 			return ret;
 		ret = vm_attach_virtio(vm, vblk_transport(vm->blk[i]), e);
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned int i = 0; i < vm->cfg.nr_nets; i++) {
+		struct vnet_config nc = vm->cfg.net[i];
+		if (!nc.mac_set) {
+			/* Stable per VM name and NIC index, so a guest keeps its MAC across boots.
+			 */
+			char key[300];
+			snprintf(key, sizeof(key), "%s/net%u",
+				 vm->cfg.name ? vm->cfg.name : "kvmini", i);
+			vnet_mac_from_name(key, nc.mac);
+			nc.mac_set = true;
+		}
+		snprintf(vm->virtio_name[vm->nr_virtio], sizeof(vm->virtio_name[0]), "net%u", i);
+		int ret = vnet_create(&vm->net[i], &nc, -1, &vm->mem, &vm->log,
+				      vm->virtio_name[vm->nr_virtio], e);
+		if (ret < 0)
+			return ret;
+		ret = vm_attach_virtio(vm, vnet_transport(vm->net[i]), e);
 		if (ret < 0)
 			return ret;
 	}
@@ -405,6 +426,8 @@ void vm_destroy(struct vm *vm)
 		vcpu_fini(&vm->vcpu[i]);
 	for (unsigned int i = 0; i < VM_MAX_VIRTIO; i++)
 		vblk_destroy(vm->blk[i]);
+	for (unsigned int i = 0; i < VM_MAX_NETS; i++)
+		vnet_destroy(vm->net[i]);
 	if (vm->kbc_ready)
 		i8042_fini(&vm->kbc);
 	if (vm->com1_ready)

@@ -16,6 +16,7 @@ struct cli {
 	enum cli_action action;
 	struct vm_config vm;
 	char disk_arg[VM_MAX_VIRTIO][CLI_ARG_MAX]; /* --disk texts, split in place */
+	char net_arg[VM_MAX_NETS][CLI_ARG_MAX];	   /* --net texts, split in place */
 };
 
 /*

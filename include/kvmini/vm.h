@@ -16,10 +16,12 @@
 #include "kvmini/uart.h"
 #include "kvmini/vcpu.h"
 #include "kvmini/virtio_blk.h"
+#include "kvmini/virtio_net.h"
 #include "kvmini/vmerr.h"
 
 #define VM_MAX_CPUS   64
 #define VM_MAX_VIRTIO 8 /* virtio-mmio devices: disks, then network cards */
+#define VM_MAX_NETS   4
 
 /* The kernel command line kvmini starts from; --cmdline appends to it. */
 #define VM_DEFAULT_CMDLINE \
@@ -40,6 +42,8 @@ struct vm_config {
 	const char *kvm_path; /* normally "/dev/kvm" */
 	struct vblk_config disk[VM_MAX_VIRTIO];
 	unsigned int nr_disks;
+	struct vnet_config net[VM_MAX_NETS]; /* without mac_set, the MAC comes from `name` */
+	unsigned int nr_nets;
 };
 
 struct vm {
@@ -57,6 +61,7 @@ struct vm {
 	struct console con;
 	bool con_ready, com1_ready, kbc_ready;
 	struct vblk *blk[VM_MAX_VIRTIO];
+	struct vnet *net[VM_MAX_NETS];
 	unsigned int nr_virtio; /* virtio-mmio windows in use, in slot order */
 	char virtio_name[VM_MAX_VIRTIO][8];
 	struct boot_info boot;

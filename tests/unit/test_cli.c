@@ -173,6 +173,48 @@ static void test_disks(void **state)
 	assert_int_equal(c.vm.nr_disks, 8);
 }
 
+static void test_nets(void **state)
+{
+	(void)state;
+	struct cli c;
+	struct vmerr e = {0};
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=tap0", "--net",
+			       "mac=52:54:00:AB:cd:01,tap=kv1"),
+			 0);
+	assert_int_equal(c.vm.nr_nets, 2);
+	assert_string_equal(c.vm.net[0].tap, "tap0");
+	assert_false(c.vm.net[0].mac_set);
+	assert_string_equal(c.vm.net[1].tap, "kv1");
+	assert_true(c.vm.net[1].mac_set);
+	static const uint8_t want[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0x01};
+	assert_memory_equal(c.vm.net[1].mac, want, 6);
+
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap="), &e, 2,
+			   "needs tap=NAME");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "mac=52:54:00:00:00:01"),
+			   &e, 2, "needs tap=NAME");
+	expect_usage_error(
+		PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,mac=52:54:00:00:01"), &e, 2,
+		"not a unicast MAC");
+	expect_usage_error(
+		PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,mac=01:00:5e:00:00:01"), &e,
+		2, "not a unicast MAC");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,vhost=on"), &e, 2,
+			   "'vhost=on'");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=a", "--net", "tap=b",
+				 "--net", "tap=c", "--net", "tap=d", "--net", "tap=e"),
+			   &e, 2, "at most 4");
+	/* disks and NICs share the 8 virtio slots */
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "1", "--disk", "2",
+				 "--disk", "3", "--disk", "4", "--disk", "5", "--net", "tap=a",
+				 "--net", "tap=b", "--net", "tap=c", "--net", "tap=d"),
+			   &e, 2, "at most 8 virtio devices");
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "1", "--disk", "2",
+			       "--disk", "3", "--disk", "4", "--net", "tap=a", "--net", "tap=b",
+			       "--net", "tap=c", "--net", "tap=d"),
+			 0);
+}
+
 /* The kernel command line: default, device announcements, then the user's part. */
 static void test_kernel_cmdline(void **state)
 {
@@ -206,6 +248,14 @@ static void test_kernel_cmdline(void **state)
 	assert_string_equal(s, "");
 	free(s);
 
+	cfg.nr_disks = 1;
+	cfg.nr_nets = 1;
+	s = vm_build_cmdline(&cfg);
+	assert_string_equal(s, "virtio_mmio.device=4K@0xd0000000:5"
+			       " virtio_mmio.device=4K@0xd0001000:6");
+	free(s);
+
+	cfg.nr_nets = 0;
 	cfg.nr_disks = VM_MAX_VIRTIO;
 	s = vm_build_cmdline(&cfg);
 	assert_non_null(strstr(s, "virtio_mmio.device=4K@0xd0007000:12"));
@@ -219,7 +269,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),	       cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_all_options),    cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_refused_values), cmocka_unit_test(test_disks),
-		cmocka_unit_test(test_kernel_cmdline),
+		cmocka_unit_test(test_kernel_cmdline), cmocka_unit_test(test_nets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
