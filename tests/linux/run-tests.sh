@@ -54,6 +54,7 @@ bg_pid=""
 
 cleanup() {
 	[ -z "$bg_pid" ] || kill -KILL "$bg_pid" 2>/dev/null
+	! command -v net_cleanup >/dev/null 2>&1 || net_cleanup
 	if [ "${KVMINI_TEST_KEEP:-0}" = 1 ]; then
 		echo "# outputs kept in $tmp"
 	else
@@ -324,6 +325,9 @@ test_sigterm() {
 # --- tests: disks (virtio-blk) ---------------------------------------------------------------
 . "$here/disk-tests.sh"
 
+# --- tests: network (virtio-net) ---------------------------------------------------------------
+. "$here/net-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -341,6 +345,7 @@ test_command_status
 test_errors
 test_sigterm
 run_disk_tests
+run_net_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"
