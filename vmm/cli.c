@@ -100,7 +100,7 @@ void cli_run_usage(FILE *f)
 	      "  3    bad input file (missing, not a kernel, truncated, initrd does not fit,\n"
 	      "       a disk image missing, a directory or unreadable)\n"
 	      "  4    the host cannot provide it (/dev/kvm, a KVM capability, memory, a disk\n"
-	      "       image locked by another VM)\n"
+	      "       image locked by another VM, a busy or forbidden tap, no /dev/net/tun)\n"
 	      "  5    the guest crashed (triple fault, unexpected exit)\n"
 	      "  128+N  stopped by signal N (SIGINT 130, SIGTERM 143)\n",
 	      f);
