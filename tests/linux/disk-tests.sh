@@ -1,5 +1,5 @@
 # tests/linux/disk-tests.sh - virtio-blk system tests, sourced by run-tests.sh (POSIX sh).
-# shellcheck shell=sh disable=SC2154,SC2016 # variables come from run-tests.sh; $ is for the guest
+# shellcheck shell=sh disable=SC2154,SC2016,SC2034 # variables shared with run-tests.sh; $ is for the guest
 #
 # Uses run-tests.sh's helpers (run_vmm, ok, not_ok, need, wanted, expect_error, alive)
 # and host tools: mke2fs, debugfs, e2fsck (e2fsprogs) and setpriv (util-linux).
