@@ -19,6 +19,7 @@ static int main_fail(const struct vmerr *e)
 
 int main(int argc, char **argv)
 {
+	uint64_t start_ns = boottimer_now_ns(); /* the boot timer counts from here */
 	struct vmerr e = {0};
 	struct cli c;
 
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
 		return main_fail(&e);
 	}
 	c.vm.signal_fd = sfd;
+	c.vm.start_ns = start_ns;
 
 	const char *slow = host_slow_kvm_reason("/sys", "/proc/cpuinfo");
 	if (slow && c.vm.log_level >= LOG_WARN)

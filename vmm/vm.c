@@ -31,13 +31,6 @@ static const struct {
 	{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
 };
 
-static uint64_t vm_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 char *vm_build_cmdline(const struct vm_config *cfg)
 {
 	const char *def = cfg->no_default_cmdline ? "" : VM_DEFAULT_CMDLINE;
@@ -187,7 +180,11 @@ static int vm_add_devices(struct vm *vm, struct vmerr *e)
 	i8042_init(&vm->kbc, vm_kbc_reset, vm);
 	vm->kbc_ready = true;
 
-	ret = bus_register(&vm->pio, LAYOUT_COM1_PORT, 8, uart_io, &vm->com1, "com1");
+	boottimer_init(&vm->timer, &vm->log, vm->cfg.start_ns);
+	ret = bus_register(&vm->mmio, LAYOUT_BOOT_TIMER, BOOTTIMER_SIZE, boottimer_io, &vm->timer,
+			   "boot-timer");
+	if (!ret)
+		ret = bus_register(&vm->pio, LAYOUT_COM1_PORT, 8, uart_io, &vm->com1, "com1");
 	if (!ret)
 		ret = bus_register(&vm->pio, LAYOUT_I8042_DATA, 1, i8042_data_io, &vm->kbc,
 				   "i8042-data");
@@ -277,7 +274,6 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
 	if (!vm)
 		return vmerr_set(e, KVMINI_EXIT_HOST, ENOMEM, "cannot allocate the VM");
 	vm->cfg = *cfg;
-	vm->start_ns = vm_now_ns();
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
 	for (unsigned int i = 0; i < VM_MAX_CPUS; i++)
 		vm->vcpu[i].fd = -1;

@@ -16,6 +16,7 @@
  *   ...          initrd, as high as the kernel allows below the MMIO hole
  *   0xc000_0000  start of the 32-bit MMIO hole (no RAM): devices, LAPIC, IOAPIC
  *   0xd000_0000  virtio-mmio device windows
+ *   0xd100_0000  boot timer (the guest's init writes 123 here; see boottimer.h)
  *   0xfec0_0000  IOAPIC, 0xfee0_0000 LAPIC (in-kernel)
  *   0xfffb_c000  KVM identity-map page and TSS (KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR)
  *   0x1_0000_0000 RAM above the hole, when the guest has more than 3 GiB
@@ -34,6 +35,7 @@
 #define LAYOUT_HIMEM	      0x100000ULL
 #define LAYOUT_MMIO_HOLE      0xc0000000ULL
 #define LAYOUT_MMIO_DEVICES   0xd0000000ULL
+#define LAYOUT_BOOT_TIMER     0xd1000000ULL
 #define LAYOUT_IOAPIC	      0xfec00000ULL
 #define LAYOUT_LAPIC	      0xfee00000ULL
 #define LAYOUT_IDENTITY_MAP   0xfffbc000ULL

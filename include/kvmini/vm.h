@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kvmini/boot.h"
+#include "kvmini/boottimer.h"
 #include "kvmini/bus.h"
 #include "kvmini/console.h"
 #include "kvmini/gmem.h"
@@ -40,6 +41,7 @@ struct vm_config {
 	int console_out;      /* host fd for guest output, or -1 */
 	int signal_fd;	      /* signalfd whose signals stop the VM, or -1 */
 	const char *kvm_path; /* normally "/dev/kvm" */
+	uint64_t start_ns;    /* kvmini's start (boottimer_now_ns), 0: at vm_create */
 	struct vblk_config disk[VM_MAX_VIRTIO];
 	unsigned int nr_disks;
 	struct vnet_config net[VM_MAX_NETS]; /* without mac_set, the MAC comes from `name` */
@@ -58,6 +60,7 @@ struct vm {
 	struct bus mmio;
 	struct uart com1;
 	struct i8042 kbc;
+	struct boottimer timer;
 	struct console con;
 	bool con_ready, com1_ready, kbc_ready;
 	struct vblk *blk[VM_MAX_VIRTIO];
@@ -73,8 +76,7 @@ struct vm {
 	atomic_bool stopping;
 	int exit_status;
 	char stop_reason[256];
-	int stop_fd;	   /* eventfd, readable once the VM is stopping */
-	uint64_t start_ns; /* CLOCK_MONOTONIC at vm_create() */
+	int stop_fd; /* eventfd, readable once the VM is stopping */
 };
 
 /*

@@ -362,6 +362,20 @@ static void test_cli_hello_exit_0(void **state)
 	assert_int_equal(count_lines_with(p.err, "error"), 0);
 }
 
+/* The boot timer reports once, at info level, when the guest writes its magic value. */
+static void test_cli_boot_timer(void **state)
+{
+	(void)state;
+	struct proc p;
+	run_kvmini(&p, NULL, "run --kernel %s/boottimer.elf --mem 32M --log-level info", TINY_DIR);
+	assert_int_equal(p.status, 0);
+	assert_int_equal(count_lines_with(p.err, "boot timer: guest init reached"), 1);
+	assert_int_equal(count_lines_with(p.err, "VMM start-up"), 1);
+	run_kvmini(&p, NULL, "run --kernel %s/boottimer.elf --mem 32M", TINY_DIR);
+	assert_int_equal(p.status, 0);
+	assert_int_equal(count_lines_with(p.err, "boot timer"), 0); /* warn level: silent */
+}
+
 static void test_cli_triple_fault_exit_5(void **state)
 {
 	(void)state;
@@ -501,6 +515,7 @@ int main(void)
 		cmocka_unit_test(test_smp_vm_starts_and_stops),
 		cmocka_unit_test(test_missing_kvm_device),
 		cmocka_unit_test(test_cli_hello_exit_0),
+		cmocka_unit_test(test_cli_boot_timer),
 		cmocka_unit_test(test_cli_triple_fault_exit_5),
 		cmocka_unit_test(test_cli_sigterm_exit_143),
 		cmocka_unit_test(test_cli_ctrl_a_x_quits),

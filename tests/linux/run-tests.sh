@@ -181,6 +181,24 @@ test_command_status() {
 	fi
 }
 
+# The project's init writes the boot timer first thing: kvmini reports it at info level.
+test_boot_timer() {
+	name=boot-timer-reports-init
+	wanted "$name" || return 0
+	need "$VMLINUX" "$INITRD" || return 0
+	b=$tmp/$name
+	run_vmm "$b" --kernel "$VMLINUX" --initrd "$INITRD" --mem "$MEM" --log-level info \
+		--cmdline '-- true'
+	if [ "$status" != 0 ]; then
+		not_ok "$name" "$(status_reason 0)" "$b"
+	elif [ "$(grep -c 'boot timer: guest init reached .* ms after kvmini started' "$b.err")" != 1 ]; then
+		not_ok "$name" "no single 'boot timer: guest init reached' line at --log-level info" "$b"
+	else
+		sed -n 's/^kvmini: info: \(boot timer: .*\)/# \1/p' "$b.err"
+		ok "$name"
+	fi
+}
+
 # --- tests: errors -----------------------------------------------------------------------
 
 # expect_error NAME CODE KEYWORD_ERE ARGS...: kvmini exits CODE and prints
@@ -342,6 +360,7 @@ boot_nproc boot-vmlinux-pvh-1cpu "$VMLINUX" 1
 boot_nproc boot-vmlinux-pvh-2cpus "$VMLINUX" 2
 boot_nproc boot-vmlinux-pvh-8cpus "$VMLINUX" 8
 test_command_status
+test_boot_timer
 test_errors
 test_sigterm
 run_disk_tests
