@@ -237,6 +237,72 @@ def vq_seeds():
     save(t, "misplaced", vq_input(Ram(), 0, [], desc=0x8))
 
 
+# ---- fuzz_virtio_net: rx and tx rings in RAM, host frames through the socketpair ----
+
+NRX_DESC, NRX_AVAIL, NRX_USED = 0x0000, 0x0100, 0x0200  # queues of 16 entries
+NTX_DESC, NTX_AVAIL, NTX_USED = 0x0400, 0x0500, 0x0600
+NTX_BUF, NRX_BUF, NFRAME_SRC = 0x1000, 0x4000, 0x8000
+R_EVENT_IDX, R_MRG_RXBUF, R_GUEST_CSUM = 1, 2, 4  # feature bits the driver refuses
+
+
+def net_input(ram, rx_n, tx_n, frames=(), refuse=0, rx_qlog=4, tx_qlog=4):
+    """{refuse, rx qlog, tx qlog, nframes, navail x2, rings x6, 8 x (len, src)} then RAM."""
+    tab = list(frames) + [(0, 0)] * (8 - len(frames))
+    return (struct.pack("<BBBBHH6I", refuse, rx_qlog, tx_qlog, len(frames), rx_n, tx_n,
+                        NRX_DESC, NRX_AVAIL, NRX_USED, NTX_DESC, NTX_AVAIL, NTX_USED) +
+            b"".join(struct.pack("<II", ln, src) for ln, src in tab) + bytes(ram.b))
+
+
+def net_rings(rx_chains, tx_chains, rx_descs=None, rx_heads=None, tx_descs=None, tx_heads=None):
+    """Both queues' rings in one RAM image, plus a frame source: a vnet header, then data."""
+    ram, rx_n = rings(rx_chains, descs=rx_descs, heads=rx_heads, desc=NRX_DESC, avail=NRX_AVAIL)
+    tx, tx_n = rings(tx_chains, descs=tx_descs, heads=tx_heads, desc=NTX_DESC, avail=NTX_AVAIL)
+    ram.put(NTX_DESC, bytes(tx.b[NTX_DESC:]))
+    ram.put(NFRAME_SRC, bytes(12) + bytes((i * 13 + 7) & 0xFF for i in range(2048)))
+    return ram, rx_n, tx_n
+
+
+def rx_bufs(count, size, gpa=NRX_BUF):
+    return [[(gpa + size * i, size, True)] for i in range(count)]
+
+
+def net_seeds():
+    t = "fuzz_virtio_net"
+    # One small frame to send (header and payload in two buffers), two rx buffers idle.
+    ram, rx_n, tx_n = net_rings(rx_bufs(2, 2048),
+                                [[(NTX_BUF, 12, False), (NTX_BUF + 0x100, 60, False)]])
+    ram.put(NTX_BUF + 0x100, bytes(range(60)))
+    save(t, "tx-small", net_input(ram, rx_n, tx_n))
+    # Mergeable rx buffers of 256 bytes: a 1000-byte frame spans four, a 60-byte one fits.
+    ram, rx_n, tx_n = net_rings(rx_bufs(8, 256), [])
+    save(t, "rx-mergeable", net_input(ram, rx_n, tx_n, [(1000, NFRAME_SRC), (72, NFRAME_SRC)]))
+    # Without MRG_RXBUF: a frame, one shorter than the header, an oversize one, a frame.
+    ram, rx_n, tx_n = net_rings(rx_bufs(4, 2048), [])
+    save(t, "rx-single-short-oversize",
+         net_input(ram, rx_n, tx_n, [(100, NFRAME_SRC), (5, NFRAME_SRC),
+                                     (65563, NFRAME_SRC), (1500, NFRAME_SRC)],
+                   refuse=R_MRG_RXBUF | R_EVENT_IDX))
+    # A tx loop: descriptor 1 points back to 0. The device must refuse it, not spin.
+    ram, rx_n, tx_n = net_rings(rx_bufs(1, 2048), None,
+                                tx_descs=[(NTX_BUF, 12, F_NEXT, 1), (NTX_BUF + 0x100, 60, F_NEXT, 0)],
+                                tx_heads=[0])
+    save(t, "tx-loop-chain", net_input(ram, rx_n, tx_n, [(60, NFRAME_SRC)]))
+    # An rx chain with a readable buffer (returned empty), then a good one.
+    ram, rx_n, tx_n = net_rings([[(NRX_BUF, 64, False), (NRX_BUF + 0x100, 2048, True)],
+                                 [(NRX_BUF + 0x1000, 2048, True)]], [])
+    save(t, "rx-readable-buffer", net_input(ram, rx_n, tx_n, [(300, NFRAME_SRC)],
+                                            refuse=R_MRG_RXBUF))
+    # A checksum-offload frame (NEEDS_CSUM) with and without GUEST_CSUM, plus tx and rx at once.
+    ram, rx_n, tx_n = net_rings(rx_bufs(4, 2048), [[(NTX_BUF, 200, False)]])
+    ram.put(NFRAME_SRC, struct.pack("<BBHHHHH", 1, 0, 0, 0, 34, 16, 0))
+    save(t, "csum-offload", net_input(ram, rx_n, tx_n, [(120, NFRAME_SRC)]))
+    save(t, "csum-refused", net_input(ram, rx_n, tx_n, [(120, NFRAME_SRC)], refuse=R_GUEST_CSUM))
+    # A 64 KiB frame into one chain of two 32 KiB buffers, one in each RAM region.
+    ram, rx_n, tx_n = net_rings([[(0x18000, 0x8000, True), (0x20000, 0x8000, True)]], [])
+    save(t, "rx-64k-two-regions", net_input(ram, rx_n, tx_n, [(0x10000, NFRAME_SRC)],
+                                            refuse=R_MRG_RXBUF))
+
+
 def save(target, name, data):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -254,6 +320,7 @@ def main():
          driver_init(features_hi=0))
     blk_seeds()
     vq_seeds()
+    net_seeds()
 
 
 if __name__ == "__main__":
