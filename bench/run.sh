@@ -9,6 +9,7 @@
 #   BENCH_SIZE     disk image size, a multiple of 1M (1G)
 #   BENCH_DIR      where the image is created (${TMPDIR:-/tmp}); removed afterwards
 #   BENCH_STRICT   1: exit 1 when a target is missed (the default only reports it)
+#   BENCH_NET      0: skip the network benchmark (bench/net.sh; its BENCH_NET_* settings)
 #
 # Disk (virtio-blk): build/bench/blk_bench drives the device model through its virtio-mmio
 # registers with fake guest memory, real io_uring and a real image file; fio's io_uring engine
@@ -17,6 +18,11 @@
 # and fio is told not to drop that cache (--invalidate=0) and to pick offsets uniformly with
 # repeats (--norandommap), as blk_bench does. Dirty pages of a write row are synced before the
 # next run starts, outside the timed window. Target: kvmini >= 0.9 x fio at queue depth 32.
+#
+# Network (virtio-net): bench/net.sh boots the same guest with kvmini and with QEMU's
+# virtio-net (userspace backend) and measures iperf3 TCP throughput each way (inside the
+# nested machine on hosts without hardware virtualization); its report becomes the "net"
+# section of results.json. Target: kvmini >= 1.0 x QEMU in both directions.
 set -euo pipefail
 
 die() {
@@ -143,13 +149,36 @@ jq -r '.blk[] | [.workload, (if .metric == "iops" then "IOPS" else "MB/s" end), 
 }
 echo
 
+strict_fail=0
 missed=$(jq -r --argjson t "$target" \
 	'[.blk[] | select(.qd == 32 and (.ratio // 0) < $t) | .workload] | join(", ")' \
 	"$dir/results.json")
 if [ -n "$missed" ]; then
 	echo "bench: target missed (kvmini/fio < $target at QD 32): $missed"
-	[ "${BENCH_STRICT:-0}" = 1 ] && exit 1
+	strict_fail=1
 else
 	echo "bench: target met: kvmini/fio >= $target on every QD 32 row"
 fi
+
+# Network: bench/net.sh prints its own table and writes net.json (n/a rows when it cannot
+# measure); merged into results.json as "net".
+if [ "${BENCH_NET:-1}" != 0 ]; then
+	echo
+	rm -f "$dir/net.json"
+	here=$(cd "$(dirname "$0")" && pwd)
+	"$here/net.sh" "$dir" || echo "bench: net: bench/net.sh failed (exit status $?)"
+	if [ -f "$dir/net.json" ]; then
+		jq --slurpfile net "$dir/net.json" '. + {net: $net[0]}' "$dir/results.json" \
+			>"$dir/results.json.tmp" && mv -f "$dir/results.json.tmp" "$dir/results.json"
+		if ! jq -e '.net as $n | [$n.rows[] | select((.ratio // 0) < $n.target.min_ratio)]
+			| length == 0' "$dir/results.json" >/dev/null; then
+			strict_fail=1
+		fi
+	else
+		strict_fail=1
+	fi
+fi
 echo "bench: results in $dir/results.json"
+if [ "${BENCH_STRICT:-0}" = 1 ] && [ "$strict_fail" = 1 ]; then
+	exit 1
+fi
