@@ -93,7 +93,7 @@ fuzz-lib:
 	@$(MAKE) --no-print-directory B=build/fuzz CC=clang \
 		CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" build/fuzz/libkvmini.a build/fuzz/libsupport.a
 
-build/fuzz/bin/%: tests/fuzz/%.c fuzz-lib
+build/fuzz/bin/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h tests/support/*.h) fuzz-lib
 	@mkdir -p $(dir $@)
 	clang $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -Itests/support -o $@ $< \
 		build/fuzz/libsupport.a build/fuzz/libkvmini.a $(LDLIBS)

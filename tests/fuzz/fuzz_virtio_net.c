@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kvmini/virtio_net.h"
 #include "kvmini/virtq.h"
+#include "fuzz_common.h"
 #include "vdriver.h"
 
 /*
@@ -43,8 +43,6 @@
 #define F_GUEST_TSO4 7
 #define F_GUEST_TSO6 8
 #define F_MRG_RXBUF  15
-
-#define ORACLE __attribute__((no_sanitize("coverage"), noinline))
 
 enum { RXQ, TXQ, NQ };
 
@@ -98,63 +96,6 @@ struct harness {
 
 static struct harness *h;
 
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint8_t *ram_region(uint64_t gpa)
-{
-	return vdrv_ptr(&h->d, gpa, 1);
-}
-
-ORACLE static void ram_save(uint8_t *dst)
-{
-	memcpy(dst, ram_region(0), RAM_SPLIT);
-	memcpy(dst + RAM_SPLIT, ram_region(RAM_SPLIT), RAM_SIZE - RAM_SPLIT);
-}
-
-/* Copy src[lo, hi) into RAM at the same addresses (lo < hi <= RAM_SIZE). */
-ORACLE static void ram_load(const uint8_t *src, uint64_t lo, uint64_t hi)
-{
-	while (lo < hi) {
-		uint64_t end = lo < RAM_SPLIT && hi > RAM_SPLIT ? RAM_SPLIT : hi;
-		memcpy(ram_region(lo), src + lo, end - lo);
-		lo = end;
-	}
-}
-
-/* Mark [gpa, gpa+len) (clipped to RAM) in `map`: set to 1, or counted when `count`. */
-ORACLE static void mark(uint8_t *map, uint64_t gpa, uint64_t len, bool count)
-{
-	for (uint64_t i = gpa; i < RAM_SIZE && i - gpa < len; i++)
-		map[i] = count ? (uint8_t)(map[i] < 255 ? map[i] + 1 : 255) : 1;
-}
-
-ORACLE static bool any(const uint8_t *map, uint64_t gpa, uint64_t len)
-{
-	for (uint64_t i = gpa; i < RAM_SIZE && i - gpa < len; i++)
-		if (map[i])
-			return true;
-	return false;
-}
-
 static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
@@ -182,19 +123,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void zero_ram(gpa_t gpa, uint64_t len)
-{
-	void *p = vdrv_ptr(&h->d, gpa, len);
-	if (p)
-		memset(p, 0, len);
-}
-
-static void wr64(uint64_t lo_reg, uint64_t v)
-{
-	vdrv_wr32(&h->d, lo_reg, (uint32_t)v);
-	vdrv_wr32(&h->d, lo_reg + 4, (uint32_t)(v >> 32));
-}
-
 /*
  * The driver's initialisation (§3.1.1, §5.1.5) with both queues; vdrv_setup() does queue 0
  * only. 0, or -EINVAL if the device refused a queue (misplaced rings). Traps on anything else.
@@ -202,19 +130,8 @@ static void wr64(uint64_t lo_reg, uint64_t v)
 static int setup(uint64_t want)
 {
 	struct vdrv *d = &h->d;
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, 0);
-	if (vdrv_rd32(d, VIRTIO_MMIO_STATUS) != 0 || vdrv_rd32(d, VIRTIO_MMIO_DEVICE_ID) != 1)
-		__builtin_trap();
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	uint64_t feat = vdrv_device_features(d) & want;
-	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
-	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	uint32_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, st);
-	if (!(vdrv_rd32(d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
+	uint64_t feat;
+	if (vdrv_negotiate(d, 1, want, &feat) < 0)
 		__builtin_trap();
 	h->event_idx = feat & (1ULL << VIRTIO_F_RING_EVENT_IDX);
 	h->mrg = feat & (1ULL << F_MRG_RXBUF);
@@ -224,22 +141,14 @@ static int setup(uint64_t want)
 		q->desc_bytes = 16ULL * q->qsize;
 		q->avail_bytes = 4 + 2ULL * q->qsize + (h->event_idx ? 2 : 0);
 		q->used_bytes = 4 + 8ULL * q->qsize + (h->event_idx ? 2 : 0);
-		zero_ram(q->desc, q->desc_bytes);
-		zero_ram(q->avail, q->avail_bytes);
-		zero_ram(q->used, q->used_bytes);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_SEL, i);
+		int ret =
+			vdrv_setup_queue(d, i, q->qsize, q->desc, q->avail, q->used, h->event_idx);
 		if (vdrv_rd32(d, VIRTIO_MMIO_QUEUE_NUM_MAX) != VNET_QUEUE_SIZE)
 			__builtin_trap();
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_NUM, q->qsize);
-		wr64(VIRTIO_MMIO_QUEUE_DESC_LOW, q->desc);
-		wr64(VIRTIO_MMIO_QUEUE_DRIVER_LOW, q->avail);
-		wr64(VIRTIO_MMIO_QUEUE_DEVICE_LOW, q->used);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_READY, 1);
-		if (vdrv_rd32(d, VIRTIO_MMIO_QUEUE_READY) != 1)
-			return -EINVAL;
+		if (ret < 0)
+			return ret; /* -EINVAL: the device refused the queue */
 	}
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, st | VIRTIO_STATUS_DRIVER_OK);
-	if (vdrv_rd32(d, VIRTIO_MMIO_STATUS) != (st | VIRTIO_STATUS_DRIVER_OK))
+	if (vdrv_driver_ok(d) < 0)
 		__builtin_trap();
 	return 0;
 }
@@ -255,10 +164,10 @@ ORACLE static void load_ram(const uint8_t *in, size_t n)
 	memcpy(h->before, in, n < RAM_SIZE ? n : RAM_SIZE);
 	memset(h->skip, 0, RAM_SIZE);
 	for (unsigned int i = 0; i < NQ; i++) {
-		mark(h->skip, h->q[i].avail + 2, 2, false);
-		mark(h->skip, h->q[i].used, h->q[i].used_bytes, false);
+		mark(h->skip, RAM_SIZE, h->q[i].avail + 2, 2, false);
+		mark(h->skip, RAM_SIZE, h->q[i].used, h->q[i].used_bytes, false);
 	}
-	ram_save(h->after);
+	ram_save(&h->d, h->after);
 	uint64_t lo = 0;
 	while (lo < RAM_SIZE) {
 		uint64_t hi = lo;
@@ -267,7 +176,7 @@ ORACLE static void load_ram(const uint8_t *in, size_t n)
 		if (h->skip[lo])
 			memcpy(h->before + lo, h->after + lo, hi - lo);
 		else
-			ram_load(h->before, lo, hi);
+			ram_load(&h->d, h->before, lo, hi);
 		lo = hi;
 	}
 	for (unsigned int i = 0; i < NQ; i++) {
@@ -290,8 +199,8 @@ ORACLE static void expect_chains(void)
 	for (unsigned int i = 0; i < NQ; i++) {
 		struct queue *q = &h->q[i];
 		bool tx_stopped = false;
-		mark(h->allowed, q->used, q->used_bytes, false);
-		mark(h->usedmap, q->used, q->used_bytes, true);
+		mark(h->allowed, RAM_SIZE, q->used, q->used_bytes, false);
+		mark(h->usedmap, RAM_SIZE, q->used, q->used_bytes, true);
 		memset(q->head, 0, sizeof(q->head));
 		q->all_good = q->navail <= q->qsize;
 		for (unsigned int k = 0; k < q->navail && k < q->qsize; k++) {
@@ -317,15 +226,15 @@ ORACLE static void expect_chains(void)
 			for (unsigned int b = 0; b < nr && i == RXQ; b++) {
 				if (!h->bufs[b].writable)
 					continue;
-				mark(h->allowed, h->bufs[b].gpa, h->bufs[b].len, false);
-				mark(h->wcount, h->bufs[b].gpa, h->bufs[b].len, true);
+				mark(h->allowed, RAM_SIZE, h->bufs[b].gpa, h->bufs[b].len, false);
+				mark(h->wcount, RAM_SIZE, h->bufs[b].gpa, h->bufs[b].len, true);
 			}
 			if (i != TXQ || tx_stopped || hi->wlen || hi->rlen < VNET_HDR_LEN ||
 			    hi->rlen > VNET_MAX_FRAME)
 				continue;
 			h->tx_seq[h->tx_nseq++] = head;
 			for (unsigned int b = 0; b < nr; b++)
-				mark(h->txread, h->bufs[b].gpa, h->bufs[b].len, false);
+				mark(h->txread, RAM_SIZE, h->bufs[b].gpa, h->bufs[b].len, false);
 		}
 	}
 	if (h->q[TXQ].navail > h->q[TXQ].qsize)
@@ -339,15 +248,15 @@ ORACLE static void expect_chains(void)
 	h->rings_stable = true;
 	for (unsigned int i = 0; i < NQ; i++) {
 		const struct queue *q = &h->q[i], *o = &h->q[!i];
-		if (any(h->allowed, q->desc, q->desc_bytes) ||
-		    any(h->allowed, q->avail, q->avail_bytes) ||
+		if (any(h->allowed, RAM_SIZE, q->desc, q->desc_bytes) ||
+		    any(h->allowed, RAM_SIZE, q->avail, q->avail_bytes) ||
 		    overlap(q->avail + 2, 2, q->desc, q->desc_bytes) ||
 		    overlap(q->avail + 2, 2, o->desc, o->desc_bytes) ||
 		    overlap(q->avail + 2, 2, o->avail, o->avail_bytes))
 			h->rings_stable = false;
 	}
-	h->q[RXQ].used_stable = !any(h->wcount, h->q[RXQ].used, h->q[RXQ].used_bytes);
-	h->q[TXQ].used_stable = !any(h->wcount, h->q[TXQ].used, h->q[TXQ].used_bytes);
+	h->q[RXQ].used_stable = !any(h->wcount, RAM_SIZE, h->q[RXQ].used, h->q[RXQ].used_bytes);
+	h->q[TXQ].used_stable = !any(h->wcount, RAM_SIZE, h->q[TXQ].used, h->q[TXQ].used_bytes);
 	if (overlap(h->q[RXQ].used, h->q[RXQ].used_bytes, h->q[TXQ].used, h->q[TXQ].used_bytes))
 		h->q[RXQ].used_stable = h->q[TXQ].used_stable = false;
 	bool tx_writable = false;
@@ -560,19 +469,6 @@ ORACLE static void check_used(unsigned int i)
 	}
 }
 
-/* Every byte that changed is one the device may write. */
-ORACLE static void check_writes(void)
-{
-	enum { BLOCK = 256 };
-	for (uint64_t b = 0; b < RAM_SIZE; b += BLOCK) {
-		if (memcmp(h->after + b, h->before + b, BLOCK) == 0)
-			continue;
-		for (uint64_t i = b; i < b + BLOCK; i++)
-			if (h->after[i] != h->before[i] && !h->allowed[i])
-				__builtin_trap(); /* outside the rx buffers and used rings */
-	}
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 {
 	if (n < HDR_SIZE)
@@ -625,15 +521,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 
 	if (!vdrv_canaries_ok(&h->d))
 		__builtin_trap();
-	ram_save(h->after);
+	ram_save(&h->d, h->after);
 	if (h->rings_stable) {
-		check_writes();
+		check_writes(h->before, h->after, h->allowed, RAM_SIZE);
 		for (unsigned int i = 0; i < NQ; i++)
 			if (h->q[i].used_stable)
 				check_used(i);
 	}
 	/* After the reset returned nothing may touch guest memory any more. */
-	ram_save(h->before);
+	ram_save(&h->d, h->before);
 	if (memcmp(h->before, h->after, RAM_SIZE) != 0)
 		__builtin_trap();
 	return 0;

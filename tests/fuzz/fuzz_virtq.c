@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kvmini/virtq.h"
+#include "fuzz_common.h"
 #include "vdriver.h"
 
 /*
@@ -65,20 +66,6 @@ struct harness {
 
 static struct harness *h;
 
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
 /* Model RAM accessors; every address used is inside RAM (checked by the validation). */
 static uint16_t m16(gpa_t gpa)
 {
@@ -105,13 +92,6 @@ static void drv_put(gpa_t gpa, const void *src, uint64_t len)
 		__builtin_trap();
 	memcpy(p, src, len);
 	memcpy(h->m.ram + gpa, src, len);
-}
-
-static void ram_save(uint8_t *dst)
-{
-	memcpy(dst, vdrv_ptr(&h->d, 0, RAM_SPLIT), RAM_SPLIT);
-	memcpy(dst + RAM_SPLIT, vdrv_ptr(&h->d, RAM_SPLIT, RAM_SIZE - RAM_SPLIT),
-	       RAM_SIZE - RAM_SPLIT);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -361,7 +341,7 @@ static void check_state(void)
 		__builtin_trap();
 	if (!vdrv_canaries_ok(&h->d))
 		__builtin_trap();
-	ram_save(h->snap);
+	ram_save(&h->d, h->snap);
 	if (memcmp(h->snap, m->ram, RAM_SIZE) != 0)
 		__builtin_trap(); /* guest memory differs from what the spec allows */
 }

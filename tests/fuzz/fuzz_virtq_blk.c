@@ -9,6 +9,7 @@
 
 #include "kvmini/virtio_blk.h"
 #include "kvmini/virtq.h"
+#include "fuzz_common.h"
 #include "vdriver.h"
 
 /*
@@ -33,12 +34,6 @@
 #define IMG_SIZE  (1 << 20)
 #define WAIT_MS	  50
 
-/*
- * The harness's own bookkeeping loops over all of RAM: left uninstrumented, so that they stay
- * fast and libFuzzer's coverage feedback is about the device, not about the checks.
- */
-#define ORACLE __attribute__((no_sanitize("coverage"), noinline))
-
 struct head_info {
 	bool valid;	     /* a well-formed chain with at least one writable byte */
 	uint64_t wlen;	     /* its writable bytes */
@@ -60,59 +55,6 @@ struct harness {
 };
 
 static struct harness *h;
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint8_t *ram_region(uint64_t gpa)
-{
-	return vdrv_ptr(&h->d, gpa, 1);
-}
-
-/* Copy RAM [0, RAM_SIZE) to a flat buffer. */
-ORACLE static void ram_save(uint8_t *dst)
-{
-	memcpy(dst, ram_region(0), RAM_SPLIT);
-	memcpy(dst + RAM_SPLIT, ram_region(RAM_SPLIT), RAM_SIZE - RAM_SPLIT);
-}
-
-/* Copy src[lo, hi) into RAM at the same addresses (clipped to RAM). */
-ORACLE static void ram_load(const uint8_t *src, uint64_t lo, uint64_t hi)
-{
-	if (hi > RAM_SIZE)
-		hi = RAM_SIZE;
-	while (lo < hi) {
-		uint64_t end = lo < RAM_SPLIT && hi > RAM_SPLIT ? RAM_SPLIT : hi;
-		memcpy(ram_region(lo), src + lo, end - lo);
-		lo = end;
-	}
-}
-
-/* Mark [gpa, gpa+len) (clipped to RAM) in `map`: set to 1, or counted when `count`. */
-ORACLE static void mark(uint8_t *map, uint64_t gpa, uint64_t len, bool count)
-{
-	for (uint64_t i = gpa; i < RAM_SIZE && i - gpa < len; i++)
-		map[i] = count ? (uint8_t)(map[i] < 255 ? map[i] + 1 : 255) : 1;
-}
-
-ORACLE static bool any(const uint8_t *map, uint64_t gpa, uint64_t len)
-{
-	for (uint64_t i = gpa; i < RAM_SIZE && i - gpa < len; i++)
-		if (map[i])
-			return true;
-	return false;
-}
 
 static void make_device(void)
 {
@@ -183,8 +125,8 @@ ORACLE static bool expect_chains(uint16_t qsize, uint16_t navail)
 				continue;
 			hi->wlen += h->bufs[i].len;
 			hi->status = h->bufs[i].gpa + h->bufs[i].len - 1;
-			mark(h->allowed, h->bufs[i].gpa, h->bufs[i].len, false);
-			mark(h->wcount, h->bufs[i].gpa, h->bufs[i].len, true);
+			mark(h->allowed, RAM_SIZE, h->bufs[i].gpa, h->bufs[i].len, false);
+			mark(h->wcount, RAM_SIZE, h->bufs[i].gpa, h->bufs[i].len, true);
 		}
 		hi->valid = hi->wlen > 0;
 		all_good = all_good && hi->valid;
@@ -211,25 +153,12 @@ ORACLE static void load_ram(const uint8_t *in, size_t n, gpa_t avail, gpa_t used
 	uint64_t pos = 0;
 	for (unsigned int i = 0; i < 2; i++) {
 		if (skip[i][0] > pos)
-			ram_load(h->before, pos, skip[i][0]);
+			ram_load(&h->d, h->before, pos, skip[i][0]);
 		if (skip[i][1] > pos)
 			pos = skip[i][1];
 	}
-	ram_load(h->before, pos, RAM_SIZE);
-	ram_save(h->before);
-}
-
-/* Every byte that changed is one the device may write. */
-ORACLE static void check_writes(void)
-{
-	enum { BLOCK = 256 };
-	for (uint64_t b = 0; b < RAM_SIZE; b += BLOCK) {
-		if (memcmp(h->after + b, h->before + b, BLOCK) == 0)
-			continue;
-		for (uint64_t i = b; i < b + BLOCK; i++)
-			if (h->after[i] != h->before[i] && !h->allowed[i])
-				__builtin_trap(); /* written outside the buffers the chains named */
-	}
+	ram_load(&h->d, h->before, pos, RAM_SIZE);
+	ram_save(&h->d, h->before);
 }
 
 /* The used ring after the reset: every element one of the offered, answerable chains. */
@@ -295,7 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 	/* What the device may do with it: write the used ring and the writable buffers only. */
 	memset(h->allowed, 0, RAM_SIZE);
 	memset(h->wcount, 0, RAM_SIZE);
-	mark(h->allowed, used, used_bytes, false);
+	mark(h->allowed, RAM_SIZE, used, used_bytes, false);
 	bool all_good = expect_chains(qsize, navail);
 	/*
 	 * If the device may write the descriptor table or the avail ring, later chains can differ
@@ -303,10 +232,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 	 * contents are data. Then only the canaries are checked. Publishing avail->idx into the
 	 * descriptor table changes it too.
 	 */
-	bool rings_stable = !any(h->allowed, desc, desc_bytes) &&
-			    !any(h->allowed, avail, avail_bytes) &&
+	bool rings_stable = !any(h->allowed, RAM_SIZE, desc, desc_bytes) &&
+			    !any(h->allowed, RAM_SIZE, avail, avail_bytes) &&
 			    !(avail + 2 < desc + desc_bytes && desc < avail + 4);
-	bool used_stable = !any(h->wcount, used, used_bytes);
+	bool used_stable = !any(h->wcount, RAM_SIZE, used, used_bytes);
 
 	d->avail_idx = navail;
 	vdrv_publish(d);
@@ -320,14 +249,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 
 	if (!vdrv_canaries_ok(d))
 		__builtin_trap();
-	ram_save(h->after);
+	ram_save(&h->d, h->after);
 	if (rings_stable) {
-		check_writes();
+		check_writes(h->before, h->after, h->allowed, RAM_SIZE);
 		if (used_stable)
 			check_used(qsize, navail);
 	}
 	/* After the reset returned nothing may touch guest memory any more. */
-	ram_save(h->before);
+	ram_save(&h->d, h->before);
 	if (memcmp(h->before, h->after, RAM_SIZE) != 0)
 		__builtin_trap();
 	return 0;

@@ -137,8 +137,10 @@ static void vdrv_wr64(struct vdrv *d, uint64_t lo_reg, uint64_t v)
 	vdrv_wr32(d, lo_reg + 4, (uint32_t)(v >> 32));
 }
 
-int vdrv_setup(struct vdrv *d, uint32_t device_id, uint64_t want, uint16_t qsize, gpa_t desc,
-	       gpa_t avail, gpa_t used)
+#define VDRV_ST_FEATURES_OK \
+	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK)
+
+int vdrv_negotiate(struct vdrv *d, uint32_t device_id, uint64_t want, uint64_t *feat_out)
 {
 	d->why = NULL;
 	vdrv_wr32(d, VIRTIO_MMIO_STATUS, 0);
@@ -158,17 +160,21 @@ int vdrv_setup(struct vdrv *d, uint32_t device_id, uint64_t want, uint16_t qsize
 	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
 	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	uint32_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, st);
+	vdrv_wr32(d, VIRTIO_MMIO_STATUS, VDRV_ST_FEATURES_OK);
 	if (!(vdrv_rd32(d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
 		return vdrv_fail(d, -EPROTO, "FEATURES_OK refused");
-	bool event_idx = feat & (1ULL << VIRTIO_F_RING_EVENT_IDX);
+	*feat_out = feat;
+	return 0;
+}
 
+int vdrv_setup_queue(struct vdrv *d, uint32_t index, uint16_t qsize, gpa_t desc, gpa_t avail,
+		     gpa_t used, bool event_idx)
+{
 	/* A fresh driver starts from zeroed rings (event fields included). */
 	vdrv_zero(d, desc, (uint64_t)VDRV_DESC_SIZE * qsize);
 	vdrv_zero(d, avail, VDRV_AVAIL_HDR + 2ULL * qsize + (event_idx ? 2 : 0));
 	vdrv_zero(d, used, VDRV_USED_HDR + (uint64_t)VDRV_USED_ELEM * qsize + (event_idx ? 2 : 0));
-	vdrv_wr32(d, VIRTIO_MMIO_QUEUE_SEL, 0);
+	vdrv_wr32(d, VIRTIO_MMIO_QUEUE_SEL, index);
 	if (qsize > vdrv_rd32(d, VIRTIO_MMIO_QUEUE_NUM_MAX))
 		return vdrv_fail(d, -EINVAL, "queue size above QueueNumMax");
 	vdrv_wr32(d, VIRTIO_MMIO_QUEUE_NUM, qsize);
@@ -178,17 +184,42 @@ int vdrv_setup(struct vdrv *d, uint32_t device_id, uint64_t want, uint16_t qsize
 	vdrv_wr32(d, VIRTIO_MMIO_QUEUE_READY, 1);
 	if (vdrv_rd32(d, VIRTIO_MMIO_QUEUE_READY) != 1)
 		return vdrv_fail(d, -EINVAL, "QueueReady refused");
+	return 0;
+}
 
+int vdrv_driver_ok(struct vdrv *d)
+{
+	uint32_t st = VDRV_ST_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+	vdrv_wr32(d, VIRTIO_MMIO_STATUS, st);
+	if (vdrv_rd32(d, VIRTIO_MMIO_STATUS) != st)
+		return vdrv_fail(d, -EPROTO, "DRIVER_OK refused or device failed");
+	return 0;
+}
+
+void vdrv_use_rings(struct vdrv *d, uint16_t qsize, gpa_t desc, gpa_t avail, gpa_t used,
+		    bool event_idx)
+{
 	d->qsize = qsize;
 	d->desc = desc;
 	d->avail = avail;
 	d->used = used;
 	d->event_idx = event_idx;
 	d->next_desc = d->avail_idx = d->used_seen = 0;
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, st | VIRTIO_STATUS_DRIVER_OK);
-	if (vdrv_rd32(d, VIRTIO_MMIO_STATUS) != (st | VIRTIO_STATUS_DRIVER_OK))
-		return vdrv_fail(d, -EPROTO, "DRIVER_OK refused or device failed");
-	return 0;
+}
+
+int vdrv_setup(struct vdrv *d, uint32_t device_id, uint64_t want, uint16_t qsize, gpa_t desc,
+	       gpa_t avail, gpa_t used)
+{
+	uint64_t feat;
+	int ret = vdrv_negotiate(d, device_id, want, &feat);
+	if (ret < 0)
+		return ret;
+	bool event_idx = feat & (1ULL << VIRTIO_F_RING_EVENT_IDX);
+	ret = vdrv_setup_queue(d, 0, qsize, desc, avail, used, event_idx);
+	if (ret < 0)
+		return ret;
+	vdrv_use_rings(d, qsize, desc, avail, used, event_idx);
+	return vdrv_driver_ok(d);
 }
 
 /* Read the interrupt eventfd if it fires within `ms`: 1 read, 0 nothing, -errno. */

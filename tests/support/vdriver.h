@@ -10,7 +10,8 @@
 
 /*
  * Used by unit tests, benchmarks and fuzz targets alike, so it reports with return values and
- * never asserts. One driver drives queue 0 of one device; no global state.
+ * never asserts. One driver drives queue 0 of one device (vdrv_setup_queue() configures more);
+ * no global state.
  */
 
 /* Bytes of canary around each fake RAM region, and their value. */
@@ -94,6 +95,34 @@ int vdrv_setup(struct vdrv *d, uint32_t device_id, uint64_t want, uint16_t qsize
 	       gpa_t avail, gpa_t used);
 
 /*
+ * The steps of vdrv_setup(), for a driver that configures more queues than queue 0 (the ring
+ * functions below follow one queue per vdrv: see vdrv_use_rings()).
+ * Same checks and return values as vdrv_setup(), with the step in d->why.
+ *
+ * vdrv_negotiate(): reset, check the device, accept the offered features that `want` names
+ * (stored in *feat) and set FEATURES_OK.
+ */
+int vdrv_negotiate(struct vdrv *d, uint32_t device_id, uint64_t want, uint64_t *feat);
+
+/*
+ * Zero the rings of queue `index` (their event fields too if `event_idx`), then configure it
+ * with `qsize` entries at desc/avail/used and set QueueReady. d's queue 0 fields are untouched.
+ */
+int vdrv_setup_queue(struct vdrv *d, uint32_t index, uint16_t qsize, gpa_t desc, gpa_t avail,
+		     gpa_t used, bool event_idx);
+
+/*
+ * Point the ring functions below at a queue of `qsize` entries at desc/avail/used (as
+ * vdrv_setup_queue() configured it; `event_idx` as negotiated) and start the ring bookkeeping
+ * from 0. vdrv_setup() does this for queue 0; a copy of `d` can drive another queue.
+ */
+void vdrv_use_rings(struct vdrv *d, uint16_t qsize, gpa_t desc, gpa_t avail, gpa_t used,
+		    bool event_idx);
+
+/* Set DRIVER_OK (after vdrv_negotiate() and the queues) and check it reads back. */
+int vdrv_driver_ok(struct vdrv *d);
+
+/*
  * Write Status 0 (device reset) and drain a pending interrupt. The ring bookkeeping is kept,
  * so the used ring can still be inspected; vdrv_setup() starts afresh. 0, or -EPROTO if
  * Status does not read back 0.
@@ -101,8 +130,9 @@ int vdrv_setup(struct vdrv *d, uint32_t device_id, uint64_t want, uint16_t qsize
 int vdrv_reset(struct vdrv *d);
 
 /*
- * The ring functions below work on queue 0 as the last successful vdrv_setup() placed it
- * (its rings lie in RAM: the device checked that at QueueReady).
+ * The ring functions below work on the rings the last successful vdrv_setup() (queue 0) or
+ * vdrv_use_rings() named (they lie in RAM: the device checked that at QueueReady); vdrv_kick()
+ * notifies queue 0 whichever they are.
  *
  * Put a chain of `n` (1..qsize) buffers in the descriptor table from d->next_desc on (wrapping)
  * and its head in the next avail-ring slot, without publishing it. Returns the head.

@@ -118,66 +118,36 @@ static uint16_t get_le16(const uint8_t *p)
 	return le16toh(v);
 }
 
-static void zero_ring(struct fx *f, uint64_t gpa, uint64_t len)
+/* Fail the test with the step vdriver stopped at unless `ret` is 0. */
+static void init_ok(const struct vdrv *d, int ret)
 {
-	memset(gp(f, gpa, len), 0, len);
+	if (ret != 0)
+		fail_msg("driver init: %s (%d)", d->why, ret);
 }
 
 /*
- * The driver's initialisation (§3.1.1, §5.1.5) with both queues of `qsize` entries; vdriver
- * configures queue 0 only, so this does the register sequence itself and points f->tx at
- * queue 1. Accepts the offered features that `want` names.
+ * The driver's initialisation (§3.1.1, §5.1.5) with both queues of `qsize` entries; vdriver's
+ * bookkeeping covers queue 0 only, so f->tx is a copy pointed at queue 1. Accepts the offered
+ * features that `want` names.
  */
 static void driver_init_q(struct fx *f, uint64_t want, uint16_t qsize)
 {
 	struct vdrv *d = &f->rx;
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, 0);
-	assert_int_equal(vdrv_rd32(d, VIRTIO_MMIO_STATUS), 0);
-	assert_int_equal(vdrv_rd32(d, VIRTIO_MMIO_MAGIC_VALUE), VIRTIO_MMIO_MAGIC);
-	assert_int_equal(vdrv_rd32(d, VIRTIO_MMIO_VERSION), 2);
-	assert_int_equal(vdrv_rd32(d, VIRTIO_MMIO_DEVICE_ID), 1);
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	uint64_t feat = vdrv_device_features(d) & want;
-	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
-	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	vdrv_wr32(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	uint32_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, st);
-	assert_true(vdrv_rd32(d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	uint64_t feat;
+	init_ok(d, vdrv_negotiate(d, 1, want, &feat));
 	bool event_idx = feat & (1ULL << VIRTIO_F_RING_EVENT_IDX);
 
 	const uint64_t ring[2][3] = {{RX_DESC, RX_AVAIL, RX_USED}, {TX_DESC, TX_AVAIL, TX_USED}};
 	for (unsigned int q = 0; q < 2; q++) {
-		zero_ring(f, ring[q][0], 16ULL * qsize);
-		zero_ring(f, ring[q][1], 4 + 2ULL * qsize + 2);
-		zero_ring(f, ring[q][2], 4 + 8ULL * qsize + 2);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_SEL, q);
+		init_ok(d, vdrv_setup_queue(d, q, qsize, ring[q][0], ring[q][1], ring[q][2],
+					    event_idx));
 		assert_int_equal(vdrv_rd32(d, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_NUM, qsize);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)ring[q][0]);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)ring[q][1]);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)ring[q][2]);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-		vdrv_wr32(d, VIRTIO_MMIO_QUEUE_READY, 1);
-		assert_int_equal(vdrv_rd32(d, VIRTIO_MMIO_QUEUE_READY), 1);
 	}
-	d->qsize = qsize;
-	d->desc = RX_DESC;
-	d->avail = RX_AVAIL;
-	d->used = RX_USED;
-	d->event_idx = event_idx;
-	d->next_desc = d->avail_idx = d->used_seen = 0;
+	vdrv_use_rings(d, qsize, RX_DESC, RX_AVAIL, RX_USED, event_idx);
 	f->tx = f->rx;
-	f->tx.desc = TX_DESC;
-	f->tx.avail = TX_AVAIL;
-	f->tx.used = TX_USED;
+	vdrv_use_rings(&f->tx, qsize, TX_DESC, TX_AVAIL, TX_USED, event_idx);
 	f->feat = feat;
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, st | VIRTIO_STATUS_DRIVER_OK);
-	assert_int_equal(vdrv_rd32(d, VIRTIO_MMIO_STATUS), st | VIRTIO_STATUS_DRIVER_OK);
+	init_ok(d, vdrv_driver_ok(d));
 }
 
 static void driver_init(struct fx *f, uint64_t want)
