@@ -3,8 +3,8 @@
 #   make            build build/kvmini
 #   make check      every test tier: unit, tiny KVM guests, sanitizer build, fuzzing, Linux tests
 #   make fuzz       replay the fuzz corpora, then fuzz each target for FUZZ_SECONDS (60)
-#   make bench      disk (kvmini vs fio) and network (kvmini vs QEMU, iperf3) benchmarks:
-#                   tables and build/bench/results.json (bench/run.sh, bench/net.sh)
+#   make bench      disk (kvmini vs fio), network and boot (kvmini vs QEMU microvm) benchmarks:
+#                   tables and build/bench/results.json (bench/run.sh, net.sh, boot.sh)
 #   make demo       boot the demo guest (inside the nested machine on hosts without VT-x/AMD-V)
 
 SHELL    := /bin/bash
@@ -119,11 +119,11 @@ $(B)/bench/%: bench/%.c $(B)/libsupport.a $(B)/libkvmini.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/support -o $@ $< $(B)/libsupport.a $(B)/libkvmini.a $(LDLIBS)
 
-# The network rows (bench/net.sh) boot the guest images; if they cannot be built, those rows
-# say n/a and the disk rows still run.
+# The network and boot rows boot the guest images; if they cannot be built, those rows say n/a
+# and the disk rows still run.
 bench: $(BENCH_BIN) $(B)/kvmini
-	@[ "$${BENCH_NET:-1}" = 0 ] || $(MAKE) --no-print-directory guests || \
-		echo "bench: make guests failed; the network rows will be n/a"
+	@$(MAKE) --no-print-directory guests || \
+		echo "bench: make guests failed; the network and boot rows will be n/a"
 	@BENCH_KVMINI=$(B)/kvmini BENCH_GUEST_DIR=$(GUEST_OUT) bench/run.sh $(B)/bench
 
 include guests/guests.mk

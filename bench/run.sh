@@ -10,6 +10,7 @@
 #   BENCH_DIR      where the image is created (${TMPDIR:-/tmp}); removed afterwards
 #   BENCH_STRICT   1: exit 1 when a target is missed (the default only reports it)
 #   BENCH_NET      0: skip the network benchmark (bench/net.sh; its BENCH_NET_* settings)
+#   BENCH_BOOT     0: skip the boot-time benchmark (bench/boot.sh; its BENCH_BOOT_* settings)
 #
 # Disk (virtio-blk): build/bench/blk_bench drives the device model through its virtio-mmio
 # registers with fake guest memory, real io_uring and a real image file; fio's io_uring engine
@@ -23,6 +24,11 @@
 # virtio-net (userspace backend) and measures iperf3 TCP throughput each way (inside the
 # nested machine on hosts without hardware virtualization); its report becomes the "net"
 # section of results.json. Target: kvmini >= 1.0 x QEMU in both directions.
+#
+# Boot (bench/boot.sh): the same guest booted by kvmini and by QEMU's microvm, process start to
+# the guest init's first line and to VMM exit, medians (inside the nested machine on hosts
+# without hardware virtualization); its report becomes the "boot" section of results.json.
+# No target yet: reported only.
 set -euo pipefail
 
 die() {
@@ -176,6 +182,19 @@ if [ "${BENCH_NET:-1}" != 0 ]; then
 		fi
 	else
 		strict_fail=1
+	fi
+fi
+
+# Boot: bench/boot.sh prints its own table and writes boot.json (n/a rows when it cannot
+# measure); merged into results.json as "boot". Reported only: no target, no strict failure.
+if [ "${BENCH_BOOT:-1}" != 0 ]; then
+	echo
+	rm -f "$dir/boot.json"
+	here=$(cd "$(dirname "$0")" && pwd)
+	"$here/boot.sh" "$dir" || echo "bench: boot: bench/boot.sh failed (exit status $?)"
+	if [ -f "$dir/boot.json" ]; then
+		jq --slurpfile boot "$dir/boot.json" '. + {boot: $boot[0]}' "$dir/results.json" \
+			>"$dir/results.json.tmp" && mv -f "$dir/results.json.tmp" "$dir/results.json"
 	fi
 fi
 echo "bench: results in $dir/results.json"
