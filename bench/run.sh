@@ -166,36 +166,29 @@ else
 	echo "bench: target met: kvmini/fio >= $target on every QD 32 row"
 fi
 
-# Network: bench/net.sh prints its own table and writes net.json (n/a rows when it cannot
-# measure); merged into results.json as "net".
-if [ "${BENCH_NET:-1}" != 0 ]; then
+# run_part NAME: run bench/NAME.sh, which prints its own table and writes NAME.json (n/a rows
+# when it cannot measure), and merge that into results.json as "NAME". 1 if no NAME.json.
+run_part() {
 	echo
-	rm -f "$dir/net.json"
-	here=$(cd "$(dirname "$0")" && pwd)
-	"$here/net.sh" "$dir" || echo "bench: net: bench/net.sh failed (exit status $?)"
-	if [ -f "$dir/net.json" ]; then
-		jq --slurpfile net "$dir/net.json" '. + {net: $net[0]}' "$dir/results.json" \
-			>"$dir/results.json.tmp" && mv -f "$dir/results.json.tmp" "$dir/results.json"
-		if ! jq -e '.net as $n | [$n.rows[] | select((.ratio // 0) < $n.target.min_ratio)]
-			| length == 0' "$dir/results.json" >/dev/null; then
-			strict_fail=1
-		fi
-	else
+	rm -f "$dir/$1.json"
+	"$(cd "$(dirname "$0")" && pwd)/$1.sh" "$dir" ||
+		echo "bench: $1: bench/$1.sh failed (exit status $?)"
+	[ -f "$dir/$1.json" ] || return 1
+	jq --arg k "$1" --slurpfile part "$dir/$1.json" '. + {($k): $part[0]}' "$dir/results.json" \
+		>"$dir/results.json.tmp" && mv -f "$dir/results.json.tmp" "$dir/results.json"
+}
+
+# Network rows, merged as "net"; their target counts for BENCH_STRICT.
+if [ "${BENCH_NET:-1}" != 0 ]; then
+	if ! run_part net || ! jq -e '.net as $n | [$n.rows[] | select((.ratio // 0) <
+		$n.target.min_ratio)] | length == 0' "$dir/results.json" >/dev/null; then
 		strict_fail=1
 	fi
 fi
 
-# Boot: bench/boot.sh prints its own table and writes boot.json (n/a rows when it cannot
-# measure); merged into results.json as "boot". Reported only: no target, no strict failure.
+# Boot rows, merged as "boot". Reported only: no target, no strict failure.
 if [ "${BENCH_BOOT:-1}" != 0 ]; then
-	echo
-	rm -f "$dir/boot.json"
-	here=$(cd "$(dirname "$0")" && pwd)
-	"$here/boot.sh" "$dir" || echo "bench: boot: bench/boot.sh failed (exit status $?)"
-	if [ -f "$dir/boot.json" ]; then
-		jq --slurpfile boot "$dir/boot.json" '. + {boot: $boot[0]}' "$dir/results.json" \
-			>"$dir/results.json.tmp" && mv -f "$dir/results.json.tmp" "$dir/results.json"
-	fi
+	run_part boot || true
 fi
 echo "bench: results in $dir/results.json"
 if [ "${BENCH_STRICT:-0}" = 1 ] && [ "$strict_fail" = 1 ]; then
