@@ -2,22 +2,34 @@
 # bench/boot-l2.sh: the measuring half of bench/boot.sh (POSIX sh: it runs in the nested
 # machine's busybox, or directly on a host with hardware virtualization).
 #
-#   boot-l2.sh DIR RUNS
+#   boot-l2.sh DIR RUNS DENSITY_VMS DENSITY_RUNS
 #
-# DIR holds kvmini, bzImage, initramfs.cpio.gz and tools/boottime (bench/boottime.c). QEMU is
-# qemu-system-x86_64 on PATH (or $QEMU) with its microvm firmware in $QEMU_DATADIR.
+# DIR holds kvmini, bzImage, initramfs.cpio.gz, tools/boottime (bench/boottime.c) and
+# tools/density (bench/density.c). QEMU is qemu-system-x86_64 on PATH (or $QEMU) with its
+# microvm firmware in $QEMU_DATADIR. Every phase alternates the VMM order from run to run.
 #
-# For each run and configuration (1 vCPU/128 MiB, 2 vCPUs/512 MiB) both VMMs boot the guest
-# with the same command line (kvmini's default + "-- true"; QEMU: + reboot=t, see below),
-# the VMM order alternating.
-# boottime times process start -> first console line with KVMINI_GUEST_READY -> exit.
-# One line per run on stdout:
-#   BOOTBENCH_RESULT VMM CONFIG RUN READY_MS EXIT_MS STARTUP_WALL_MS STARTUP_CPU_MS
-#   BOOTBENCH_RESULT VMM CONFIG RUN n/a: REASON
-# (STARTUP_*: kvmini's boot-timer line; "-" for QEMU, which has no such report.)
+# Boot: RUNS runs of each configuration (1 vCPU/128 MiB, 2 vCPUs/512 MiB), the guest running
+# `true`; boottime times process start -> first console line with KVMINI_GUEST_READY -> exit.
+#   BOOTBENCH_RESULT VMM CONFIG RUN READY_MS EXIT_MS STARTUP_WALL_MS STARTUP_CPU_MS UPTIME_MS
+# STARTUP_*: kvmini's boot-timer line ("-" for QEMU, which has no such report); UPTIME_MS:
+# the guest's /proc/uptime on its READY line.
+#
+# Memory: RUNS runs of 1 vCPU/128 MiB, the guest idling in `sleep`; 1 s after READY boottime
+# reads the VMM's /proc/PID/smaps, then kills it. The same runs give the VMM start-up from
+# fork to the first KVM_RUN on CLOCK_REALTIME: kvmini's boot-timer debug line, QEMU's
+# kvm_vcpu_ioctl trace event (-msg timestamp=on -trace kvm_vcpu_ioctl; 0xae80 is KVM_RUN).
+#   BOOTBENCH_MEM VMM RUN RSS_KB GUEST_RSS_KB PSS_KB GUEST_MAPS STARTUP_FORK_MS
+#
+# Density: DENSITY_RUNS runs of DENSITY_VMS VMs (1 vCPU/128 MiB, `true`) started at once.
+#   BOOTBENCH_DENSITY VMM RUN WALL_MS GOOD PEAK_KB
+# GOOD: the VMs that printed READY and exited 0 (a run with none is n/a).
+#
+# A run that fails prints "n/a: REASON" after the run number instead of figures.
 
-dir=${1:?usage: boot-l2.sh DIR RUNS}
+dir=${1:?usage: boot-l2.sh DIR RUNS DENSITY_VMS DENSITY_RUNS}
 runs=${2:?}
+dvms=${3:?}
+druns=${4:?}
 QEMU=${QEMU:-qemu-system-x86_64}
 limit=${BENCH_BOOT_LIMIT:-120}
 # kvmini's default command line (include/kvmini/vm.h), given to QEMU too. Plus, for QEMU
@@ -28,56 +40,177 @@ cmdline="console=ttyS0 reboot=k panic=-1 nomodule i8042.noaux i8042.nomux i8042.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-bootbench.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
-# run_one VMM CONFIG RUN: one measurement; prints its BOOTBENCH_RESULT line.
-run_one() {
-	vmm=$1 cfg=$2 run=$3
+# vmm_argv VMM CONFIG GUEST_CMD [VMM_ARG]...: one VMM run's command, one argument a line.
+vmm_argv() {
+	vmm=$1 cfg=$2 gcmd=$3
+	shift 3
 	cpus=${cfg%%x*} mem=${cfg#*x}
-	b=$tmp/$vmm-$cfg-$run
 	if [ "$vmm" = kvmini ]; then
-		set -- "$dir/kvmini" run --kernel "$dir/bzImage" --initrd "$dir/initramfs.cpio.gz" \
-			--mem "$mem" --cpus "$cpus" --log-level info --cmdline "-- true"
+		printf '%s\n' "$dir/kvmini" run --kernel "$dir/bzImage" --initrd "$dir/initramfs.cpio.gz" \
+			--mem "$mem" --cpus "$cpus" --cmdline "-- $gcmd" "$@"
 	else
-		set -- "$QEMU" -M microvm,x-option-roms=off,rtc=off,acpi=off -nodefaults -no-user-config \
-			-enable-kvm -cpu host -m "$mem" -smp "$cpus" -display none -serial stdio -no-reboot \
-			-L "${QEMU_DATADIR:-/usr/share/qemu}" -kernel "$dir/bzImage" \
-			-initrd "$dir/initramfs.cpio.gz" -append "$cmdline reboot=t -- true"
+		printf '%s\n' "$QEMU" -M microvm,x-option-roms=off,rtc=off,acpi=off -nodefaults \
+			-no-user-config -enable-kvm -cpu host -m "$mem" -smp "$cpus" -display none \
+			-serial stdio -no-reboot -L "${QEMU_DATADIR:-/usr/share/qemu}" -kernel "$dir/bzImage" \
+			-initrd "$dir/initramfs.cpio.gz" -append "$cmdline reboot=t -- $gcmd" "$@"
 	fi
-	if ! r=$("$dir/tools/boottime" "$limit" KVMINI_GUEST_READY "$b.out" "$b.err" -- "$@"); then
-		echo "BOOTBENCH_RESULT $vmm $cfg $run n/a: boottime failed"
+}
+
+# with_argv FILE CMD [ARG]...: run CMD ARG... with the lines of FILE (vmm_argv) appended.
+with_argv() {
+	f=$1
+	shift
+	set -f
+	IFS='
+'
+	# shellcheck disable=SC2046 # split on newlines only, no globbing
+	set -- "$@" $(cat "$f")
+	unset IFS
+	set +f
+	"$@"
+}
+
+# failed "TAG VMM [CONFIG] RUN" WHY B: the n/a result line; the run's last output on stderr.
+failed() {
+	echo "$1 n/a: $(echo "$2" | tr '\n' ' ')"
+	echo "bootbench: $1 failed: $2; last output:" >&2
+	{ tr -d '\r' <"$3.out" | tail -n 10; tail -n 5 "$3.err"; } 2>/dev/null | sed 's/^/bootbench:   /' >&2
+}
+
+# why_failed STATUS EXIT_MS READY_MS B: a one-line reason from the VMM's status and stderr.
+why_failed() {
+	why="VMM exit status $1 after $2 ms"
+	[ "$3" != -1.00 ] || why="$why, no KVMINI_GUEST_READY"
+	err=$(grep -v -e '^[[:space:]]*$' -e 'info:' -e 'debug:' "$4.err" | tail -n 1)
+	[ -z "$err" ] || why="$why: $err"
+	echo "$why"
+}
+
+# boot_one VMM CONFIG RUN: one boot to `true` and exit.
+boot_one() {
+	vmm=$1 cfg=$2 run=$3
+	b=$tmp/$vmm-$cfg-$run
+	tag="BOOTBENCH_RESULT $vmm $cfg $run"
+	if [ "$vmm" = kvmini ]; then
+		vmm_argv kvmini "$cfg" true --log-level info
+	else
+		vmm_argv qemu "$cfg" true
+	fi >"$b.argv"
+	if ! r=$(with_argv "$b.argv" "$dir/tools/boottime" "$limit" KVMINI_GUEST_READY "$b.out" "$b.err" --); then
+		echo "$tag n/a: boottime failed"
 		return
 	fi
-	# shellcheck disable=SC2086 # r is "READY_MS EXIT_MS STATUS"
+	# shellcheck disable=SC2086 # r is "READY_MS EXIT_MS STATUS FORK_REALTIME"
 	set -- $r
 	ready=$1 exitms=$2 status=$3
+	if [ "$ready" = -1.00 ] || [ "$status" != 0 ]; then
+		failed "$tag" "$(why_failed "$status" "$exitms" "$ready" "$b")" "$b"
+		return
+	fi
 	wall=- cpu=-
 	if [ "$vmm" = kvmini ]; then
 		line=$(grep 'boot timer: guest init reached' "$b.err" | head -n 1)
 		wall=$(echo "$line" | sed -n 's/.*VMM start-up \([0-9.]*\) ms wall.*/\1/p')
 		cpu=$(echo "$line" | sed -n 's/.*ms wall, \([0-9.]*\) ms CPU.*/\1/p')
-		[ -n "$wall" ] || wall=-
-		[ -n "$cpu" ] || cpu=-
 	fi
-	if [ "$ready" = -1.00 ] || [ "$status" != 0 ]; then
-		why="VMM exit status $status after $exitms ms"
-		[ "$ready" != -1.00 ] || why="$why, no KVMINI_GUEST_READY"
-		err=$(grep -v -e '^[[:space:]]*$' -e 'info:' "$b.err" | tail -n 1)
-		[ -z "$err" ] || why="$why: $err"
-		echo "BOOTBENCH_RESULT $vmm $cfg $run n/a: $(echo "$why" | tr '\n' ' ')"
-		echo "bootbench: $vmm $cfg run $run failed: $why; last output:" >&2
-		{ tr -d '\r' <"$b.out" | tail -n 10; tail -n 5 "$b.err"; } | sed 's/^/bootbench:   /' >&2
+	up=$(tr -d '\r' <"$b.out" | sed -n 's/.*KVMINI_GUEST_READY uptime=\([0-9.]*\).*/\1/p' | head -n 1)
+	[ -z "$up" ] || up=$(awk -v s="$up" 'BEGIN { printf "%.0f", s * 1000 }')
+	echo "$tag $ready $exitms ${wall:--} ${cpu:--} ${up:--}"
+	echo "bootbench: $vmm $cfg run $run: ready $ready ms (guest uptime ${up:-?} ms), exit $exitms ms" >&2
+}
+
+# mem_one VMM RUN: memory at idle and VMM start-up from fork, 1 vCPU/128 MiB.
+mem_one() {
+	vmm=$1 run=$2
+	b=$tmp/mem-$vmm-$run
+	tag="BOOTBENCH_MEM $vmm $run"
+	if [ "$vmm" = kvmini ]; then
+		vmm_argv kvmini 1x128M "sleep 600" --log-level debug
+	else
+		vmm_argv qemu 1x128M "sleep 600" -msg timestamp=on -trace kvm_vcpu_ioctl -D "$b.trace"
+	fi >"$b.argv"
+	if ! r=$(with_argv "$b.argv" "$dir/tools/boottime" -m 128 1000 "$limit" KVMINI_GUEST_READY \
+		"$b.out" "$b.err" --); then
+		echo "$tag n/a: boottime failed"
 		return
 	fi
-	echo "BOOTBENCH_RESULT $vmm $cfg $run $ready $exitms $wall $cpu"
-	echo "bootbench: $vmm $cfg run $run: ready $ready ms, exit $exitms ms" >&2
+	# shellcheck disable=SC2086 # READY EXIT STATUS FORK_REALTIME RSS GUEST PSS MAPS
+	set -- $r
+	if [ "$1" = -1.00 ] || [ "$5" = - ]; then
+		failed "$tag" "$(why_failed "$3" "$2" "$1" "$b")" "$b"
+		return
+	fi
+	fork=$4 rss=$5 guest=$6 pss=$7 maps=$8
+	if [ "$vmm" = kvmini ]; then
+		kvm_run=$(sed -n 's/.*first KVM_RUN at \([0-9.]*\) s CLOCK_REALTIME.*/\1/p' "$b.err" | head -n 1)
+	else
+		kvm_run=$(sed -n 's/^[0-9]*@\([0-9.]*\):kvm_vcpu_ioctl .*type 0xae80.*/\1/p' "$b.trace" | head -n 1)
+	fi
+	startup=-
+	[ -z "$kvm_run" ] || startup=$(awk -v a="$kvm_run" -v b="$fork" 'BEGIN { printf "%.2f", (a - b) * 1000 }')
+	echo "$tag $rss $guest $pss $maps $startup"
+	echo "bootbench: $vmm memory run $run: RSS $rss kB, guest RAM resident $guest kB in $maps mapping(s), start-up from fork $startup ms" >&2
+}
+
+# density_one VMM RUN: DENSITY_VMS VMs at once.
+density_one() {
+	vmm=$1 run=$2
+	d=$tmp/density-$vmm-$run
+	mkdir -p "$d"
+	vmm_argv "$vmm" 1x128M true >"$d.argv"
+	if ! r=$(with_argv "$d.argv" "$dir/tools/density" "$dvms" $((limit * 4)) KVMINI_GUEST_READY \
+		"$d" -- 2>"$d.err"); then
+		echo "BOOTBENCH_DENSITY $vmm $run n/a: density failed: $(tail -n 1 "$d.err")"
+		return
+	fi
+	# shellcheck disable=SC2086 # WALL_MS GOOD PEAK_KB
+	set -- $r
+	if [ "$2" != "$dvms" ]; then
+		# Under nested TCG an occasional guest (with either VMM) resets before its console
+		# comes up; the run still counts, at its rate of good VMs, and says so.
+		echo "bootbench: $vmm density run $run: only $2 of $dvms VMs booted and exited 0:" >&2
+		sed 's/^/bootbench:   /' "$d.err" >&2
+		vm=$(sed -n 's/^density: \(vm-[0-9]*\):.*/\1/p' "$d.err" | head -n 1)
+		if [ -n "$vm" ]; then
+			echo "bootbench:   $vm's last output:" >&2
+			{ tr -d '\r' <"$d/$vm.out" | tail -n 8; tail -n 5 "$d/$vm.err"; } | sed 's/^/bootbench:   /' >&2
+		fi
+	fi
+	if [ "$2" = 0 ]; then
+		echo "BOOTBENCH_DENSITY $vmm $run n/a: none of $dvms VMs booted and exited 0"
+		rm -rf "$d"
+		return
+	fi
+	rm -rf "$d"
+	echo "BOOTBENCH_DENSITY $vmm $run $1 $2 $3"
+	echo "bootbench: $vmm density run $run: $2 of $dvms VMs in $1 ms, peak host memory +$3 kB" >&2
+}
+
+# order RUN: the VMM order of a run.
+order() {
+	if [ $(($1 % 2)) = 0 ]; then echo "kvmini qemu"; else echo "qemu kvmini"; fi
 }
 
 run=0
 while [ "$run" -lt "$runs" ]; do
 	for cfg in 1x128M 2x512M; do
-		if [ $((run % 2)) = 0 ]; then order="kvmini qemu"; else order="qemu kvmini"; fi
-		for vmm in $order; do
-			run_one "$vmm" "$cfg" "$run"
+		for vmm in $(order "$run"); do
+			boot_one "$vmm" "$cfg" "$run"
 		done
+	done
+	run=$((run + 1))
+done
+run=0
+while [ "$run" -lt "$runs" ]; do
+	for vmm in $(order "$run"); do
+		mem_one "$vmm" "$run"
+	done
+	run=$((run + 1))
+done
+run=0
+while [ "$run" -lt "$druns" ]; do
+	for vmm in $(order "$run"); do
+		density_one "$vmm" "$run"
 	done
 	run=$((run + 1))
 done

@@ -44,73 +44,25 @@ trap 'rm -rf "$work"' EXIT
 results=$work/results # NETBENCH_RESULT lines
 : >"$results"
 where="" qemu_version="" reason=""
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 # prepare: fill $work/l2 with what net-l2.sh needs; sets $reason and fails if it cannot.
 prepare() {
 	local t p
-	[ -x "$kvmini" ] || { reason="$kvmini is missing (make)"; return 1; }
-	for f in bzImage initramfs.cpio.gz; do
-		[ -f "$gdir/$f" ] || { reason="$gdir/$f is missing (make guests)"; return 1; }
-	done
-	qemu=$(command -v "$qemu") || { reason="$qemu is missing (apt-get install qemu-system-x86)"; return 1; }
-	[ -f "$datadir/bios-microvm.bin" ] || { reason="$datadir/bios-microvm.bin is missing"; return 1; }
-	qemu_version=$("$qemu" --version | head -n 1)
-	mkdir -p "$work/l2/tools"
+	bench_need_guest || return 1
 	for t in iperf3 ip jq; do
 		p=$(command -v "$t") || { reason="$t is missing (./setup.sh --deps-only installs it)"; return 1; }
 		cp "$p" "$work/l2/tools/"
 	done
-	cp "$kvmini" "$work/l2/kvmini"
 	cp "$gdir/bzImage" "$work/l2/bzImage"
-	cp "$here/net-l2.sh" "$work/l2/"
 	"$here/net-initramfs.sh" "$gdir/initramfs.cpio.gz" "$work/l2/initramfs-net.cpio.gz" \
 		"$(command -v iperf3)" >"$work/initramfs.log" 2>&1 ||
 		{ reason="bench/net-initramfs.sh failed: $(tail -n 1 "$work/initramfs.log")"; return 1; }
 }
 
-# measure: run net-l2.sh directly or in the nested machine; NETBENCH_RESULT lines to $results.
-measure() {
-	local status=0 log=$work/run.log
-	if [ "$mode" = auto ]; then
-		if "$top/tests/nested/hw-virt.sh"; then mode=direct; else mode=nested; fi
-	fi
-	case "$mode" in
-	direct)
-		where="directly on this host's /dev/kvm"
-		echo "bench: net: running $where"
-		QEMU=$qemu QEMU_DATADIR=$datadir sh "$work/l2/net-l2.sh" "$work/l2" "$secs" "$rounds" \
-			>"$log" 2> >(sed 's/^/bench: /' >&2) || status=$?
-		;;
-	nested)
-		where="inside the nested machine (tests/nested/run.sh: L2 and its KVM are TCG-emulated)"
-		echo "bench: net: no hardware virtualization; both VMMs run $where"
-		# The L2 console goes to $log; show the progress lines.
-		# microvm's firmware: bios-microvm.bin, on Debian a link to qboot.rom (loaded by name).
-		local fw=(--host-file "$datadir/bios-microvm.bin")
-		[ ! -f "$datadir/qboot.rom" ] || fw+=(--host-file "$datadir/qboot.rom")
-		"$top/tests/nested/run.sh" --files "$work/l2" --host-file "$qemu" "${fw[@]}" -- \
-			env QEMU="$qemu" QEMU_DATADIR="$datadir" sh ./net-l2.sh /work "$secs" "$rounds" \
-			>"$log" 2>&1 &
-		local pid=$!
-		tail -n +1 -f --pid="$pid" "$log" | grep -a --line-buffered -E '^(netbench|nested):' |
-			sed -u 's/^/bench: /' || true
-		wait "$pid" || status=$?
-		;;
-	*)
-		echo "bench: BENCH_NET_MODE must be auto, direct or nested" >&2
-		exit 2
-		;;
-	esac
-	cp "$log" "$dir/net.log"
-	grep -a '^NETBENCH_RESULT ' "$log" >"$results" || true
-	if [ ! -s "$results" ]; then
-		reason="no results ($mode run exit status $status; log in $dir/net.log; last lines: $(
-			grep -av '^$' "$log" | tail -n 3 | tr '\n' ' '))"
-	fi
-}
-
 if prepare; then
-	measure
+	bench_run_l2 net NETBENCH_RESULT net-l2.sh "$secs" "$rounds"
 fi
 
 # One row per direction: best run of each VMM, their ratio, every run, the failures.

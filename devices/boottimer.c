@@ -52,6 +52,7 @@ void boottimer_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bo
 	if (offset != 0 || v != BOOTTIMER_MAGIC)
 		return;
 	uint64_t now = boottimer_now_ns();
+	uint64_t real = boottimer_clock_ns(CLOCK_REALTIME);
 	uint64_t cpu = boottimer_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	bool expected = false;
 	if (!atomic_compare_exchange_strong(&bt->fired, &expected, true))
@@ -63,6 +64,7 @@ void boottimer_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bo
 	t->init_since_run = run ? now - run : 0;
 	t->vmm_start_wall = run ? run - bt->start_wall_ns : 0;
 	t->vmm_start_cpu = atomic_load(&bt->first_run_cpu_ns);
+	t->first_run_real = run ? real - (now - run) : 0;
 	atomic_store(&bt->ready, true);
 	log_info(bt->log,
 		 "boot timer: guest init reached %.1f ms after kvmini started (%.1f ms after the "
@@ -70,6 +72,10 @@ void boottimer_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bo
 		 boottimer_ms(t->init_wall), boottimer_ms(t->init_since_run),
 		 boottimer_ms(t->init_cpu), boottimer_ms(t->vmm_start_wall),
 		 boottimer_ms(t->vmm_start_cpu));
+	if (run)
+		log_debug(bt->log, "boot timer: first KVM_RUN at %llu.%06llu s CLOCK_REALTIME",
+			  (unsigned long long)(t->first_run_real / 1000000000ULL),
+			  (unsigned long long)(t->first_run_real % 1000000000ULL / 1000));
 }
 
 bool boottimer_get(const struct boottimer *bt, struct boottimer_times *out)

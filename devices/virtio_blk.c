@@ -18,6 +18,7 @@
 
 #include <liburing.h>
 
+#include "kvmini/host.h"
 #include "kvmini/virtio_blk.h"
 
 /*
@@ -1034,17 +1035,16 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 	b->mmio_ready = true;
 
 	b->thread_alive = true;
-	ret = pthread_create(&b->thread, NULL, vblk_thread, b);
+	char tname[16];
+	snprintf(tname, sizeof(tname), "blk-%s", name);
+	ret = host_thread_start(&b->thread, vblk_thread, b, tname);
 	if (ret) {
 		b->thread_alive = false;
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ret, "cannot start the I/O thread of %s",
+		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot start the I/O thread of %s",
 				name);
 		goto fail;
 	}
 	b->thread_started = true;
-	char tname[16];
-	snprintf(tname, sizeof(tname), "blk-%s", name);
-	pthread_setname_np(b->thread, tname);
 	*out = b;
 	return 0;
 fail:

@@ -18,6 +18,7 @@
 
 #include <linux/if_tun.h>
 
+#include "kvmini/host.h"
 #include "kvmini/virtio_net.h"
 
 /*
@@ -1017,17 +1018,16 @@ int vnet_create(struct vnet **out, const struct vnet_config *cfg, int tap_fd,
 	}
 
 	n->thread_alive = true;
-	ret = pthread_create(&n->thread, NULL, vnet_thread, n);
+	char tname[16];
+	snprintf(tname, sizeof(tname), "net-%s", name);
+	ret = host_thread_start(&n->thread, vnet_thread, n, tname);
 	if (ret) {
 		n->thread_alive = false;
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ret, "cannot start the I/O thread of %s",
+		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot start the I/O thread of %s",
 				name);
 		goto fail;
 	}
 	n->thread_started = true;
-	char tname[16];
-	snprintf(tname, sizeof(tname), "net-%s", name);
-	pthread_setname_np(n->thread, tname);
 	*out = n;
 	return 0;
 fail:

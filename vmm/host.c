@@ -51,3 +51,21 @@ int host_check_memory(uint64_t mem_size, struct vmerr *e)
 				 (unsigned long long)(total >> 20));
 	return 0;
 }
+
+int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+{
+	pthread_attr_t attr;
+	int ret = pthread_attr_init(&attr);
+	if (ret)
+		return -ret;
+	ret = pthread_attr_setstacksize(&attr, HOST_THREAD_STACK);
+	if (!ret)
+		ret = pthread_create(t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	if (ret)
+		return -ret;
+	char label[16]; /* a name for ps and gdb only: failing to set it does not matter */
+	snprintf(label, sizeof(label), "%s", name);
+	pthread_setname_np(*t, label);
+	return 0;
+}

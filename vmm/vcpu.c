@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "kvmini/host.h"
 #include "kvmini/vcpu.h"
 #include "kvmini/vm.h"
 
@@ -374,13 +375,12 @@ int vcpu_start(struct vcpu *v, struct vmerr *e)
 	 * the main thread's signalfd. */
 	sigfillset(&set);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
-	int ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret)
-		return vmerr_set(e, KVMINI_EXIT_HOST, ret, "cannot start vcpu%u's thread", v->id);
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
-	pthread_setname_np(v->thread, name);
+	int ret = host_thread_start(&v->thread, vcpu_thread, v, name);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot start vcpu%u's thread", v->id);
 	v->started = true;
 	return 0;
 }

@@ -23,6 +23,8 @@ struct boottimer_times {
 	uint64_t init_wall;	 /* guest init reached - kvmini start */
 	uint64_t init_cpu;	 /* process CPU time when init was reached */
 	uint64_t init_since_run; /* guest init reached - first KVM_RUN */
+	uint64_t first_run_real; /* the first KVM_RUN on CLOCK_REALTIME (0: none), to match
+				    it with other programs' traces, e.g. bench/boot-l2.sh */
 };
 
 struct boottimer {
@@ -42,7 +44,8 @@ void boottimer_init(struct boottimer *bt, struct logger *log, uint64_t start_wal
 void boottimer_first_run(struct boottimer *bt);
 
 /* Bus handler (a bus_io_fn) for the BOOTTIMER_SIZE window: the magic write records the
- * times and logs them at info level; everything else is ignored, reads return 0. */
+ * times and logs them at info level (and the first KVM_RUN's CLOCK_REALTIME at debug
+ * level); everything else is ignored, reads return 0. */
 void boottimer_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
 /* The recorded times; false until the guest wrote the magic value. */

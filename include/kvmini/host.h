@@ -2,6 +2,7 @@
 #ifndef KVMINI_HOST_H
 #define KVMINI_HOST_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,5 +17,17 @@ const char *host_slow_kvm_reason(const char *sysfs, const char *cpuinfo);
 
 /* Refuse guest memory larger than this host's RAM: KVMINI_EXIT_RESOURCE with a message. */
 int host_check_memory(uint64_t mem_size, struct vmerr *e);
+
+/*
+ * Stack size of kvmini's own threads (vCPUs, device I/O). Their deepest paths (an exit
+ * handler logging a line) need a few KiB; glibc's default, 8 MiB, only costs address space,
+ * and where the host's transparent huge pages are "always" a 2 MiB page of it can become
+ * resident. Below 2 MiB, no huge page fits.
+ */
+#define HOST_THREAD_STACK (256 * 1024)
+
+/* Start `fn(arg)` on a thread with a HOST_THREAD_STACK stack, named `name` (cut to the 15
+ * characters Linux keeps). 0 or -errno. */
+int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
 #endif

@@ -3,7 +3,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -88,11 +91,59 @@ static void test_widths(void **state)
 	assert_false(boottimer_get(&bt, &t));
 }
 
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The first KVM_RUN on CLOCK_REALTIME, recorded and logged at debug level only. */
+static void test_first_run_realtime(void **state)
+{
+	(void)state;
+	for (int level = LOG_INFO; level <= LOG_DEBUG; level++) {
+		int p[2];
+		assert_int_equal(pipe(p), 0);
+		struct logger lg;
+		log_init(&lg, level, p[1]);
+		struct boottimer bt;
+		boottimer_init(&bt, &lg, 0);
+		uint64_t before = real_ns();
+		boottimer_first_run(&bt);
+		uint64_t after = real_ns();
+		usleep(5000);
+		write_val(&bt, 0, BOOTTIMER_MAGIC, 1);
+		close(p[1]);
+		char buf[1024];
+		ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+		close(p[0]);
+		assert_true(n > 0);
+		buf[n] = '\0';
+
+		struct boottimer_times t;
+		assert_true(boottimer_get(&bt, &t));
+		/* Derived from the monotonic clock, so allow the clocks 1 ms of drift. */
+		assert_true(t.first_run_real + 1000000 >= before);
+		assert_true(t.first_run_real <= after + 1000000);
+		assert_non_null(strstr(buf, "guest init reached"));
+		const char *dbg = strstr(buf, "boot timer: first KVM_RUN at ");
+		if (level < LOG_DEBUG) {
+			assert_null(dbg);
+			continue;
+		}
+		assert_non_null(dbg);
+		double s = strtod(dbg + strlen("boot timer: first KVM_RUN at "), NULL);
+		assert_true(s * 1e9 + 2e6 >= (double)before && s * 1e9 <= (double)after + 2e6);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_records_once),
 		cmocka_unit_test(test_widths),
+		cmocka_unit_test(test_first_run_realtime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

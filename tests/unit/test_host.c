@@ -1,5 +1,6 @@
 /* test_host: detecting a software-only KVM, the memory limit, errors and log levels. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,41 @@
 #include "kvmini/log.h"
 
 static char dir[64];
+
+struct thread_probe {
+	size_t stack;
+	char name[32];
+	int arg_seen;
+};
+
+static void *probe_thread(void *arg)
+{
+	struct thread_probe *p = arg;
+	pthread_attr_t attr;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstacksize(&attr, &p->stack);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_getname_np(pthread_self(), p->name, sizeof(p->name));
+	p->arg_seen = 1;
+	return p;
+}
+
+/* Threads get the small stack and their name, cut to what Linux keeps. */
+static void test_thread_start(void **state)
+{
+	(void)state;
+	struct thread_probe p = {0};
+	pthread_t t;
+	assert_int_equal(host_thread_start(&t, probe_thread, &p, "blk-a-very-long-disk-name"), 0);
+	void *ret = NULL;
+	assert_int_equal(pthread_join(t, &ret), 0);
+	assert_ptr_equal(ret, &p);
+	assert_int_equal(p.arg_seen, 1);
+	assert_true(p.stack >= HOST_THREAD_STACK);
+	assert_true(p.stack < 2 * 1024 * 1024); /* no room for a transparent huge page */
+	assert_string_equal(p.name, "blk-a-very-long");
+}
 
 static int setup(void **state)
 {
@@ -118,6 +154,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slow_kvm_detection),
 		cmocka_unit_test(test_memory_limit),
+		cmocka_unit_test(test_thread_start),
 		cmocka_unit_test(test_vmerr_first_wins),
 		cmocka_unit_test(test_log_levels_and_rate_limit),
 	};
