@@ -11,8 +11,10 @@
 # Boot: RUNS runs of each configuration (1 vCPU/128 MiB, 2 vCPUs/512 MiB), the guest running
 # `true`; boottime times process start -> first console line with KVMINI_GUEST_READY -> exit.
 #   BOOTBENCH_RESULT VMM CONFIG RUN READY_MS EXIT_MS STARTUP_WALL_MS STARTUP_CPU_MS UPTIME_MS
-# STARTUP_*: kvmini's boot-timer line ("-" for QEMU, which has no such report); UPTIME_MS:
-# the guest's /proc/uptime on its READY line.
+#                    INIT_WALL_MS INIT_CPU_MS INIT_SINCE_RUN_MS
+# STARTUP_* and INIT_*: kvmini's boot-timer line (VMM start-up; guest init reached: since
+# kvmini started, process CPU, since the first KVM_RUN); "-" for QEMU, which has no boot
+# timer. UPTIME_MS: the guest's /proc/uptime on its READY line.
 #
 # Memory: RUNS runs of 1 vCPU/128 MiB, the guest idling in `sleep`; 1 s after READY boottime
 # reads the VMM's /proc/PID/smaps, then kills it. The same runs give the VMM start-up from
@@ -107,15 +109,20 @@ boot_one() {
 		failed "$tag" "$(why_failed "$status" "$exitms" "$ready" "$b")" "$b"
 		return
 	fi
-	wall=- cpu=-
+	wall=- cpu=- iwall=- icpu=- irun=-
 	if [ "$vmm" = kvmini ]; then
+		# "guest init reached A ms after kvmini started (B ms after the first KVM_RUN,
+		# C ms process CPU); VMM start-up D ms wall, E ms CPU"
 		line=$(grep 'boot timer: guest init reached' "$b.err" | head -n 1)
 		wall=$(echo "$line" | sed -n 's/.*VMM start-up \([0-9.]*\) ms wall.*/\1/p')
 		cpu=$(echo "$line" | sed -n 's/.*ms wall, \([0-9.]*\) ms CPU.*/\1/p')
+		iwall=$(echo "$line" | sed -n 's/.*init reached \([0-9.]*\) ms after kvmini started.*/\1/p')
+		irun=$(echo "$line" | sed -n 's/.*(\([0-9.]*\) ms after the first KVM_RUN.*/\1/p')
+		icpu=$(echo "$line" | sed -n 's/.*KVM_RUN, \([0-9.]*\) ms process CPU.*/\1/p')
 	fi
 	up=$(tr -d '\r' <"$b.out" | sed -n 's/.*KVMINI_GUEST_READY uptime=\([0-9.]*\).*/\1/p' | head -n 1)
 	[ -z "$up" ] || up=$(awk -v s="$up" 'BEGIN { printf "%.0f", s * 1000 }')
-	echo "$tag $ready $exitms ${wall:--} ${cpu:--} ${up:--}"
+	echo "$tag $ready $exitms ${wall:--} ${cpu:--} ${up:--} ${iwall:--} ${icpu:--} ${irun:--}"
 	echo "bootbench: $vmm $cfg run $run: ready $ready ms (guest uptime ${up:-?} ms), exit $exitms ms" >&2
 }
 

@@ -98,7 +98,8 @@ jq -n -R --arg reason "$reason" --arg where "$where" --arg mode "$mode" --arg qe
 	| [$lines[] | select(.[0] == "BOOTBENCH_RESULT")
 	   | {vmm: .[1], config: .[2], run: (.[3] | num)} + (rec(4) // ({ready: (.[4] | num),
 		exit: (.[5] | num), startup_wall: (.[6] | num), startup_cpu: (.[7] | num),
-		uptime: (.[8] | num)} | .outside = (if .uptime == null then null
+		uptime: (.[8] | num), init_wall: (.[9] | num), init_cpu: (.[10] | num),
+		init_since_run: (.[11] | num)} | .outside = (if .uptime == null then null
 		else .ready - .uptime end)))] as $boot
 	| [$lines[] | select(.[0] == "BOOTBENCH_MEM")
 	   | {vmm: .[1], config: "1x128M", run: (.[2] | num)} + (rec(3) // ({rss: (.[3] | mib),
@@ -138,7 +139,13 @@ jq -n -R --arg reason "$reason" --arg where "$where" --arg mode "$mode" --arg qe
 		  row($boot; $c; "startup_wall"; "VMM start-up wall (boot timer)"; "ms";
 			"n/a: QEMU has no boot timer (see startup_fork)"),
 		  row($boot; $c; "startup_cpu"; "VMM start-up CPU (boot timer)"; "ms";
-			"n/a: QEMU has no boot timer; its CPU time at the first KVM_RUN is not traced")]
+			"n/a: QEMU has no boot timer; its CPU time at the first KVM_RUN is not traced"),
+		  row($boot; $c; "init_wall"; "start -> init, wall (boot timer)"; "ms";
+			"n/a: QEMU has no boot timer (see ready)"),
+		  row($boot; $c; "init_cpu"; "start -> init, CPU (boot timer)"; "ms";
+			"n/a: QEMU has no boot timer"),
+		  row($boot; $c; "init_since_run"; "first KVM_RUN -> init (boot timer)"; "ms";
+			"n/a: QEMU has no boot timer")]
 		+ [row($mem; "1x128M"; "startup_fork"; "fork -> first KVM_RUN (traced)"; "ms"; null),
 		  row($mem; "1x128M"; "rss"; "resident memory at idle"; "MiB"; null),
 		  row($mem; "1x128M"; "guest"; "guest RAM touched"; "MiB"; null),
