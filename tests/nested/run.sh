@@ -25,6 +25,8 @@
 #
 # Environment:
 #   NESTED_TIMEOUT   seconds before L1's QEMU is killed (default 900)
+#   NESTED_STALL     seconds of console silence after which L1's QEMU is killed as
+#                    wedged (default 0: never)
 #   NESTED_MEM       L2 memory (default 2G)       NESTED_SMP  L2 vCPUs (default 2)
 #   NESTED_MODULES   extra kernel modules to make available in L2 (space separated)
 #   NESTED_APPEND    extra L2 kernel command line
@@ -234,11 +236,25 @@ printf '%s: initramfs %s MiB, built in %.1f s; starting L2 (timeout %s s)\n' "$p
 # --- run L1 QEMU ------------------------------------------------------------------------
 log="$work/console.log"
 : >"$log"
+stall_s="${NESTED_STALL:-0}"
 filter() {
 	# Stream every line at once (no buffering), minus carriage returns; note
-	# the L1 time at which the markers appear.
-	local line
-	while IFS= read -r line || [ -n "$line" ]; do
+	# the L1 time at which the markers appear. With NESTED_STALL, a console
+	# silent for that long means L2 is wedged: note it and stop QEMU.
+	local line rc
+	while :; do
+		rc=0
+		if [ "$stall_s" -gt 0 ]; then
+			IFS= read -r -t "$stall_s" line || rc=$?
+		else
+			IFS= read -r line || rc=$?
+		fi
+		if [ "$rc" -gt 128 ]; then
+			[ -f "$work/stalled" ] || echo "$EPOCHREALTIME" >"$work/stalled"
+			kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
+			continue # drain what is left until QEMU's output ends
+		fi
+		[ "$rc" = 0 ] || [ -n "$line" ] || break
 		line="${line//$'\r'/}"
 		line="${line//$'\e'@(\[*([0-9;?])[a-zA-Z]|c)/}" # terminal escapes (SeaBIOS)
 		printf '%s\n' "$line"
@@ -253,7 +269,7 @@ set +e
 # EPYC minus the features TCG lacks anyway (spares one warning per feature and vCPU).
 cpu="EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec"
 timeout -k 10 "$timeout_s" "$qemu" -M q35 -accel tcg,thread=multi -cpu "${NESTED_CPU:-$cpu}" -nic none \
-	-smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-2G}" -nographic -no-reboot \
+	-smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-2G}" -nographic -no-reboot -pidfile "$work/qemu.pid" \
 	-kernel "$kdir/vmlinuz" -initrd "$initrd" \
 	-append "console=ttyS0 panic=-1 quiet nested_loglevel=${NESTED_LOGLEVEL:-3} ${NESTED_APPEND:-}" \
 	</dev/null 2>&1 | filter
@@ -267,6 +283,7 @@ end_line="$(grep -a "$END_MARK status=" "$log" | tail -n 1 || true)"
 if [ -z "$end_line" ]; then
 	why="QEMU exit status $qemu_status"
 	[ "$qemu_status" = 124 ] && why="killed after NESTED_TIMEOUT=${timeout_s} s"
+	[ ! -f "$work/stalled" ] || why="no console output for NESTED_STALL=${stall_s} s, killed"
 	echo "$prog: nested machine hung/crashed before the end marker ($why; total $(secs "$t_start" "$t_done") s)"
 	exit 125
 fi
