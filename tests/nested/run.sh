@@ -26,7 +26,8 @@
 # Environment:
 #   NESTED_TIMEOUT   seconds before L1's QEMU is killed (default 900)
 #   NESTED_STALL     seconds of console silence after which L1's QEMU is killed as
-#                    wedged (default 0: never)
+#                    wedged (default 0: never); first its monitor's "info cpus" and
+#                    "info registers -a" are printed, prefixed "nested: stall: "
 #   NESTED_MEM       L2 memory (default 2G)       NESTED_SMP  L2 vCPUs (default 2)
 #   NESTED_MODULES   extra kernel modules to make available in L2 (space separated)
 #   NESTED_APPEND    extra L2 kernel command line
@@ -237,6 +238,32 @@ printf '%s: initramfs %s MiB, built in %.1f s; starting L2 (timeout %s s)\n' "$p
 log="$work/console.log"
 : >"$log"
 stall_s="${NESTED_STALL:-0}"
+# stall_dump: where L2's CPUs are, from L1 QEMU's monitor (for finding out why L2 wedged).
+stall_dump() {
+	command -v python3 >/dev/null || { echo "no python3 to read the QEMU monitor"; return 0; }
+	python3 - "$work/monitor.sock" <<'PY' 2>&1
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+s.connect(sys.argv[1])
+s.sendall(b"info cpus\ninfo registers -a\n")
+out, end = b"", time.time() + 3
+while time.time() < end:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        break
+    if not d:
+        break
+    out += d
+# Keep the CPU list and each CPU's general registers, RIP and control registers (no
+# monitor echo, segments, FPU or vector registers).
+keep = ("* CPU", "  CPU", "CPU#", "RAX", "RSI", "R8 ", "R12", "RIP", "CR0", "EFER")
+for line in out.decode(errors="replace").replace("\r", "").splitlines():
+    if line.startswith(keep):
+        print(line)
+PY
+}
 filter() {
 	# Stream every line at once (no buffering), minus carriage returns; note
 	# the L1 time at which the markers appear. With NESTED_STALL, a console
@@ -250,7 +277,10 @@ filter() {
 			IFS= read -r line || rc=$?
 		fi
 		if [ "$rc" -gt 128 ]; then
-			[ -f "$work/stalled" ] || echo "$EPOCHREALTIME" >"$work/stalled"
+			if [ ! -f "$work/stalled" ]; then
+				echo "$EPOCHREALTIME" >"$work/stalled"
+				stall_dump | sed 's/^/nested: stall: /' | tee -a "$log"
+			fi
 			kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
 			continue # drain what is left until QEMU's output ends
 		fi
@@ -270,6 +300,7 @@ set +e
 cpu="EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec"
 timeout -k 10 "$timeout_s" "$qemu" -M q35 -accel tcg,thread=multi -cpu "${NESTED_CPU:-$cpu}" -nic none \
 	-smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-2G}" -nographic -no-reboot -pidfile "$work/qemu.pid" \
+	-monitor "unix:$work/monitor.sock,server=on,wait=off" \
 	-kernel "$kdir/vmlinuz" -initrd "$initrd" \
 	-append "console=ttyS0 panic=-1 quiet nested_loglevel=${NESTED_LOGLEVEL:-3} ${NESTED_APPEND:-}" \
 	</dev/null 2>&1 | filter
