@@ -1,6 +1,7 @@
 /* host: detect a software-only /dev/kvm and the host's memory, for warnings and limits. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
@@ -52,20 +53,42 @@ int host_check_memory(uint64_t mem_size, struct vmerr *e)
 	return 0;
 }
 
+/* What a new thread needs before it runs its function: it names itself first, so the name is
+ * in place before the function's first instruction. */
+struct host_thread_boot {
+	void *(*fn)(void *);
+	void *arg;
+	char name[16]; /* Linux keeps 15 characters */
+};
+
+static void *host_thread_main(void *p)
+{
+	struct host_thread_boot b = *(struct host_thread_boot *)p;
+	free(p);
+	/* A label for ps and gdb: failing to set it is harmless. */
+	pthread_setname_np(pthread_self(), b.name);
+	return b.fn(b.arg);
+}
+
 int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
 {
+	struct host_thread_boot *b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->fn = fn;
+	b->arg = arg;
+	snprintf(b->name, sizeof(b->name), "%s", name);
 	pthread_attr_t attr;
 	int ret = pthread_attr_init(&attr);
-	if (ret)
+	if (!ret) {
+		ret = pthread_attr_setstacksize(&attr, HOST_THREAD_STACK);
+		if (!ret)
+			ret = pthread_create(t, &attr, host_thread_main, b);
+		pthread_attr_destroy(&attr);
+	}
+	if (ret) {
+		free(b);
 		return -ret;
-	ret = pthread_attr_setstacksize(&attr, HOST_THREAD_STACK);
-	if (!ret)
-		ret = pthread_create(t, &attr, fn, arg);
-	pthread_attr_destroy(&attr);
-	if (ret)
-		return -ret;
-	char label[16]; /* a name for ps and gdb only: failing to set it does not matter */
-	snprintf(label, sizeof(label), "%s", name);
-	pthread_setname_np(*t, label);
+	}
 	return 0;
 }
