@@ -38,7 +38,7 @@ limit=${BENCH_BOOT_LIMIT:-120}
 # only, reboot=t (the later reboot= wins): microvm has no i8042, so reboot=k falls back to a
 # jump into the firmware (a soft reboot QEMU never sees) and the guest boots again forever;
 # a triple fault is a reset that -no-reboot turns into QEMU's exit.
-cmdline="console=ttyS0 reboot=k panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+cmdline="console=ttyS0 reboot=k,f panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-bootbench.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 

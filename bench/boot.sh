@@ -16,7 +16,7 @@
 #   NESTED_*              settings of tests/nested/run.sh (NESTED_MEM defaults to 4G here)
 #
 # Both VMMs boot the same bzImage and initramfs with the same command line (kvmini's default,
-# "console=ttyS0 reboot=k panic=-1 ... quiet -- CMD"; QEMU's also has reboot=t before " -- ":
+# "console=ttyS0 reboot=k,f panic=-1 ... quiet -- CMD"; QEMU's also has reboot=t before " -- ":
 # microvm has no i8042, and reboot=k then ends in a firmware jump, the guest boots again and
 # QEMU never exits). QEMU: -M microvm,x-option-roms=off,rtc=off,acpi=off -nodefaults
 # -no-user-config -enable-kvm -cpu host -serial stdio -no-reboot. The VMM order alternates
@@ -128,7 +128,7 @@ jq -n -R --arg reason "$reason" --arg where "$where" --arg mode "$mode" --arg qe
 	{tool: "bench/boottime.c and bench/density.c (CLOCK_MONOTONIC), /proc/PID/smaps, /proc/meminfo",
 	 where: $where, mode: $mode, runs: $runs, density: {vms: $dvms, runs: $druns},
 	 statistic: "median",
-	 cmdline: "kvmini default (console=ttyS0 reboot=k panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet) -- CMD; QEMU: + reboot=t (microvm has no i8042 for reboot=k)",
+	 cmdline: "kvmini default (console=ttyS0 reboot=k,f panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet) -- CMD; QEMU: + reboot=t (microvm has no i8042 for reboot=k)",
 	 qemu: {version: $qemu, setup: "-M microvm,x-option-roms=off,rtc=off,acpi=off -nodefaults -no-user-config -enable-kvm -cpu host -serial stdio -no-reboot"},
 	 goals: {ready_ratio_max: 0.9, outside_ratio_max: 0.5, startup_wall_ms_max: 3,
 		overhead_mib_max: 2, density_ratio_min: 1},

@@ -26,7 +26,7 @@
 
 /* The kernel command line kvmini starts from; --cmdline appends to it. */
 #define VM_DEFAULT_CMDLINE \
-	"console=ttyS0 reboot=k panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+	"console=ttyS0 reboot=k,f panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet"
 
 struct vm_config {
 	uint64_t mem_size; /* bytes */

@@ -302,7 +302,7 @@ timeout -k 10 "$timeout_s" "$qemu" -M q35 -accel tcg,thread=multi -cpu "${NESTED
 	-smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-2G}" -nographic -no-reboot -pidfile "$work/qemu.pid" \
 	-monitor "unix:$work/monitor.sock,server=on,wait=off" \
 	-kernel "$kdir/vmlinuz" -initrd "$initrd" \
-	-append "console=ttyS0 panic=-1 quiet nested_loglevel=${NESTED_LOGLEVEL:-3} ${NESTED_APPEND:-}" \
+	-append "console=ttyS0 panic=-1 quiet nokaslr nested_loglevel=${NESTED_LOGLEVEL:-3} ${NESTED_APPEND:-}" \
 	</dev/null 2>&1 | filter
 qemu_status="${PIPESTATUS[0]}"
 set -e
