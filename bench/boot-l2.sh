@@ -198,6 +198,18 @@ order() {
 	if [ $(($1 % 2)) = 0 ]; then echo "kvmini qemu"; else echo "qemu kvmini"; fi
 }
 
+# each_run COUNT FN: `FN VMM RUN` for runs 0..COUNT-1, both VMMs a run in alternating order.
+each_run() {
+	i=0
+	while [ "$i" -lt "$1" ]; do
+		for v in $(order "$i"); do
+			"$2" "$v" "$i"
+		done
+		i=$((i + 1))
+	done
+}
+
+# Boot runs take both configurations in turn within each run.
 run=0
 while [ "$run" -lt "$runs" ]; do
 	for cfg in 1x128M 2x512M; do
@@ -207,17 +219,5 @@ while [ "$run" -lt "$runs" ]; do
 	done
 	run=$((run + 1))
 done
-run=0
-while [ "$run" -lt "$runs" ]; do
-	for vmm in $(order "$run"); do
-		mem_one "$vmm" "$run"
-	done
-	run=$((run + 1))
-done
-run=0
-while [ "$run" -lt "$druns" ]; do
-	for vmm in $(order "$run"); do
-		density_one "$vmm" "$run"
-	done
-	run=$((run + 1))
-done
+each_run "$runs" mem_one
+each_run "$druns" density_one
