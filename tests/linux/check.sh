@@ -65,9 +65,6 @@ env_args=""
 for v in $(compgen -e | grep '^KVMINI_TEST_' || true); do
 	env_args+=" $v=$(printf %q "${!v}")"
 done
-# A console silent for longer than one kvmini run may take (KVMINI_TEST_TIMEOUT, 300 s,
-# plus the kill) means L2 itself is wedged; see tests/nested/README.md.
-export NESTED_STALL="${NESTED_STALL:-$((${KVMINI_TEST_TIMEOUT:-300} + 120))}"
 run_in_l2() {
 	"$nested/run.sh" --files "$work" -- sh -c "env KVMINI_TEST_TOOLS=/work/tools$env_args ./run-tests.sh ./kvmini ./kernels"
 }

@@ -25,9 +25,15 @@
 #
 # Environment:
 #   NESTED_TIMEOUT   seconds before L1's QEMU is killed (default 900)
-#   NESTED_STALL     seconds of console silence after which L1's QEMU is killed as
-#                    wedged (default 0: never); first its monitor's "info cpus" and
-#                    "info registers -a" are printed, prefixed "nested: stall: "
+#   NESTED_STALL     seconds of console silence after which L2 counts as wedged and
+#                    L1's QEMU is killed (default 180; 0: never). L2's /init prints a
+#                    heartbeat every 10 s (removed from the output), so only a wedged L2
+#                    stays silent that long. First its monitor's "info cpus" and
+#                    "info registers -a" are printed, prefixed "nested: stall: ".
+#   NESTED_KEEPER    1 (default): L2 holds one idle VM open for the whole run
+#                    (kvm-keeper.c), so VMs coming and going do not make L2's kernel
+#                    live-patch its code, which wedges L2 under TCG (README.md); 0: not
+#   NESTED_ACCEL     L1's accelerator (default tcg,thread=multi)
 #   NESTED_MEM       L2 memory (default 2G)       NESTED_SMP  L2 vCPUs (default 2)
 #   NESTED_MODULES   extra kernel modules to make available in L2 (space separated)
 #   NESTED_APPEND    extra L2 kernel command line
@@ -54,6 +60,7 @@ die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 125; }
 # Begin/end markers printed by L2's /init. The end marker carries CMD's status.
 BEGIN_MARK="KVMINI_NESTED_BEGIN"
 END_MARK="KVMINI_NESTED_END"
+HEARTBEAT="KVMINI_NESTED_HEARTBEAT"
 
 # Modules L2 loads at boot (in this order) and modules it merely makes
 # available to modprobe (for network tests). Missing ones are skipped.
@@ -84,6 +91,12 @@ for f in "${host_files[@]}"; do
 done
 
 timeout_s="${NESTED_TIMEOUT:-900}"
+stall_s="${NESTED_STALL:-180}"
+keeper="${NESTED_KEEPER:-1}"
+for v in timeout_s stall_s; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "NESTED_TIMEOUT and NESTED_STALL must be whole numbers of seconds"
+done
+case "$keeper" in 0 | 1) ;; *) die "NESTED_KEEPER must be 0 or 1" ;; esac
 qemu="${QEMU:-qemu-system-x86_64}"
 t_start="$EPOCHREALTIME"
 
@@ -129,6 +142,12 @@ for m in $LOAD_MODULES $EXTRA_MODULES ${NESTED_MODULES:-}; do
 done
 cp "$mods_src"/modules.builtin* "$mods_src"/modules.order "$mods_dst"/ 2>/dev/null || true
 depmod -b "$stage" "$version"
+
+# --- the keeper: one idle VM held open in L2 (kvm-keeper.c), built static for busybox's L2 ---
+if [ "$keeper" = 1 ]; then
+	"${CC:-cc}" -O2 -Wall -Wextra -static -o "$stage/sbin/kvm-keeper" "$here/kvm-keeper.c" ||
+		die "cannot build $here/kvm-keeper.c (a C compiler and libc6-dev are needed)"
+fi
 
 # --- files for /work and host files ----------------------------------------------------
 if [ -n "$files" ]; then cp -a "$files/." "$stage/work/"; fi
@@ -199,6 +218,18 @@ if [ ! -c /dev/kvm ]; then
 	grep -o -w -m1 svm /proc/cpuinfo || echo "nested: cpuinfo has no svm flag"
 	finish 126
 fi
+# The keeper holds an idle VM so that L2's kernel stops patching its code per VM (README.md).
+if [ "$keeper" = 1 ]; then
+	mkfifo /run/keeper
+	kvm-keeper >/run/keeper &
+	read -r keeper_line </run/keeper || true
+	case "\$keeper_line" in
+	kvm-keeper:*) echo "nested: \$keeper_line" ;;
+	*) echo "nested: kvm-keeper could not hold a VM"; finish 126 ;;
+	esac
+fi
+# Heartbeat: the console is never silent for long unless L2 is wedged (NESTED_STALL).
+(while sleep 10; do echo "$HEARTBEAT"; done) &
 echo "$BEGIN_MARK uptime=\$(up) kernel=\$(uname -r) cpus=\$(nproc) mem_kb=\$(awk '/MemTotal/{print \$2}' /proc/meminfo)"
 cd /work
 sh /nested-cmd.sh
@@ -237,7 +268,6 @@ printf '%s: initramfs %s MiB, built in %.1f s; starting L2 (timeout %s s)\n' "$p
 # --- run L1 QEMU ------------------------------------------------------------------------
 log="$work/console.log"
 : >"$log"
-stall_s="${NESTED_STALL:-0}"
 # stall_dump: where L2's CPUs are, from L1 QEMU's monitor (for finding out why L2 wedged).
 stall_dump() {
 	command -v python3 >/dev/null || { echo "no python3 to read the QEMU monitor"; return 0; }
@@ -285,6 +315,10 @@ filter() {
 			continue # drain what is left until QEMU's output ends
 		fi
 		[ "$rc" = 0 ] || [ -n "$line" ] || break
+		case "$line" in
+		"$HEARTBEAT"*([$'\r'])) continue ;;
+		*"$HEARTBEAT"*) line="${line//$HEARTBEAT/}" ;;
+		esac
 		line="${line//$'\r'/}"
 		line="${line//$'\e'@(\[*([0-9;?])[a-zA-Z]|c)/}" # terminal escapes (SeaBIOS)
 		printf '%s\n' "$line"
@@ -298,7 +332,10 @@ filter() {
 set +e
 # EPYC minus the features TCG lacks anyway (spares one warning per feature and vCPU).
 cpu="EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec"
-timeout -k 10 "$timeout_s" "$qemu" -M q35 -accel tcg,thread=multi -cpu "${NESTED_CPU:-$cpu}" -nic none \
+# QEMU ends with this script: timeout stays in our process group (--foreground) so a signal
+# to the group reaches it, and both get a parent-death signal (PR_SET_PDEATHSIG).
+setpriv --pdeathsig TERM timeout --foreground -k 10 "$timeout_s" setpriv --pdeathsig KILL \
+	"$qemu" -M q35 -accel "${NESTED_ACCEL:-tcg,thread=multi}" -cpu "${NESTED_CPU:-$cpu}" -nic none \
 	-smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-2G}" -nographic -no-reboot -pidfile "$work/qemu.pid" \
 	-monitor "unix:$work/monitor.sock,server=on,wait=off" \
 	-kernel "$kdir/vmlinuz" -initrd "$initrd" \
@@ -314,8 +351,12 @@ end_line="$(grep -a "$END_MARK status=" "$log" | tail -n 1 || true)"
 if [ -z "$end_line" ]; then
 	why="QEMU exit status $qemu_status"
 	[ "$qemu_status" = 124 ] && why="killed after NESTED_TIMEOUT=${timeout_s} s"
-	[ ! -f "$work/stalled" ] || why="no console output for NESTED_STALL=${stall_s} s, killed"
-	echo "$prog: nested machine hung/crashed before the end marker ($why; total $(secs "$t_start" "$t_done") s)"
+	what="hung/crashed"
+	if [ -f "$work/stalled" ]; then
+		what="stalled"
+		why="no console output for NESTED_STALL=${stall_s} s, killed"
+	fi
+	echo "$prog: nested machine $what before the end marker ($why; total $(secs "$t_start" "$t_done") s)"
 	exit 125
 fi
 status="$(printf '%s\n' "$end_line" | sed -n 's/.*status=\([0-9][0-9]*\).*/\1/p')"
