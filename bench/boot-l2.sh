@@ -2,7 +2,7 @@
 # bench/boot-l2.sh: the measuring half of bench/boot.sh (POSIX sh: it runs in the nested
 # machine's busybox, or directly on a host with hardware virtualization).
 #
-#   boot-l2.sh DIR RUNS DENSITY_VMS DENSITY_RUNS
+#   boot-l2.sh DIR RUNS DENSITY_VMS DENSITY_RUNS [PHASES]
 #
 # DIR holds kvmini, bzImage, initramfs.cpio.gz, tools/boottime (bench/boottime.c) and
 # tools/density (bench/density.c). QEMU is qemu-system-x86_64 on PATH (or $QEMU) with its
@@ -27,11 +27,16 @@
 # GOOD: the VMs that printed READY and exited 0 (a run with none is n/a).
 #
 # A run that fails prints "n/a: REASON" after the run number instead of figures.
+#
+# PHASES (default "boot mem density") picks the phases, in that order;
+# tests/nested/soak.sh runs the boot phase alone. Each phase starts with a progress line
+# "bootbench: phase NAME: ..." on stderr.
 
 dir=${1:?usage: boot-l2.sh DIR RUNS DENSITY_VMS DENSITY_RUNS}
 runs=${2:?}
 dvms=${3:?}
 druns=${4:?}
+phases=${5:-boot mem density}
 QEMU=${QEMU:-qemu-system-x86_64}
 limit=${BENCH_BOOT_LIMIT:-120}
 # kvmini's default command line (include/kvmini/vm.h), given to QEMU too. Plus, for QEMU
@@ -209,15 +214,36 @@ each_run() {
 	done
 }
 
-# Boot runs take both configurations in turn within each run.
-run=0
-while [ "$run" -lt "$runs" ]; do
-	for cfg in 1x128M 2x512M; do
-		for vmm in $(order "$run"); do
-			boot_one "$vmm" "$cfg" "$run"
+# boot_phase: boot runs take both configurations in turn within each run.
+boot_phase() {
+	run=0
+	while [ "$run" -lt "$runs" ]; do
+		for cfg in 1x128M 2x512M; do
+			for vmm in $(order "$run"); do
+				boot_one "$vmm" "$cfg" "$run"
+			done
 		done
+		run=$((run + 1))
 	done
-	run=$((run + 1))
+}
+
+for phase in $phases; do
+	case "$phase" in
+	boot)
+		echo "bootbench: phase boot: $runs runs x 2 configurations x 2 VMMs" >&2
+		boot_phase
+		;;
+	mem)
+		echo "bootbench: phase memory: $runs runs x 2 VMMs" >&2
+		each_run "$runs" mem_one
+		;;
+	density)
+		echo "bootbench: phase density: $druns runs x 2 VMMs of $dvms VMs at once" >&2
+		each_run "$druns" density_one
+		;;
+	*)
+		echo "bootbench: unknown phase $phase (PHASES: boot mem density)" >&2
+		exit 2
+		;;
+	esac
 done
-each_run "$runs" mem_one
-each_run "$druns" density_one

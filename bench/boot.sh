@@ -68,7 +68,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-bootbench-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 results=$work/results # BOOTBENCH_* lines
 : >"$results"
-where="" qemu_version="" reason=""
+where="" qemu_version="" reason="" stall=""
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 
@@ -86,7 +86,7 @@ if prepare; then
 fi
 
 # Rows: the median of each VMM's runs, their ratio (kvmini/QEMU), every run, the failures.
-jq -n -R --arg reason "$reason" --arg where "$where" --arg mode "$mode" --arg qemu "$qemu_version" \
+jq -n -R --arg reason "$reason" --arg stall "$stall" --arg where "$where" --arg mode "$mode" --arg qemu "$qemu_version" \
 	--argjson runs "$runs" --argjson dvms "$dvms" --argjson druns "$druns" '
 	def num: tonumber? // null;
 	def mib: num | if . == null then null else . / 1024 end;
@@ -109,12 +109,14 @@ jq -n -R --arg reason "$reason" --arg where "$where" --arg mode "$mode" --arg qe
 	   | {vmm: .[1], config: "1x128M", run: (.[2] | num)} + (rec(3) // {wall: (.[3] | num),
 		good: (.[4] | num), vms_per_s: ((.[4] | num) * 1000 / (.[3] | num)),
 		peak: (.[5] | mib)})] as $density
-	| def row($recs; $config; $metric; $what; $unit; $qna):
+	| def row($recs; $want; $config; $metric; $what; $unit; $qna):
 		([$recs[] | select(.config == $config)]) as $r
-		| def vals($v): [$r[] | select(.vmm == $v) | .[$metric] | numbers];
+		# A row whose runs a stalled nested machine cut short is n/a, never a number.
+		| def cut($v): $stall != "" and ([$r[] | select(.vmm == $v)] | length) < $want;
+		  def vals($v): if cut($v) then [] else [$r[] | select(.vmm == $v) | .[$metric] | numbers] end;
 		  def errs($v): [$r[] | select(.vmm == $v and .error != null) | .error]
-			| if length > 0 then .[0] elif $reason != "" then "n/a: \($reason)"
-			  else "n/a: no run" end;
+			| if cut($v) then "n/a: \($stall)" elif length > 0 then .[0]
+			  elif $reason != "" then "n/a: \($reason)" else "n/a: no run" end;
 		{config: $config, metric: $metric, description: $what, unit: $unit,
 		 kvmini: (vals("kvmini") | median),
 		 qemu: (if $qna == null then (vals("qemu") | median) else null end)}
@@ -133,26 +135,26 @@ jq -n -R --arg reason "$reason" --arg where "$where" --arg mode "$mode" --arg qe
 	 goals: {ready_ratio_max: 0.9, outside_ratio_max: 0.5, startup_wall_ms_max: 3,
 		overhead_mib_max: 2, density_ratio_min: 1},
 	 rows: ([("1x128M", "2x512M") as $c
-		| row($boot; $c; "ready"; "start -> KVMINI_GUEST_READY"; "ms"; null),
-		  row($boot; $c; "outside"; "outside the guest kernel"; "ms"; null),
-		  row($boot; $c; "exit"; "start -> exit"; "ms"; null),
-		  row($boot; $c; "startup_wall"; "VMM start-up wall (boot timer)"; "ms";
+		| row($boot; $runs; $c; "ready"; "start -> KVMINI_GUEST_READY"; "ms"; null),
+		  row($boot; $runs; $c; "outside"; "outside the guest kernel"; "ms"; null),
+		  row($boot; $runs; $c; "exit"; "start -> exit"; "ms"; null),
+		  row($boot; $runs; $c; "startup_wall"; "VMM start-up wall (boot timer)"; "ms";
 			"n/a: QEMU has no boot timer (see startup_fork)"),
-		  row($boot; $c; "startup_cpu"; "VMM start-up CPU (boot timer)"; "ms";
+		  row($boot; $runs; $c; "startup_cpu"; "VMM start-up CPU (boot timer)"; "ms";
 			"n/a: QEMU has no boot timer; its CPU time at the first KVM_RUN is not traced"),
-		  row($boot; $c; "init_wall"; "start -> init, wall (boot timer)"; "ms";
+		  row($boot; $runs; $c; "init_wall"; "start -> init, wall (boot timer)"; "ms";
 			"n/a: QEMU has no boot timer (see ready)"),
-		  row($boot; $c; "init_cpu"; "start -> init, CPU (boot timer)"; "ms";
+		  row($boot; $runs; $c; "init_cpu"; "start -> init, CPU (boot timer)"; "ms";
 			"n/a: QEMU has no boot timer"),
-		  row($boot; $c; "init_since_run"; "first KVM_RUN -> init (boot timer)"; "ms";
+		  row($boot; $runs; $c; "init_since_run"; "first KVM_RUN -> init (boot timer)"; "ms";
 			"n/a: QEMU has no boot timer")]
-		+ [row($mem; "1x128M"; "startup_fork"; "fork -> first KVM_RUN (traced)"; "ms"; null),
-		  row($mem; "1x128M"; "rss"; "resident memory at idle"; "MiB"; null),
-		  row($mem; "1x128M"; "guest"; "guest RAM touched"; "MiB"; null),
-		  row($mem; "1x128M"; "overhead"; "memory overhead (RSS - guest)"; "MiB"; null),
-		  row($density; "1x128M"; "vms_per_s"; "density: \($dvms) at once, VMs/s"; "VMs/s"; null),
-		  row($density; "1x128M"; "peak"; "density: peak host memory"; "MiB"; null),
-		  row($density; "1x128M"; "wall"; "density: start -> last exit"; "ms"; null)])}
+		+ [row($mem; $runs; "1x128M"; "startup_fork"; "fork -> first KVM_RUN (traced)"; "ms"; null),
+		  row($mem; $runs; "1x128M"; "rss"; "resident memory at idle"; "MiB"; null),
+		  row($mem; $runs; "1x128M"; "guest"; "guest RAM touched"; "MiB"; null),
+		  row($mem; $runs; "1x128M"; "overhead"; "memory overhead (RSS - guest)"; "MiB"; null),
+		  row($density; $druns; "1x128M"; "vms_per_s"; "density: \($dvms) at once, VMs/s"; "VMs/s"; null),
+		  row($density; $druns; "1x128M"; "peak"; "density: peak host memory"; "MiB"; null),
+		  row($density; $druns; "1x128M"; "wall"; "density: start -> last exit"; "ms"; null)])}
 	' <"$results" >"$dir/boot.json"
 
 echo

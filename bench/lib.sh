@@ -11,7 +11,8 @@
 #   kvmini   kvmini binary; gdir: bzImage and initramfs.cpio.gz from `make guests`
 #   qemu     QEMU binary (name or path); datadir: QEMU's data (microvm's firmware)
 #   mode     auto, direct or nested
-# and reads back: reason (why nothing was measured, else ""), where (how it ran),
+# and reads back: reason (why nothing was measured, else ""), stall ("nested machine stalled"
+# when the nested machine's stall watchdog stopped a wedged L2, else ""), where (how it ran),
 # qemu (made a full path), qemu_version.
 
 # bench_need_guest: kvmini, the guest and QEMU with microvm's firmware are all there; makes
@@ -41,7 +42,9 @@ bench_build_tool() {
 # or /work (nested: tests/nested/run.sh ships $work/l2 there, with QEMU and its firmware).
 # Its output goes to DIR/PART.log; progress lines ("PARTbench: ..." and the nested machine's
 # "nested: ...") are shown as they come. The lines starting with PREFIX go to
-# $work/results; with none, $reason says why. Sets $mode (auto resolved) and $where.
+# $work/results; with none, $reason says why. A wedged L2 (the stall watchdog of
+# tests/nested/run.sh stopped it) sets $stall: the rows it cost say "n/a: $stall", never a
+# number. Sets $mode (auto resolved) and $where.
 bench_run_l2() {
 	local part=$1 prefix=$2 script=$3 status=0 log=$work/run.log pid
 	shift 3
@@ -75,6 +78,11 @@ bench_run_l2() {
 		;;
 	esac
 	cp "$log" "$dir/$part.log"
+	stall=""
+	if grep -aq '^nested: nested machine stalled' "$log"; then
+		stall="nested machine stalled"
+		echo "bench: $part: the nested machine stalled (L2 wedged, see $dir/$part.log); the rows it cost say n/a"
+	fi
 	grep -a "^$prefix" "$log" >"$work/results" || true
 	if [ ! -s "$work/results" ]; then
 		reason="no results ($mode run exit status $status; log in $dir/$part.log; last lines: $(

@@ -43,7 +43,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-netbench-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 results=$work/results # NETBENCH_RESULT lines
 : >"$results"
-where="" qemu_version="" reason=""
+where="" qemu_version="" reason="" stall=""
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 
@@ -66,15 +66,19 @@ if prepare; then
 fi
 
 # One row per direction: best run of each VMM, their ratio, every run, the failures.
-rows=$(jq -n -R -c --arg reason "$reason" '
+rows=$(jq -n -R -c --arg reason "$reason" --arg stall "$stall" --argjson rounds "$rounds" '
 	[inputs | split(" ") | {vmm: .[1], dir: .[2], round: (.[3] | tonumber),
 	  value: (.[4:] | join(" "))}] as $all
 	| [ {dir: "tx", what: "guest->host"}, {dir: "rx", what: "host->guest"} ][]
 	| .dir as $d
 	| ([$all[] | select(.dir == $d)]) as $runs
-	| def best($v): [$runs[] | select(.vmm == $v) | .value | tonumber? | . / 1e9] | max;
+	# A row whose runs a stalled nested machine cut short is n/a, never a number.
+	| def cut($v): $stall != "" and ([$runs[] | select(.vmm == $v)] | length) < $rounds;
+	  def best($v): if cut($v) then null
+		else [$runs[] | select(.vmm == $v) | .value | tonumber? | . / 1e9] | max end;
 	  def errs($v): [$runs[] | select(.vmm == $v and (.value | startswith("n/a"))) | .value]
-		| if length > 0 then .[0] elif $reason != "" then "n/a: \($reason)" else "n/a: no run" end;
+		| if cut($v) then "n/a: \($stall)" elif length > 0 then .[0]
+		  elif $reason != "" then "n/a: \($reason)" else "n/a: no run" end;
 	  def all($v): [$runs[] | select(.vmm == $v) | (.value | tonumber? / 1e9) // .value];
 	{direction: $d, description: .what, kvmini_gbps: best("kvmini"), qemu_gbps: best("qemu")}
 	| . + {ratio: (if .kvmini_gbps != null and (.qemu_gbps // 0) > 0
