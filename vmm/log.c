@@ -13,7 +13,9 @@ static const char *const log_names[] = {"error", "warning", "info", "debug"};
 void log_init(struct logger *lg, int level, int fd)
 {
 	lg->level = level;
-	lg->fd = fd;
+	nbout_open(&lg->out, fd, false);
+	lg->probe_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	atomic_init(&lg->dropped, 0);
 	atomic_init(&lg->guest_window, 0);
 	atomic_init(&lg->guest_count, 0);
 }
@@ -27,10 +29,16 @@ static void log_vwrite(struct logger *lg, int level, const char *fmt, va_list ap
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
-	/* One write() per line so lines from several threads never interleave. */
-	if (write(lg->fd, line, len) < 0) {
-		/* Nowhere left to report it. */
-	}
+	/* One write per line (at most 1 KiB, so a pipe takes it whole) so lines from several
+	 * threads never interleave. Probing is poll-then-write: two threads must not both see
+	 * the same room. */
+	if (lg->out.probe)
+		pthread_mutex_lock(&lg->probe_lock);
+	ssize_t w = nbout_write(&lg->out, line, len);
+	if (lg->out.probe)
+		pthread_mutex_unlock(&lg->probe_lock);
+	if (w == -EAGAIN)
+		atomic_fetch_add(&lg->dropped, 1);
 }
 
 void log_msg(struct logger *lg, int level, const char *fmt, ...)

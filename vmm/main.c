@@ -86,6 +86,10 @@ int main(int argc, char **argv)
 	if (dropped)
 		log_warn(&vm->log, "%llu bytes of console output were dropped (output too slow)",
 			 (unsigned long long)dropped);
+	unsigned int lost = atomic_load(&vm->log.dropped);
+	if (lost)
+		fprintf(stderr, "kvmini: warning: %u log lines were dropped (stderr too slow)\n",
+			lost);
 	vm_destroy(vm);
 	close(sfd);
 	return status;

@@ -2,23 +2,30 @@
 #ifndef KVMINI_LOG_H
 #define KVMINI_LOG_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+
+#include "kvmini/nbout.h"
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* Per-VM logger: no global state, so two VMs in one process log independently. */
 struct logger {
-	int level; /* messages above this level are dropped */
-	int fd;	   /* usually STDERR_FILENO */
+	int level;		    /* messages above this level are dropped */
+	struct nbout out;	    /* usually stderr (the VM's private O_NONBLOCK copy of it) */
+	pthread_mutex_t probe_lock; /* serialises poll + write when out probes (a shared pipe) */
+	atomic_uint dropped;	    /* lines that did not fit: the reader is too slow */
 	/* Rate limit for guest-triggered messages (log_guest): at most a burst per second. */
 	atomic_int_fast64_t guest_window;
 	atomic_int guest_count;
 };
 
+/* Log to `fd` (borrowed: the caller keeps it open as long as the logger is used). */
 void log_init(struct logger *lg, int level, int fd);
 
-/* Write one line if `level` is enabled. Never blocks on anything but the write itself. */
+/* Write one line if `level` is enabled. Never blocks: a line that does not fit into `fd`
+ * now (a full pipe, a stalled terminal) is dropped and counted in `dropped`. */
 void log_msg(struct logger *lg, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -51,6 +51,7 @@ struct vm_config {
 struct vm {
 	struct vm_config cfg;
 	struct logger log;
+	struct nbout err; /* stderr for the log, written without blocking */
 	int kvm_fd;
 	int vm_fd;
 	int vcpu_mmap_size;
