@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvmini/console.h"
@@ -23,7 +24,7 @@ static void console_wake(struct console *c)
 static void console_tx(void *opaque, uint8_t byte)
 {
 	struct console *c = opaque;
-	if (c->out_fd < 0)
+	if (c->out.fd < 0)
 		return;
 	pthread_mutex_lock(&c->lock);
 	bool was_empty = c->len == 0;
@@ -54,7 +55,7 @@ int console_init(struct console *c, int in_fd, int out_fd)
 {
 	memset(c, 0, sizeof(*c));
 	c->in_fd = in_fd;
-	c->out_fd = out_fd;
+	c->out.fd = -1;
 	c->wake_fd = -1;
 	atomic_init(&c->dropped, 0);
 	c->buf = malloc(CONSOLE_OUT_BUF);
@@ -68,6 +69,7 @@ int console_init(struct console *c, int in_fd, int out_fd)
 		c->buf = NULL;
 		return -err;
 	}
+	nbout_open(&c->out, out_fd, true);
 	if (in_fd >= 0 && isatty(in_fd) && tcgetattr(in_fd, &c->saved) == 0) {
 		struct termios t = c->saved;
 		/* Raw input (no line editing, no echo, no signals from ^C); output processing
@@ -92,6 +94,7 @@ void console_fini(struct console *c)
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
 	c->wake_fd = -1;
+	nbout_close(&c->out);
 	if (c->buf) {
 		pthread_mutex_destroy(&c->lock);
 		free(c->buf);
@@ -99,8 +102,20 @@ void console_fini(struct console *c)
 	}
 }
 
-/* Write some queued output; with `block` keep going until the ring is empty or out_fd fails. */
-static void console_drain(struct console *c, bool block)
+/* Drop everything still queued; with `count`, as bytes dropped (not when output is gone). */
+static void console_discard(struct console *c, bool count)
+{
+	pthread_mutex_lock(&c->lock);
+	if (count)
+		atomic_fetch_add(&c->dropped, c->len);
+	c->head = 0;
+	c->len = 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Write queued output until the ring is empty or out_fd has no room; never blocks.
+ * Returns true while bytes remain queued (poll out_fd for POLLOUT, then call again). */
+static bool console_drain(struct console *c)
 {
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
@@ -111,30 +126,49 @@ static void console_drain(struct console *c, bool block)
 		const uint8_t *p = c->buf + c->head;
 		pthread_mutex_unlock(&c->lock);
 		if (n == 0)
-			return;
+			return false;
 		/* Only this thread removes bytes, so [head, head+n) stays valid unlocked. */
-		ssize_t w = write(c->out_fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w < 0 && errno == EAGAIN && !block)
-				return;
+		ssize_t w = nbout_write(&c->out, p, n);
+		if (w == -EAGAIN)
+			return true;
+		if (w < 0) {
 			/* Output is gone (closed pipe...): discard, the guest must not stall. */
-			w = (ssize_t)n;
+			console_discard(c, false);
+			return false;
 		}
 		pthread_mutex_lock(&c->lock);
 		c->head = (c->head + (size_t)w) % CONSOLE_OUT_BUF;
 		c->len -= (size_t)w;
 		pthread_mutex_unlock(&c->lock);
-		if (!block)
-			return;
 	}
+}
+
+static int64_t console_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void console_flush(struct console *c)
 {
-	if (c->buf && c->out_fd >= 0)
-		console_drain(c, true);
+	if (!c->buf || c->out.fd < 0)
+		return;
+	int64_t end = console_now_ms() + CONSOLE_FLUSH_MS;
+	int64_t idle_end = console_now_ms() + CONSOLE_FLUSH_IDLE_MS;
+	size_t left = c->len;
+	while (console_drain(c)) {
+		int64_t now = console_now_ms();
+		if (c->len < left) {
+			left = c->len;
+			idle_end = now + CONSOLE_FLUSH_IDLE_MS;
+		}
+		int64_t wait = (idle_end < end ? idle_end : end) - now;
+		if (wait <= 0 || nbout_wait(&c->out, (int)wait) <= 0)
+			break;
+	}
+	/* A reader that takes nothing for CONSOLE_FLUSH_IDLE_MS loses the rest. */
+	console_discard(c, true);
 }
 
 /*
@@ -179,12 +213,13 @@ static void console_read_input(struct console *c, struct uart *uart)
 
 int console_loop(struct console *c, struct uart *uart, int stop_fd, int sig_fd)
 {
+	bool pending = false; /* output queued that out_fd had no room for */
 	for (;;) {
-		struct pollfd p[4];
+		struct pollfd p[5];
 		int np = 0;
 		p[np++] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
 		p[np++] = (struct pollfd){.fd = c->wake_fd, .events = POLLIN};
-		int sig_i = -1, in_i = -1;
+		int sig_i = -1, in_i = -1, out_i = -1;
 		if (sig_fd >= 0) {
 			sig_i = np;
 			p[np++] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
@@ -194,30 +229,38 @@ int console_loop(struct console *c, struct uart *uart, int stop_fd, int sig_fd)
 			in_i = np;
 			p[np++] = (struct pollfd){.fd = c->in_fd, .events = POLLIN};
 		}
+		if (pending) {
+			out_i = np;
+			p[np++] = (struct pollfd){.fd = c->out.fd, .events = POLLOUT};
+		}
 		if (poll(p, (nfds_t)np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			return 0;
+			return -errno;
 		}
+		/* A closed stop, wake or signal fd would make every poll return at once. */
+		for (int i = 0; i < np; i++)
+			if ((p[i].revents & POLLNVAL) && i != in_i && i != out_i)
+				return -EBADF;
 		if (p[1].revents & POLLIN) {
 			uint64_t v;
 			if (read(c->wake_fd, &v, sizeof(v)) < 0) {
 				/* EAGAIN: another wake already consumed */
 			}
 		}
-		if (c->out_fd >= 0)
-			console_drain(c, true);
+		if (c->out.fd >= 0)
+			pending = console_drain(c);
 		if (p[0].revents & POLLIN)
-			return 0;
+			return CONSOLE_STOP;
 		if (sig_i >= 0 && (p[sig_i].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				return (int)si.ssi_signo;
 		}
-		if (in_i >= 0 && (p[in_i].revents & (POLLIN | POLLHUP | POLLERR))) {
+		if (in_i >= 0 && (p[in_i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
 			console_read_input(c, uart);
 			if (c->quit)
-				return -1;
+				return CONSOLE_QUIT;
 		}
 	}
 }

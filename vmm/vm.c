@@ -388,11 +388,13 @@ int vm_run(struct vm *vm)
 {
 	if (vm_start_vcpus(vm) == 0) {
 		int r = console_loop(&vm->con, &vm->com1, vm->stop_fd, vm->cfg.signal_fd);
-		if (r > 0)
+		if (r == CONSOLE_QUIT)
+			vm_stop(vm, KVMINI_EXIT_OK, "quit by the user (Ctrl-A x)");
+		else if (r > 0)
 			vm_stop(vm, KVMINI_EXIT_SIGNAL + r, "stopped by signal %d (%s)", r,
 				strsignal(r));
 		else if (r < 0)
-			vm_stop(vm, KVMINI_EXIT_OK, "quit by the user (Ctrl-A x)");
+			vm_stop(vm, KVMINI_EXIT_HOST, "console: %s", strerror(-r));
 	}
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_fini(&vm->vcpu[i]);

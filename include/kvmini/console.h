@@ -9,14 +9,19 @@
 #include <stdint.h>
 #include <termios.h>
 
+#include "kvmini/nbout.h"
 #include "kvmini/uart.h"
 
 #define CONSOLE_OUT_BUF (256 * 1024)
+/* At teardown, output still queued is written for at most CONSOLE_FLUSH_MS, and dropped
+ * (counted) once the reader has taken nothing for CONSOLE_FLUSH_IDLE_MS. */
+#define CONSOLE_FLUSH_MS      5000
+#define CONSOLE_FLUSH_IDLE_MS 500
 
 struct console {
-	int in_fd;   /* host input, or -1 */
-	int out_fd;  /* host output, or -1 (output discarded) */
-	int wake_fd; /* eventfd: output queued or receive FIFO has room again */
+	int in_fd;	  /* host input, or -1 */
+	struct nbout out; /* host output (fd -1: output discarded), written without blocking */
+	int wake_fd;	  /* eventfd: output queued or receive FIFO has room again */
 	/* Output ring: vCPUs append (uart tx), the console thread drains. */
 	pthread_mutex_t lock;
 	uint8_t *buf;
@@ -39,14 +44,22 @@ void console_fini(struct console *c);
 /* The uart_ops the UART needs; opaque is the struct console. */
 extern const struct uart_ops console_uart_ops;
 
+/* console_loop's results besides a signal number (1..64) and -errno. */
+#define CONSOLE_STOP 0
+#define CONSOLE_QUIT 1000
+
 /*
  * Run the console until `stop_fd` (an eventfd) or `sig_fd` (a signalfd, or -1) is readable or
- * the user types Ctrl-A x. Moves host input into `uart` only as fast as its FIFO drains.
- * Returns 0 when stop_fd fired, the signal number when a signal arrived, -1 on Ctrl-A x.
+ * the user types Ctrl-A x. Moves host input into `uart` only as fast as its FIFO drains, and
+ * guest output to out_fd without ever blocking on it: a stalled reader costs dropped bytes
+ * (counted in `dropped`), never a missed stop or signal.
+ * Returns CONSOLE_STOP when stop_fd fired, the signal number when a signal arrived,
+ * CONSOLE_QUIT on Ctrl-A x, or -errno when it cannot go on (poll failed, a closed fd).
  */
 int console_loop(struct console *c, struct uart *uart, int stop_fd, int sig_fd);
 
-/* Write out whatever output is still queued (blocking); used at teardown. */
+/* Write out what is still queued, for at most CONSOLE_FLUSH_MS (see above); what does not
+ * get out is dropped and counted. Used at teardown. */
 void console_flush(struct console *c);
 
 #endif
