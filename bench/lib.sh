@@ -65,6 +65,7 @@ bench_run_l2() {
 		# microvm's firmware: bios-microvm.bin, on Debian a link to qboot.rom (loaded by name).
 		local fw=(--host-file "$datadir/bios-microvm.bin")
 		[ ! -f "$datadir/qboot.rom" ] || fw+=(--host-file "$datadir/qboot.rom")
+		: >"$log" # empty before tail opens it, whoever starts first
 		"$top/tests/nested/run.sh" --files "$work/l2" --host-file "$qemu" "${fw[@]}" -- \
 			env QEMU="$qemu" QEMU_DATADIR="$datadir" sh "./$script" /work "$@" >"$log" 2>&1 &
 		pid=$!

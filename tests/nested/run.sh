@@ -30,6 +30,8 @@
 #                    heartbeat every 10 s (removed from the output), so only a wedged L2
 #                    stays silent that long. First its monitor's "info cpus" and
 #                    "info registers -a" are printed, prefixed "nested: stall: ".
+#   NESTED_LOCKUP    the same when L2's kernel reports a CPU stuck (soft lockup) for
+#                    at least this many seconds (default 60; 0: never)
 #   NESTED_KEEPER    1 (default): L2 holds one idle VM open for the whole run
 #                    (kvm-keeper.c), so VMs coming and going do not make L2's kernel
 #                    live-patch its code, which wedges L2 under TCG (README.md); 0: not
@@ -92,9 +94,10 @@ done
 
 timeout_s="${NESTED_TIMEOUT:-900}"
 stall_s="${NESTED_STALL:-180}"
+lockup_s="${NESTED_LOCKUP:-60}"
 keeper="${NESTED_KEEPER:-1}"
-for v in timeout_s stall_s; do
-	[[ ${!v} =~ ^[0-9]+$ ]] || die "NESTED_TIMEOUT and NESTED_STALL must be whole numbers of seconds"
+for v in timeout_s stall_s lockup_s; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "NESTED_TIMEOUT, NESTED_STALL and NESTED_LOCKUP must be whole numbers of seconds"
 done
 case "$keeper" in 0 | 1) ;; *) die "NESTED_KEEPER must be 0 or 1" ;; esac
 qemu="${QEMU:-qemu-system-x86_64}"
@@ -294,11 +297,20 @@ for line in out.decode(errors="replace").replace("\r", "").splitlines():
         print(line)
 PY
 }
+# stalled WHY: L2 is wedged; the first time, note why and where its CPUs are, then stop QEMU.
+stalled() {
+	if [ ! -f "$work/stalled" ]; then
+		echo "$1" >"$work/stalled"
+		stall_dump | sed 's/^/nested: stall: /' | tee -a "$log"
+	fi
+	kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
+}
 filter() {
 	# Stream every line at once (no buffering), minus carriage returns; note
 	# the L1 time at which the markers appear. With NESTED_STALL, a console
-	# silent for that long means L2 is wedged: note it and stop QEMU.
-	local line rc
+	# silent for that long means L2 is wedged: note it and stop QEMU. So does
+	# an L2 CPU that the L2 kernel reports stuck for NESTED_LOCKUP seconds.
+	local line rc stuck
 	while :; do
 		rc=0
 		if [ "$stall_s" -gt 0 ]; then
@@ -307,11 +319,7 @@ filter() {
 			IFS= read -r line || rc=$?
 		fi
 		if [ "$rc" -gt 128 ]; then
-			if [ ! -f "$work/stalled" ]; then
-				echo "$EPOCHREALTIME" >"$work/stalled"
-				stall_dump | sed 's/^/nested: stall: /' | tee -a "$log"
-			fi
-			kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
+			stalled "no console output for NESTED_STALL=${stall_s} s"
 			continue # drain what is left until QEMU's output ends
 		fi
 		[ "$rc" = 0 ] || [ -n "$line" ] || break
@@ -326,6 +334,15 @@ filter() {
 		case "$line" in
 		*"$BEGIN_MARK"*) echo "$EPOCHREALTIME" >"$work/t_begin" ;;
 		*"$END_MARK"*) echo "$EPOCHREALTIME" >"$work/t_end" ;;
+		*"soft lockup - CPU#"*" stuck for "*"s!"*)
+			# The other CPU still runs (the heartbeat goes on), but this one has not
+			# scheduled for that long: as wedged as a silent L2.
+			stuck="${line##* stuck for }"
+			stuck="${stuck%%s!*}"
+			if [ "$lockup_s" -gt 0 ] && [[ $stuck =~ ^[0-9]+$ ]] && [ "$stuck" -ge "$lockup_s" ]; then
+				stalled "an L2 CPU stuck for $stuck s (soft lockup, NESTED_LOCKUP=${lockup_s} s)"
+			fi
+			;;
 		esac
 	done
 }
@@ -354,7 +371,7 @@ if [ -z "$end_line" ]; then
 	what="hung/crashed"
 	if [ -f "$work/stalled" ]; then
 		what="stalled"
-		why="no console output for NESTED_STALL=${stall_s} s, killed"
+		why="$(cat "$work/stalled"), killed"
 	fi
 	echo "$prog: nested machine $what before the end marker ($why; total $(secs "$t_start" "$t_done") s)"
 	exit 125

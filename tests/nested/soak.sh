@@ -10,9 +10,9 @@
 #   soak: run I: ok|stalled|hung|failed, N of M boots, T s[, wedged after boot K]
 # and the last line sums them up:
 #   soak: RUNS runs, S stalled, H hung, F failed; B boots; median run T s, total T s (SETTINGS)
-# where SETTINGS are the NESTED_KEEPER and NESTED_ACCEL in force. "stalled" means the stall
-# watchdog (NESTED_STALL, default 120 s here) saw L2's console, heartbeat included, go
-# silent: L2 wedged. Each run's console log is kept in OUT_DIR (default build/soak).
+# where SETTINGS are the NESTED_KEEPER, NESTED_ACCEL and NESTED_MEM in force. "stalled" means
+# the stall watchdog of run.sh caught a wedged L2: its console, heartbeat included, silent
+# for NESTED_STALL (default 120 s here), or a CPU it reports stuck for NESTED_LOCKUP. Each run's console log is kept in OUT_DIR (default build/soak).
 # Exit status: 0 when no run stalled, hung or failed, 1 otherwise, 2 on a usage error.
 #
 # Needs build/kvmini and build/guest (make && make guests), or BENCH_KVMINI and
@@ -37,7 +37,7 @@ qemu=${QEMU:-qemu-system-x86_64}
 datadir=${QEMU_DATADIR:-/usr/share/qemu}
 mode=nested
 export NESTED_STALL=${NESTED_STALL:-120}
-settings="NESTED_KEEPER=${NESTED_KEEPER:-1} NESTED_ACCEL=${NESTED_ACCEL:-tcg,thread=multi} NESTED_STALL=$NESTED_STALL"
+settings="NESTED_KEEPER=${NESTED_KEEPER:-1} NESTED_ACCEL=${NESTED_ACCEL:-tcg,thread=multi} NESTED_MEM=${NESTED_MEM:-2G} NESTED_STALL=$NESTED_STALL"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-soak-XXXXXX")
 trap 'rm -rf "$work"' EXIT
