@@ -6,6 +6,8 @@
 #   make bench      disk (kvmini vs fio), network and boot (kvmini vs QEMU microvm) benchmarks:
 #                   tables and build/bench/results.json (bench/run.sh, net.sh, boot.sh)
 #   make demo       boot the demo guest (inside the nested machine on hosts without VT-x/AMD-V)
+#   make orphantest stop `make linuxtest` and the boot benchmark with SIGTERM after 60 s:
+#                   nothing they started may be left 10 s later (part of make check)
 
 SHELL    := /bin/bash
 CC       ?= cc
@@ -29,7 +31,8 @@ KVMT_BIN := $(KVMT_SRC:tests/kvm/%.c=$(B)/tests/%)
 TINY_SRC := $(wildcard tests/guests/*.S)
 TINY_BIN := $(TINY_SRC:tests/guests/%.S=$(B)/guests/%.elf)
 
-.PHONY: all help unit kvmtest tiny asan fuzz fuzz-lib linuxtest check demo format format-check clean deps guests
+.PHONY: all help unit kvmtest tiny asan fuzz fuzz-lib linuxtest orphantest check demo format format-check \
+	clean deps guests
 all: $(B)/kvmini
 
 help:
@@ -50,6 +53,15 @@ $(B)/libsupport.a: $(SUPP_OBJ)
 
 $(B)/kvmini: $(B)/obj/vmm/main.o $(B)/libkvmini.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# reap: runs the test, benchmark and demo targets so that nothing they start (the nested
+# machine's QEMU, VMs, iperf3, fio) outlives them or make (scripts/reap.c).
+# REAP_RUN= (empty) runs them without it, to see tests/nested/orphan-test.sh fail.
+REAP := $(B)/reap
+REAP_RUN ?= $(REAP) --
+$(REAP): scripts/reap.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 # Unit tests: one cmocka binary per module, no KVM needed.
 $(B)/tests/%: tests/unit/%.c $(B)/libsupport.a $(B)/libkvmini.a
@@ -73,8 +85,9 @@ unit: $(UNIT_BIN) $(TINY_BIN)
 
 tiny: $(TINY_BIN)
 
-kvmtest: $(KVMT_BIN)
-	@set -e; for t in $(KVMT_BIN); do echo "== $$t"; $$t; done
+# Directly where /dev/kvm opens, else inside the nested machine (tests/kvm/check.sh says which).
+kvmtest: $(KVMT_BIN) $(REAP)
+	@$(REAP_RUN) tests/kvm/check.sh $(B) $(KVMT_BIN)
 
 # The same unit and KVM tests built with AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
@@ -121,31 +134,36 @@ $(B)/bench/%: bench/%.c $(B)/libsupport.a $(B)/libkvmini.a
 
 # The network and boot rows boot the guest images; if they cannot be built, those rows say n/a
 # and the disk rows still run.
-bench: $(BENCH_BIN) $(B)/kvmini
+bench: $(BENCH_BIN) $(B)/kvmini $(REAP)
 	@$(MAKE) --no-print-directory guests || \
 		echo "bench: make guests failed; the network and boot rows will be n/a"
-	@BENCH_KVMINI=$(B)/kvmini BENCH_GUEST_DIR=$(GUEST_OUT) bench/run.sh $(B)/bench
+	@BENCH_KVMINI=$(B)/kvmini BENCH_GUEST_DIR=$(GUEST_OUT) $(REAP_RUN) bench/run.sh $(B)/bench
 
 include guests/guests.mk
 
 # Linux system tests: directly where the host has hardware virtualization, otherwise inside
 # the nested machine (QEMU TCG with emulated AMD SVM); the choice is printed.
-linuxtest: $(B)/kvmini guests
-	@tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
+linuxtest: $(B)/kvmini guests $(REAP)
+	@$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
+
+# The harness's own promise: stopped, a test run or benchmark leaves nothing running.
+orphantest: $(B)/kvmini guests $(REAP)
+	@tests/nested/orphan-test.sh linuxtest
+	@tests/nested/orphan-test.sh bench BENCH_DISK=0 BENCH_NET=0
 
 # Guests first: with KVMINI_REQUIRE_GUESTS the unit tests that load them must not skip.
 check: export KVMINI_REQUIRE_GUESTS = 1
-check: format-check guests unit asan fuzz kvmtest linuxtest
+check: format-check guests unit asan fuzz kvmtest linuxtest orphantest
 	@echo "make check: all tiers passed"
 
-demo: $(B)/kvmini guests
-	@tests/linux/demo.sh $(B)/kvmini $(GUEST_OUT)
+demo: $(B)/kvmini guests $(REAP)
+	@$(REAP_RUN) tests/linux/demo.sh $(B)/kvmini $(GUEST_OUT)
 
 deps:
 	./setup.sh --deps-only
 
 FORMAT_SRC = $(wildcard vmm/*.c devices/*.c boot/*.c include/kvmini/*.h tests/unit/*.c tests/kvm/*.c \
-		tests/fuzz/*.c tests/support/*.c tests/support/*.h bench/*.c)
+		tests/fuzz/*.c tests/support/*.c tests/support/*.h bench/*.c tests/nested/*.c scripts/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)
 

@@ -9,6 +9,7 @@
 #   BENCH_SIZE     disk image size, a multiple of 1M (1G)
 #   BENCH_DIR      where the image is created (${TMPDIR:-/tmp}); removed afterwards
 #   BENCH_STRICT   1: exit 1 when a target is missed (the default only reports it)
+#   BENCH_DISK     0: skip the disk benchmark
 #   BENCH_NET      0: skip the network benchmark (bench/net.sh; its BENCH_NET_* settings)
 #   BENCH_BOOT     0: skip the boot benchmark (bench/boot.sh; its BENCH_BOOT_* and BENCH_DENSITY_* settings)
 #
@@ -78,99 +79,111 @@ machine=$(jq -n --arg nproc "$(nproc)" \
 	'{nproc: ($nproc | tonumber), cpu: $cpu, kernel: $kernel, image_fs: $fs, fio: $fio,
 	  loadavg_at_start: $load}')
 echo "bench: $(jq -r '"\(.nproc) CPUs (\(.cpu)), Linux \(.kernel), \(.fio)"' <<<"$machine")"
-echo "bench: image $size_arg on $fs in $img_dir, best of $rounds runs of $secs s per row" \
-	"and tool, load average $(jq -r .loadavg_at_start <<<"$machine")"
-
-# Pre-fill with random bytes so no block is a hole (reading a hole is cheaper than data).
-dd if=/dev/urandom of="$img" bs=1M count=$((size >> 20)) conv=fsync status=none
-
-# One fio run of $spec on the image: fio's JSON report in $work/fio.json.
-run_fio() {
-	fio --name=kvmini-bench --filename="$img" --size="$size" --ioengine=io_uring \
-		--direct=0 --invalidate=0 --norandommap --randrepeat=0 --rw="$rw" --bs="$bs" \
-		--iodepth="$qd" --time_based --runtime="$secs" --output-format=json \
-		--output="$work/fio.json" >/dev/null || die "fio $spec failed"
-	jq -c --arg rw "$rw" '.jobs[0] | (if ($rw | test("read")) then .read else .write end)
-		| {iops: .iops, mbps: (.bw_bytes / 1e6), ios: .total_ios,
-		   seconds: (.runtime / 1000)}' "$work/fio.json"
-}
-
-run_kvmini() {
-	"$dir/blk_bench" -t "$secs" "$img" "$spec" || die "blk_bench $spec failed"
-}
-
-rows=()
-for spec in $BLK_WORKLOADS; do
-	IFS=: read -r rw bs qd <<<"$spec"
-	k_runs=() f_runs=()
-	for ((round = 0; round < rounds; round++)); do
-		# Alternate which tool goes first; sync a write row's dirty pages in between.
-		order="kvmini fio"
-		if [ $((round % 2)) = 1 ]; then
-			order="fio kvmini"
-		fi
-		for tool in $order; do
-			sync "$img"
-			out=$("run_$tool") || exit 1
-			if [ "$tool" = kvmini ]; then
-				k_runs+=("$out")
-			else
-				f_runs+=("$out")
-			fi
-		done
-	done
-	row=$(jq -n -c --arg spec "$spec" --argjson k "$(printf '%s\n' "${k_runs[@]}" | jq -s .)" \
-		--argjson f "$(printf '%s\n' "${f_runs[@]}" | jq -s .)" '
-		$k[0] as $k0
-		| ($k0.rw | sub("^read$"; "seqread") | sub("^write$"; "seqwrite")) as $name
-		| (if $k0.bs < 65536 then "iops" else "mbps" end) as $metric
-		| ($k | max_by(.[$metric])) as $kb | ($f | max_by(.[$metric])) as $fb
-		| {workload: "\($name) \($spec | split(":")[1]) QD\($k0.qd)", spec: $spec,
-		   rw: $k0.rw, bs: $k0.bs, qd: $k0.qd, metric: $metric,
-		   kvmini: $kb[$metric], fio: $fb[$metric],
-		   ratio: (if $fb[$metric] > 0 then $kb[$metric] / $fb[$metric] else null end),
-		   kvmini_runs: $k, fio_runs: $f}')
-	rows+=("$row")
-	jq -r '"bench: \(.workload): kvmini \([.kvmini_runs[][.metric] | floor])"
-		+ " fio \([.fio_runs[][.metric] | floor]) \(.metric)"' <<<"$row"
-done
-
-mkdir -p "$dir"
-printf '%s\n' "${rows[@]}" | jq -s --argjson machine "$machine" --arg secs "$secs" \
-	--arg rounds "$rounds" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
-	--arg size "$size_arg" --argjson target "$target" '
-	{machine: ($machine + {loadavg_at_end: $load_end}), image_size: $size,
-	 seconds_per_run: ($secs | tonumber), runs: ($rounds | tonumber), best_run_counts: true,
-	 fio_options: "--ioengine=io_uring --direct=0 --invalidate=0 --norandommap --time_based",
-	 target: {qd: 32, min_ratio: $target}, blk: .}' >"$dir/results.json"
-
-echo
-jq -r '.blk[] | [.workload, (if .metric == "iops" then "IOPS" else "MB/s" end), (.kvmini | floor),
-	(.fio | floor), (.ratio // "-")] | @tsv' \
-	"$dir/results.json" | {
-	printf '%-20s %-5s %10s %10s %11s\n' workload unit kvmini fio kvmini/fio
-	while IFS=$'\t' read -r name unit k f ratio; do
-		[ "$ratio" = - ] || ratio=$(printf '%.2f' "$ratio")
-		printf '%-20s %-5s %10s %10s %11s\n' "$name" "$unit" "$k" "$f" "$ratio"
-	done
-}
-echo
+# phase NAME: a progress line with the time since make bench started.
+t_bench=$SECONDS
+phase() { echo "bench: == $1 (at $((SECONDS - t_bench)) s)"; }
 
 strict_fail=0
-missed=$(jq -r --argjson t "$target" \
-	'[.blk[] | select(.qd == 32 and (.ratio // 0) < $t) | .workload] | join(", ")' \
-	"$dir/results.json")
-if [ -n "$missed" ]; then
-	echo "bench: target missed (kvmini/fio < $target at QD 32): $missed"
-	strict_fail=1
+if [ "${BENCH_DISK:-1}" != 0 ]; then
+	phase "disk: kvmini vs fio"
+	echo "bench: image $size_arg on $fs in $img_dir, best of $rounds runs of $secs s per row" \
+		"and tool, load average $(jq -r .loadavg_at_start <<<"$machine")"
+
+	# Pre-fill with random bytes so no block is a hole (reading a hole is cheaper than data).
+	dd if=/dev/urandom of="$img" bs=1M count=$((size >> 20)) conv=fsync status=none
+
+	# One fio run of $spec on the image: fio's JSON report in $work/fio.json.
+	run_fio() {
+		fio --name=kvmini-bench --filename="$img" --size="$size" --ioengine=io_uring \
+			--direct=0 --invalidate=0 --norandommap --randrepeat=0 --rw="$rw" --bs="$bs" \
+			--iodepth="$qd" --time_based --runtime="$secs" --output-format=json \
+			--output="$work/fio.json" >/dev/null || die "fio $spec failed"
+		jq -c --arg rw "$rw" '.jobs[0] | (if ($rw | test("read")) then .read else .write end)
+			| {iops: .iops, mbps: (.bw_bytes / 1e6), ios: .total_ios,
+			   seconds: (.runtime / 1000)}' "$work/fio.json"
+	}
+
+	run_kvmini() {
+		"$dir/blk_bench" -t "$secs" "$img" "$spec" || die "blk_bench $spec failed"
+	}
+
+	rows=()
+	for spec in $BLK_WORKLOADS; do
+		IFS=: read -r rw bs qd <<<"$spec"
+		k_runs=() f_runs=()
+		for ((round = 0; round < rounds; round++)); do
+			# Alternate which tool goes first; sync a write row's dirty pages in between.
+			order="kvmini fio"
+			if [ $((round % 2)) = 1 ]; then
+				order="fio kvmini"
+			fi
+			for tool in $order; do
+				sync "$img"
+				out=$("run_$tool") || exit 1
+				if [ "$tool" = kvmini ]; then
+					k_runs+=("$out")
+				else
+					f_runs+=("$out")
+				fi
+			done
+		done
+		row=$(jq -n -c --arg spec "$spec" --argjson k "$(printf '%s\n' "${k_runs[@]}" | jq -s .)" \
+			--argjson f "$(printf '%s\n' "${f_runs[@]}" | jq -s .)" '
+			$k[0] as $k0
+			| ($k0.rw | sub("^read$"; "seqread") | sub("^write$"; "seqwrite")) as $name
+			| (if $k0.bs < 65536 then "iops" else "mbps" end) as $metric
+			| ($k | max_by(.[$metric])) as $kb | ($f | max_by(.[$metric])) as $fb
+			| {workload: "\($name) \($spec | split(":")[1]) QD\($k0.qd)", spec: $spec,
+			   rw: $k0.rw, bs: $k0.bs, qd: $k0.qd, metric: $metric,
+			   kvmini: $kb[$metric], fio: $fb[$metric],
+			   ratio: (if $fb[$metric] > 0 then $kb[$metric] / $fb[$metric] else null end),
+			   kvmini_runs: $k, fio_runs: $f}')
+		rows+=("$row")
+		jq -r '"bench: \(.workload): kvmini \([.kvmini_runs[][.metric] | floor])"
+			+ " fio \([.fio_runs[][.metric] | floor]) \(.metric)"' <<<"$row"
+	done
+
+	mkdir -p "$dir"
+	printf '%s\n' "${rows[@]}" | jq -s --argjson machine "$machine" --arg secs "$secs" \
+		--arg rounds "$rounds" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
+		--arg size "$size_arg" --argjson target "$target" '
+		{machine: ($machine + {loadavg_at_end: $load_end}), image_size: $size,
+		 seconds_per_run: ($secs | tonumber), runs: ($rounds | tonumber), best_run_counts: true,
+		 fio_options: "--ioengine=io_uring --direct=0 --invalidate=0 --norandommap --time_based",
+		 target: {qd: 32, min_ratio: $target}, blk: .}' >"$dir/results.json"
+
+	echo
+	jq -r '.blk[] | [.workload, (if .metric == "iops" then "IOPS" else "MB/s" end), (.kvmini | floor),
+		(.fio | floor), (.ratio // "-")] | @tsv' \
+		"$dir/results.json" | {
+		printf '%-20s %-5s %10s %10s %11s\n' workload unit kvmini fio kvmini/fio
+		while IFS=$'\t' read -r name unit k f ratio; do
+			[ "$ratio" = - ] || ratio=$(printf '%.2f' "$ratio")
+			printf '%-20s %-5s %10s %10s %11s\n' "$name" "$unit" "$k" "$f" "$ratio"
+		done
+	}
+	echo
+
+	missed=$(jq -r --argjson t "$target" \
+		'[.blk[] | select(.qd == 32 and (.ratio // 0) < $t) | .workload] | join(", ")' \
+		"$dir/results.json")
+	if [ -n "$missed" ]; then
+		echo "bench: target missed (kvmini/fio < $target at QD 32): $missed"
+		strict_fail=1
+	else
+		echo "bench: target met: kvmini/fio >= $target on every QD 32 row"
+	fi
 else
-	echo "bench: target met: kvmini/fio >= $target on every QD 32 row"
+	echo "bench: disk: skipped (BENCH_DISK=0)"
+	mkdir -p "$dir"
+	jq -n --argjson machine "$machine" '{machine: $machine, blk: [], blk_skipped: "BENCH_DISK=0"}' >"$dir/results.json"
 fi
 
 # run_part NAME: run bench/NAME.sh, which prints its own table and writes NAME.json (n/a rows
 # when it cannot measure), and merge that into results.json as "NAME". 1 if no NAME.json.
 run_part() {
 	echo
+	phase "$1: kvmini vs QEMU microvm"
 	rm -f "$dir/$1.json"
 	"$(cd "$(dirname "$0")" && pwd)/$1.sh" "$dir" ||
 		echo "bench: $1: bench/$1.sh failed (exit status $?)"
@@ -191,6 +204,7 @@ fi
 if [ "${BENCH_BOOT:-1}" != 0 ]; then
 	run_part boot || true
 fi
+phase "done"
 echo "bench: results in $dir/results.json"
 if [ "${BENCH_STRICT:-0}" = 1 ] && [ "$strict_fail" = 1 ]; then
 	exit 1
