@@ -55,8 +55,11 @@ int main(int argc, char **argv)
 	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0)
 		return fail("KVM_CREATE_VCPU");
-	if (ioctl(vcpu, KVM_SET_MSRS, &apic_off) != 1)
+	int set = ioctl(vcpu, KVM_SET_MSRS, &apic_off);
+	if (set != 1) {
+		errno = set < 0 ? errno : EINVAL; /* 0: KVM refused that MSR value */
 		return fail("KVM_SET_MSRS IA32_APIC_BASE");
+	}
 	printf("kvm-keeper: holding VM fd %d, vCPU fd %d\n", vm, vcpu);
 	fflush(stdout);
 	for (;;)
