@@ -32,6 +32,9 @@
 #                    "info registers -a" are printed, prefixed "nested: stall: ".
 #   NESTED_LOCKUP    the same when L2's kernel reports a CPU stuck (soft lockup) for
 #                    at least this many seconds (default 60; 0: never)
+#   NESTED_BOOT_STALL  the silence bound while L2 boots, before CMD starts (default 60)
+#   NESTED_BOOT_TRIES  L2 is started again when it wedged while booting, up to this many
+#                    times in all (default 3); CMD never runs twice
 #   NESTED_KEEPER    1 (default): L2 holds one idle VM open for the whole run
 #                    (kvm-keeper.c), so VMs coming and going do not make L2's kernel
 #                    live-patch its code, which wedges L2 under TCG (README.md); 0: not
@@ -95,9 +98,12 @@ done
 timeout_s="${NESTED_TIMEOUT:-900}"
 stall_s="${NESTED_STALL:-180}"
 lockup_s="${NESTED_LOCKUP:-60}"
+boot_stall_s="${NESTED_BOOT_STALL:-60}"
+boot_tries="${NESTED_BOOT_TRIES:-3}"
 keeper="${NESTED_KEEPER:-1}"
-for v in timeout_s stall_s lockup_s; do
-	[[ ${!v} =~ ^[0-9]+$ ]] || die "NESTED_TIMEOUT, NESTED_STALL and NESTED_LOCKUP must be whole numbers of seconds"
+for v in timeout_s stall_s lockup_s boot_stall_s boot_tries; do
+	[[ ${!v} =~ ^[0-9]+$ ]] ||
+		die "NESTED_TIMEOUT, NESTED_STALL, NESTED_LOCKUP, NESTED_BOOT_STALL and NESTED_BOOT_TRIES must be whole numbers"
 done
 case "$keeper" in 0 | 1) ;; *) die "NESTED_KEEPER must be 0 or 1" ;; esac
 qemu="${QEMU:-qemu-system-x86_64}"
@@ -201,6 +207,8 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 exec </dev/console >/dev/console 2>&1
+# Heartbeat: the console is never silent for long unless L2 is wedged (NESTED_STALL).
+(while sleep 10; do echo "$HEARTBEAT"; done) &
 dmesg -n "\${nested_loglevel:-3}"
 hostname l2
 ip link set lo up
@@ -231,8 +239,6 @@ if [ "$keeper" = 1 ]; then
 	*) echo "nested: kvm-keeper could not hold a VM"; finish 126 ;;
 	esac
 fi
-# Heartbeat: the console is never silent for long unless L2 is wedged (NESTED_STALL).
-(while sleep 10; do echo "$HEARTBEAT"; done) &
 echo "$BEGIN_MARK uptime=\$(up) kernel=\$(uname -r) cpus=\$(nproc) mem_kb=\$(awk '/MemTotal/{print \$2}' /proc/meminfo)"
 cd /work
 sh /nested-cmd.sh
@@ -310,16 +316,16 @@ filter() {
 	# the L1 time at which the markers appear. With NESTED_STALL, a console
 	# silent for that long means L2 is wedged: note it and stop QEMU. So does
 	# an L2 CPU that the L2 kernel reports stuck for NESTED_LOCKUP seconds.
-	local line rc stuck
+	local line rc stuck bound=$boot_stall_s name=NESTED_BOOT_STALL
 	while :; do
 		rc=0
-		if [ "$stall_s" -gt 0 ]; then
-			IFS= read -r -t "$stall_s" line || rc=$?
+		if [ "$bound" -gt 0 ]; then
+			IFS= read -r -t "$bound" line || rc=$?
 		else
 			IFS= read -r line || rc=$?
 		fi
 		if [ "$rc" -gt 128 ]; then
-			stalled "no console output for NESTED_STALL=${stall_s} s"
+			stalled "no console output for $name=${bound} s"
 			continue # drain what is left until QEMU's output ends
 		fi
 		[ "$rc" = 0 ] || [ -n "$line" ] || break
@@ -332,7 +338,10 @@ filter() {
 		printf '%s\n' "$line"
 		printf '%s\n' "$line" >>"$log"
 		case "$line" in
-		*"$BEGIN_MARK"*) echo "$EPOCHREALTIME" >"$work/t_begin" ;;
+		*"$BEGIN_MARK"*)
+			echo "$EPOCHREALTIME" >"$work/t_begin"
+			bound=$stall_s name=NESTED_STALL
+			;;
 		*"$END_MARK"*) echo "$EPOCHREALTIME" >"$work/t_end" ;;
 		*"soft lockup - CPU#"*" stuck for "*"s!"*)
 			# The other CPU still runs (the heartbeat goes on), but this one has not
@@ -346,20 +355,34 @@ filter() {
 		esac
 	done
 }
-set +e
 # EPYC minus the features TCG lacks anyway (spares one warning per feature and vCPU).
 cpu="EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec"
-# QEMU ends with this script: timeout stays in our process group (--foreground) so a signal
-# to the group reaches it, and both get a parent-death signal (PR_SET_PDEATHSIG).
-setpriv --pdeathsig TERM timeout --foreground -k 10 "$timeout_s" setpriv --pdeathsig KILL \
-	"$qemu" -M q35 -accel "${NESTED_ACCEL:-tcg,thread=multi}" -cpu "${NESTED_CPU:-$cpu}" -nic none \
-	-smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-2G}" -nographic -no-reboot -pidfile "$work/qemu.pid" \
-	-monitor "unix:$work/monitor.sock,server=on,wait=off" \
-	-kernel "$kdir/vmlinuz" -initrd "$initrd" \
-	-append "console=ttyS0 panic=-1 quiet nokaslr nested_loglevel=${NESTED_LOGLEVEL:-3} ${NESTED_APPEND:-}" \
-	</dev/null 2>&1 | filter
-qemu_status="${PIPESTATUS[0]}"
-set -e
+attempt=1
+while :; do
+	rm -f "$work/stalled" "$work/t_begin" "$work/t_end" "$work/qemu.pid" "$work/monitor.sock"
+	: >"$log"
+	t_built="$EPOCHREALTIME"
+	set +e
+	# QEMU ends with this script: timeout stays in our process group (--foreground) so a
+	# signal to the group reaches it, and both get a parent-death signal (PR_SET_PDEATHSIG).
+	setpriv --pdeathsig TERM timeout --foreground -k 10 "$timeout_s" setpriv --pdeathsig KILL \
+		"$qemu" -M q35 -accel "${NESTED_ACCEL:-tcg,thread=multi}" -cpu "${NESTED_CPU:-$cpu}" \
+		-nic none -smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-2G}" -nographic -no-reboot \
+		-pidfile "$work/qemu.pid" -monitor "unix:$work/monitor.sock,server=on,wait=off" \
+		-kernel "$kdir/vmlinuz" -initrd "$initrd" \
+		-append "console=ttyS0 panic=-1 quiet nokaslr nested_loglevel=${NESTED_LOGLEVEL:-3} ${NESTED_APPEND:-}" \
+		</dev/null 2>&1 | filter
+	qemu_status="${PIPESTATUS[0]}"
+	set -e
+	# A wedge while L2 boots (its kernel patches its own code then too: module loading,
+	# static keys) comes before CMD started, so starting L2 again is safe and invisible.
+	if [ -f "$work/stalled" ] && [ ! -f "$work/t_begin" ] && [ "$attempt" -lt "$boot_tries" ]; then
+		attempt=$((attempt + 1))
+		echo "$prog: L2 wedged while booting, before CMD started ($(cat "$work/stalled")); starting it again (attempt $attempt of $boot_tries)"
+		continue
+	fi
+	break
+done
 t_done="$EPOCHREALTIME"
 [ -z "${NESTED_LOG:-}" ] || cp "$log" "$NESTED_LOG"
 
