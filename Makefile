@@ -6,6 +6,7 @@
 #   make bench      disk (kvmini vs fio), network and boot (kvmini vs QEMU microvm) benchmarks:
 #                   tables and build/bench/results.json (bench/run.sh, net.sh, boot.sh)
 #   make demo       boot the demo guest (inside the nested machine on hosts without VT-x/AMD-V)
+#   make nestedtest the nested machine's stall watchdog, boot retry and keeper (part of make check)
 #   make orphantest stop `make linuxtest` and the boot benchmark with SIGTERM after 60 s:
 #                   nothing they started may be left 10 s later (part of make check)
 
@@ -31,8 +32,8 @@ KVMT_BIN := $(KVMT_SRC:tests/kvm/%.c=$(B)/tests/%)
 TINY_SRC := $(wildcard tests/guests/*.S)
 TINY_BIN := $(TINY_SRC:tests/guests/%.S=$(B)/guests/%.elf)
 
-.PHONY: all help unit kvmtest tiny asan fuzz fuzz-lib linuxtest orphantest check demo format format-check \
-	clean deps guests
+.PHONY: all help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest check demo format \
+	format-check clean deps guests
 all: $(B)/kvmini
 
 help:
@@ -146,6 +147,10 @@ include guests/guests.mk
 linuxtest: $(B)/kvmini guests $(REAP)
 	@$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
 
+# The nested machine's stall watchdog, boot retry and keeper, on real L2 runs (no guests).
+nestedtest: $(REAP)
+	@$(REAP_RUN) tests/nested/watchdog-test.sh
+
 # The harness's own promise: stopped, a test run or benchmark leaves nothing running.
 orphantest: $(B)/kvmini guests $(REAP)
 	@tests/nested/orphan-test.sh linuxtest
@@ -153,7 +158,7 @@ orphantest: $(B)/kvmini guests $(REAP)
 
 # Guests first: with KVMINI_REQUIRE_GUESTS the unit tests that load them must not skip.
 check: export KVMINI_REQUIRE_GUESTS = 1
-check: format-check guests unit asan fuzz kvmtest linuxtest orphantest
+check: format-check guests unit asan fuzz kvmtest nestedtest linuxtest orphantest
 	@echo "make check: all tiers passed"
 
 demo: $(B)/kvmini guests $(REAP)

@@ -1,0 +1,63 @@
+#!/bin/bash
+# tests/nested/watchdog-test.sh - the nested machine's stall watchdog, tested on real L2 runs.
+#
+#   tests/nested/watchdog-test.sh
+#
+# Each case starts L2 (tests/nested/run.sh) with a command or kernel command line that
+# behaves like one kind of wedge, and checks run.sh's verdict:
+#   quiet-command-lives  a command silent for longer than NESTED_STALL passes: the heartbeat
+#   silent-l2-stalls     L2 silent after the command started: "stalled", exit 125, CPU dump
+#   soft-lockup-stalls   L2 reports a CPU stuck for NESTED_LOCKUP s or more: "stalled", 125
+#   boot-wedge-retried   L2 silent while booting: started again, NESTED_BOOT_TRIES in all
+#   keeper-holds-vm      L2 holds the keeper's VM while the command runs
+# Prints "ok - NAME" or "not ok - NAME (why)" and "N passed, N failed". Exit 0 when all pass.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+log=$(mktemp "${TMPDIR:-/tmp}/kvmini-watchdog-XXXXXX.log")
+trap 'rm -f "$log"' EXIT
+passed=0 failed=0
+
+# check NAME WANT_STATUS GREP_ERE [ENV=VALUE]... -- CMD...: run CMD in L2, expect the status
+# and a line matching GREP_ERE in run.sh's output.
+check() {
+	local name=$1 want=$2 ere=$3 status=0
+	shift 3
+	local envs=()
+	while [ "$1" != -- ]; do envs+=("$1"); shift; done
+	shift
+	env "${envs[@]}" "$here/run.sh" -- "$@" >"$log" 2>&1 || status=$?
+	if [ "$status" != "$want" ]; then
+		echo "not ok - $name (run.sh exit status $status, expected $want)"
+	elif ! grep -Eq "$ere" "$log"; then
+		echo "not ok - $name (no line matching: $ere)"
+	else
+		echo "ok - $name"
+		passed=$((passed + 1))
+		return
+	fi
+	failed=$((failed + 1))
+	tail -n 12 "$log" | sed 's/^/#   /'
+}
+
+check quiet-command-lives 0 '^nested: command exit status 0' NESTED_STALL=15 -- sleep 25
+# Killing every sleep ends the heartbeat loop (`while sleep 10`), as a wedged L2 would.
+check silent-l2-stalls 125 'nested machine stalled .*no console output for NESTED_STALL=8 s' \
+	NESTED_STALL=8 -- sh -c 'killall sleep; exec sleep 60'
+grep -q '^nested: stall: RIP=' "$log" || {
+	echo "not ok - stall-dump (no CPU registers in the stall dump)"
+	failed=$((failed + 1))
+}
+check soft-lockup-stalls 125 'stalled .*an L2 CPU stuck for 61 s \(soft lockup' -- sh -c \
+	'echo "[ 70.1] watchdog: BUG: soft lockup - CPU#1 stuck for 61s! [qemu-system-x86:193]"; sleep 60'
+# rdinit= makes L2's first program a silent sleep: L2 never reaches the begin marker.
+check boot-wedge-retried 125 'starting it again \(attempt 3 of 3\)' NESTED_BOOT_STALL=5 \
+	"NESTED_APPEND=rdinit=/bin/sleep -- 100" -- true
+[ "$(grep -c 'starting it again' "$log")" = 2 ] || {
+	echo "not ok - boot-wedge-tries (expected 2 restarts, saw $(grep -c 'starting it again' "$log"))"
+	failed=$((failed + 1))
+}
+check keeper-holds-vm 0 '^KEEPER kvm-vm kvm-vcpu:0$' -- sh -c \
+	'echo "KEEPER $(ls -l /proc/$(pidof kvm-keeper)/fd | sed -n "s/.*anon_inode:\(kvm-[a-z:0-9]*\).*/\1/p" | tr "\n" " " | sed "s/ $//")"'
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
