@@ -204,7 +204,9 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
+# /tmp stays part of the initramfs (itself a tmpfs): a --host-file under /tmp, such as a
+# checkout in /tmp, must not be hidden by a mount.
+chmod 1777 /tmp
 mount -t tmpfs tmpfs /run
 exec </dev/console >/dev/console 2>&1
 # Heartbeat: the console is never silent for long unless L2 is wedged (NESTED_STALL).
