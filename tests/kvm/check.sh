@@ -29,7 +29,9 @@ if [ "$mode" = auto ]; then
 		mode=direct
 	else
 		mode=nested
-		why="/dev/kvm is there but does not open (no KVM driver behind it?)"
+		# Never open a path that may not be a device: <> would create it.
+		why="/dev/kvm does not open (no KVM driver behind it?)"
+		[ -c /dev/kvm ] || why="/dev/kvm is not a character device"
 		[ -e /dev/kvm ] || why="there is no /dev/kvm"
 		echo "kvm tests: no working /dev/kvm on this host: $why"
 	fi
