@@ -148,8 +148,8 @@ linuxtest: $(B)/kvmini guests $(REAP)
 	@$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
 
 # The nested machine's stall watchdog, boot retry and keeper, on real L2 runs (no guests).
-nestedtest: $(REAP)
-	@$(REAP_RUN) tests/nested/watchdog-test.sh
+nestedtest: $(B)/kvmini guests $(REAP)
+	@KVMINI=$(B)/kvmini GUEST_DIR=$(GUEST_OUT) $(REAP_RUN) tests/nested/watchdog-test.sh
 
 # The harness's own promise: stopped, a test run or benchmark leaves nothing running.
 orphantest: $(B)/kvmini guests $(REAP)

@@ -10,6 +10,9 @@
 #   soft-lockup-stalls   L2 reports a CPU stuck for NESTED_LOCKUP s or more: "stalled", 125
 #   boot-wedge-retried   L2 silent while booting: started again, NESTED_BOOT_TRIES in all
 #   keeper-holds-vm      L2 holds the keeper's VM while the command runs
+#   bench-stall-is-na    a boot benchmark whose L2 stalls: the rows it cost say
+#                        "n/a: nested machine stalled", never a number (needs KVMINI and
+#                        GUEST_DIR: build/kvmini and build/guest by default)
 # Prints "ok - NAME" or "not ok - NAME (why)" and "N passed, N failed". Exit 0 when all pass.
 set -uo pipefail
 
@@ -59,5 +62,31 @@ check boot-wedge-retried 125 'starting it again \(attempt 3 of 3\)' NESTED_BOOT_
 }
 check keeper-holds-vm 0 '^KEEPER kvm-vm kvm-vcpu:0$' -- sh -c \
 	'echo "KEEPER $(ls -l /proc/$(pidof kvm-keeper)/fd | sed -n "s/.*anon_inode:\(kvm-[a-z:0-9]*\).*/\1/p" | tr "\n" " " | sed "s/ $//")"'
+
+# A stall bound of 1 s after the begin marker: the boot benchmark's quiet stretches (a VM
+# idling in the memory phase, a density run) make L2 "stall" part-way through.
+top=$(cd "$here/../.." && pwd)
+out=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-watchdog-bench-XXXXXX")
+NESTED_STALL=1 BENCH_BOOT_RUNS=2 BENCH_DENSITY_RUNS=1 BENCH_DENSITY_VMS=2 BENCH_BOOT_MODE=nested \
+	BENCH_KVMINI=${KVMINI:-$top/build/kvmini} BENCH_GUEST_DIR=${GUEST_DIR:-$top/build/guest} \
+	"$top/bench/boot.sh" "$out" >"$log" 2>&1
+status=$?
+cut_rows=$(jq '[.rows[] | select(.kvmini_error == "n/a: nested machine stalled")] | length' \
+	"$out/boot.json" 2>/dev/null || echo 0)
+# A row that a stall cut short has no figure: fewer runs than asked and a number is the bug.
+bad=$(jq --argjson runs 2 --argjson druns 1 '[.rows[] | select(.kvmini != null)
+	| select(((.kvmini_runs | length) + ([.failed_runs[] | select(.vmm == "kvmini")] | length))
+		< (if (.metric | test("^(vms_per_s|peak|wall)$")) then $druns else $runs end))] | length' \
+	"$out/boot.json" 2>/dev/null || echo 1)
+if [ "$status" = 0 ] && grep -q 'the nested machine stalled' "$log" && [ "$cut_rows" -gt 0 ] &&
+	[ "$bad" = 0 ]; then
+	echo "ok - bench-stall-is-na ($cut_rows rows say n/a: nested machine stalled)"
+	passed=$((passed + 1))
+else
+	echo "not ok - bench-stall-is-na (exit $status, $cut_rows n/a rows, $bad rows with a number from too few runs)"
+	failed=$((failed + 1))
+	tail -n 12 "$log" | sed 's/^/#   /'
+fi
+rm -rf "$out"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
