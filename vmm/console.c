@@ -154,8 +154,9 @@ void console_flush(struct console *c)
 {
 	if (!c->buf || c->out.fd < 0)
 		return;
-	int64_t end = console_now_ms() + CONSOLE_FLUSH_MS;
-	int64_t idle_end = console_now_ms() + CONSOLE_FLUSH_IDLE_MS;
+	int64_t start = console_now_ms();
+	int64_t end = start + CONSOLE_FLUSH_MS;
+	int64_t idle_end = start + CONSOLE_FLUSH_IDLE_MS;
 	size_t left = c->len;
 	while (console_drain(c)) {
 		int64_t now = console_now_ms();
