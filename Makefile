@@ -20,8 +20,7 @@ VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DKVMINI_VERSION='"$(VERSION)"'
 
 B        ?= build
-LIB_SRC  := $(wildcard vmm/*.c devices/*.c boot/*.c)
-LIB_SRC  := $(filter-out vmm/main.c,$(LIB_SRC))
+LIB_SRC  := $(wildcard vmm/base/*.c vmm/kvm/*.c vmm/machine/*.c devices/*/*.c boot/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 SUPP_SRC := $(wildcard tests/support/*.c)
 SUPP_OBJ := $(SUPP_SRC:%.c=$(B)/obj/%.o)
@@ -52,7 +51,14 @@ $(B)/libsupport.a: $(SUPP_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/kvmini: $(B)/obj/vmm/main.o $(B)/libkvmini.a
+# The CLI frontend: everything but main() in libcli.a, so unit tests can link its parser.
+CLI_SRC  := $(filter-out vmm/cli/main.c,$(wildcard vmm/cli/*.c))
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
+$(B)/libcli.a: $(CLI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/kvmini: $(B)/obj/vmm/cli/main.o $(B)/libcli.a $(B)/libkvmini.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # reap: runs the test, benchmark and demo targets so that nothing they start (the nested
@@ -65,9 +71,10 @@ $(REAP): scripts/reap.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 # Unit tests: one cmocka binary per module, no KVM needed.
-$(B)/tests/%: tests/unit/%.c $(B)/libsupport.a $(B)/libkvmini.a
+$(B)/tests/%: tests/unit/%.c $(B)/libsupport.a $(B)/libcli.a $(B)/libkvmini.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/support -o $@ $< $(B)/libsupport.a $(B)/libkvmini.a -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/support -o $@ $< $(B)/libsupport.a $(B)/libcli.a $(B)/libkvmini.a \
+		-lcmocka $(LDLIBS)
 
 # Tiny test guests: freestanding 32-bit-entry ELF images with a PVH note.
 $(B)/guests/%.elf: tests/guests/%.S tests/guests/tiny.ld
@@ -167,7 +174,7 @@ demo: $(B)/kvmini guests $(REAP)
 deps:
 	./setup.sh --deps-only
 
-FORMAT_SRC = $(wildcard vmm/*.c devices/*.c boot/*.c include/kvmini/*.h tests/unit/*.c tests/kvm/*.c \
+FORMAT_SRC = $(wildcard vmm/*/*.c devices/*/*.c boot/*.c include/kvmini/*.h tests/unit/*.c tests/kvm/*.c \
 		tests/fuzz/*.c tests/support/*.c tests/support/*.h bench/*.c tests/nested/*.c scripts/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)
