@@ -20,6 +20,7 @@ struct bus_range {
 	bus_io_fn fn;
 	void *opaque;
 	const char *name;
+	const char *(*reg_name)(uint64_t offset); /* for --trace, or NULL */
 };
 
 #define BUS_MAX_RANGES 32
@@ -45,6 +46,9 @@ void bus_init(struct bus *b, const char *name);
  */
 int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque,
 		 const char *name);
+
+/* Name the registers of the range registered at `base` (for --trace). 0 or -ENOENT. */
+int bus_set_reg_names(struct bus *b, uint64_t base, const char *(*reg_name)(uint64_t offset));
 
 /* The range holding all of [addr, addr+len), or NULL (also when an access straddles two). */
 const struct bus_range *bus_find(const struct bus *b, uint64_t addr, uint32_t len);

@@ -27,7 +27,7 @@ int host_check_memory(uint64_t mem_size, struct vmerr *e);
 #define HOST_THREAD_STACK (256 * 1024)
 
 /* Start `fn(arg)` on a thread with a HOST_THREAD_STACK stack, named `name` (cut to the 15
- * characters Linux keeps) before `fn` runs. 0 or -errno. */
+ * characters Linux keeps) before `fn` runs, with every signal blocked. 0 or -errno. */
 int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
 #endif

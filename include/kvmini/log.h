@@ -19,10 +19,16 @@ struct logger {
 	/* Rate limit for guest-triggered messages (log_guest): at most a burst per second. */
 	atomic_int_fast64_t guest_window;
 	atomic_int guest_count;
+	/* Instead of `out`: each line (without prefix or newline) to this callback. */
+	void (*sink)(void *opaque, int level, const char *line);
+	void *sink_opaque;
 };
 
 /* Log to `fd` (borrowed: the caller keeps it open as long as the logger is used). */
 void log_init(struct logger *lg, int level, int fd);
+
+/* Send lines to `fn` instead of the fd (before any thread logs). */
+void log_set_sink(struct logger *lg, void (*fn)(void *, int, const char *), void *opaque);
 
 /* Write one line if `level` is enabled. Never blocks: a line that does not fit into `fd`
  * now (a full pipe, a stalled terminal) is dropped and counted in `dropped`. */

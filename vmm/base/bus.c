@@ -34,6 +34,17 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_io_fn fn, void 
 	return 0;
 }
 
+int bus_set_reg_names(struct bus *b, uint64_t base, const char *(*reg_name)(uint64_t offset))
+{
+	for (unsigned int i = 0; i < b->nr; i++) {
+		if (b->range[i].base == base) {
+			b->range[i].reg_name = reg_name;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 const struct bus_range *bus_find(const struct bus *b, uint64_t addr, uint32_t len)
 {
 	if (len == 0)

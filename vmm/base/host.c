@@ -1,5 +1,6 @@
 /* host: detect a software-only /dev/kvm and the host's memory, for warnings and limits. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,8 +83,13 @@ int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *
 	int ret = pthread_attr_init(&attr);
 	if (!ret) {
 		ret = pthread_attr_setstacksize(&attr, HOST_THREAD_STACK);
+		/* Every signal blocked in the new thread: the caller's signals are its own. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
 		if (!ret)
 			ret = pthread_create(t, &attr, host_thread_main, b);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		pthread_attr_destroy(&attr);
 	}
 	if (ret) {

@@ -18,6 +18,14 @@ void log_init(struct logger *lg, int level, int fd)
 	atomic_init(&lg->dropped, 0);
 	atomic_init(&lg->guest_window, 0);
 	atomic_init(&lg->guest_count, 0);
+	lg->sink = NULL;
+	lg->sink_opaque = NULL;
+}
+
+void log_set_sink(struct logger *lg, void (*fn)(void *, int, const char *), void *opaque)
+{
+	lg->sink = fn;
+	lg->sink_opaque = opaque;
 }
 
 static void log_vwrite(struct logger *lg, int level, const char *fmt, va_list ap)
@@ -28,6 +36,11 @@ static void log_vwrite(struct logger *lg, int level, const char *fmt, va_list ap
 	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
+	if (lg->sink) {
+		line[len] = '\0';
+		lg->sink(lg->sink_opaque, level, line + n);
+		return;
+	}
 	line[len++] = '\n';
 	/* One write per line (at most 1 KiB, so a pipe takes it whole) so lines from several
 	 * threads never interleave. Probing is poll-then-write: two threads must not both see
