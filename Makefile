@@ -174,7 +174,7 @@ demo: $(B)/kvmini guests $(REAP)
 deps:
 	./setup.sh --deps-only
 
-FORMAT_SRC = $(wildcard vmm/*/*.c devices/*/*.c boot/*.c include/kvmini/*.h tests/unit/*.c tests/kvm/*.c \
+FORMAT_SRC = $(wildcard vmm/*/*.c devices/*/*.c boot/*.c include/*.h include/kvmini/*.h examples/*.c tests/unit/*.c tests/kvm/*.c \
 		tests/fuzz/*.c tests/support/*.c tests/support/*.h bench/*.c tests/nested/*.c scripts/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)

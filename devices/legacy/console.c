@@ -24,7 +24,7 @@ static void console_wake(struct console *c)
 static void console_tx(void *opaque, uint8_t byte)
 {
 	struct console *c = opaque;
-	if (c->out.fd < 0)
+	if (c->out.fd < 0 && !c->sink)
 		return;
 	pthread_mutex_lock(&c->lock);
 	bool was_empty = c->len == 0;
@@ -85,6 +85,12 @@ int console_init(struct console *c, int in_fd, int out_fd)
 	return 0;
 }
 
+void console_set_sink(struct console *c, void (*fn)(void *, const uint8_t *, size_t), void *opaque)
+{
+	c->sink = fn;
+	c->sink_opaque = opaque;
+}
+
 void console_fini(struct console *c)
 {
 	if (c->raw) {
@@ -128,7 +134,11 @@ static bool console_drain(struct console *c)
 		if (n == 0)
 			return false;
 		/* Only this thread removes bytes, so [head, head+n) stays valid unlocked. */
-		ssize_t w = nbout_write(&c->out, p, n);
+		ssize_t w = (ssize_t)n;
+		if (c->sink)
+			c->sink(c->sink_opaque, p, n);
+		else
+			w = nbout_write(&c->out, p, n);
 		if (w == -EAGAIN)
 			return true;
 		if (w < 0) {
@@ -152,7 +162,7 @@ static int64_t console_now_ms(void)
 
 void console_flush(struct console *c)
 {
-	if (!c->buf || c->out.fd < 0)
+	if (!c->buf || (c->out.fd < 0 && !c->sink))
 		return;
 	int64_t start = console_now_ms();
 	int64_t end = start + CONSOLE_FLUSH_MS;
@@ -249,7 +259,7 @@ int console_loop(struct console *c, struct uart *uart, int stop_fd, int sig_fd)
 				/* EAGAIN: another wake already consumed */
 			}
 		}
-		if (c->out.fd >= 0)
+		if (c->out.fd >= 0 || c->sink)
 			pending = console_drain(c);
 		if (p[0].revents & POLLIN)
 			return CONSOLE_STOP;

@@ -173,12 +173,13 @@ struct vblk {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool thread_alive;
-	bool want_active, want_exit;
+	bool want_active, want_exit, want_paused;
 	uint64_t gen;	   /* bumped by each change of the wanted state */
 	uint64_t done_gen; /* the last gen the I/O thread has fully acted on */
 
 	/* The I/O thread's own state. */
-	bool active, exiting, kick_armed, ctl_armed, pass_pending, starved, pushed, ack_pending;
+	bool active, paused, exiting, kick_armed, ctl_armed, pass_pending, starved, pushed,
+		ack_pending;
 	uint64_t ack_gen;
 	uint64_t kick_val, ctl_val; /* targets of the eventfd reads */
 	unsigned int inflight, nr_free;
@@ -275,6 +276,8 @@ static void vblk_zero_iov(struct vblk *b, struct vblk_req *r)
 	}
 }
 
+static const char *vblk_op_name(enum vblk_op op);
+
 /* Hand the request's next operation to the io_uring. 0, or -EBUSY when no entry is free. */
 static int vblk_submit(struct vblk *b, struct vblk_req *r)
 {
@@ -308,6 +311,10 @@ static int vblk_submit(struct vblk *b, struct vblk_req *r)
 		break;
 	}
 	io_uring_sqe_set_data64(sqe, VBLK_TAG_REQ | vblk_req_index(b, r));
+	if (trace_on(b->t.trace, TRACE_IO))
+		trace_emit(b->t.trace, "io %s submit req %u head %u %s offset %llu len %llu",
+			   b->name, vblk_req_index(b, r), r->head, vblk_op_name(r->op),
+			   (unsigned long long)r->off, (unsigned long long)r->left);
 	return 0;
 }
 
@@ -593,6 +600,27 @@ static void vblk_flush(struct vblk *b, const struct virtq_chain *c, gpa_t status
 }
 
 /* Serve one chain: validate it, then answer at once or start its I/O. */
+/* A request type's name for the trace (virtio 1.2 §5.2.6). */
+static const char *vblk_type_name(uint32_t type)
+{
+	switch (type) {
+	case VBLK_T_IN:
+		return "IN";
+	case VBLK_T_OUT:
+		return "OUT";
+	case VBLK_T_FLUSH:
+		return "FLUSH";
+	case VBLK_T_GET_ID:
+		return "GET_ID";
+	case VBLK_T_DISCARD:
+		return "DISCARD";
+	case VBLK_T_WRITE_ZEROES:
+		return "WRITE_ZEROES";
+	default:
+		return "unknown";
+	}
+}
+
 static void vblk_handle(struct vblk *b, const struct virtq_chain *c)
 {
 	struct virtq *q = &b->t.vq[0];
@@ -613,6 +641,12 @@ static void vblk_handle(struct vblk *b, const struct virtq_chain *c)
 	}
 	uint32_t type = vblk_get_le32(hdr);
 	uint64_t sector = vblk_get_le64(hdr + 8);
+	if (trace_on(b->t.trace, TRACE_VIRTIO))
+		trace_emit(b->t.trace, "virtio %s q0 head %u chain %u type %s sector %llu len %llu",
+			   b->name, c->head, c->nr, vblk_type_name(type),
+			   (unsigned long long)sector,
+			   (unsigned long long)(type == VBLK_T_OUT ? c->readable_len - VBLK_HDR_LEN
+								   : c->writable_len - 1));
 	switch (type) {
 	case VBLK_T_IN:
 	case VBLK_T_OUT:
@@ -702,6 +736,7 @@ static void vblk_control(struct vblk *b)
 {
 	pthread_mutex_lock(&b->lock);
 	bool run = b->want_active && !b->want_exit, stop = b->want_exit;
+	bool paused = b->want_paused;
 	uint64_t gen = b->gen;
 	pthread_mutex_unlock(&b->lock);
 	if (!run && b->active)
@@ -712,6 +747,9 @@ static void vblk_control(struct vblk *b)
 	}
 	if (stop)
 		b->exiting = true;
+	if (b->paused && !paused)
+		b->pass_pending = true; /* kicks that came while paused */
+	b->paused = paused;
 	b->ack_gen = gen;
 	b->ack_pending = true;
 }
@@ -721,6 +759,9 @@ static void vblk_cqe(struct vblk *b, uint64_t data, int res)
 	switch (data & VBLK_TAG_MASK) {
 	case VBLK_TAG_REQ: {
 		uint64_t i = data & ~VBLK_TAG_MASK;
+		if (trace_on(b->t.trace, TRACE_IO))
+			trace_emit(b->t.trace, "io %s complete req %llu res %d", b->name,
+				   (unsigned long long)i, res);
 		if (i < VBLK_QUEUE_SIZE)
 			vblk_req_done(b, &b->req[i], res);
 		break;
@@ -766,7 +807,7 @@ static void *vblk_thread(void *arg)
 			b->starved = false;
 			b->pass_pending = true;
 		}
-		if (b->pass_pending)
+		if (b->pass_pending && !b->paused)
 			vblk_pass(b);
 		vblk_flush_irq(b);
 		if (b->ack_pending && !b->inflight) {
@@ -780,11 +821,11 @@ static void *vblk_thread(void *arg)
 			break;
 		if (!b->ctl_armed && !b->exiting)
 			b->ctl_armed = vblk_arm_eventfd(b, b->ctl_fd, &b->ctl_val, VBLK_TAG_CTL);
-		if (!b->kick_armed && b->active)
+		if (!b->kick_armed && b->active && !b->paused)
 			b->kick_armed =
 				vblk_arm_eventfd(b, b->t.kick_fd[0], &b->kick_val, VBLK_TAG_KICK);
-		int ret = b->pass_pending ? io_uring_submit(&b->ring)
-					  : io_uring_submit_and_wait(&b->ring, 1);
+		int ret = b->pass_pending && !b->paused ? io_uring_submit(&b->ring)
+							: io_uring_submit_and_wait(&b->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			log_err(b->log, "%s: io_uring wait failed: %s", b->name, strerror(-ret));
 			nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
@@ -815,6 +856,25 @@ static uint64_t vblk_want(struct vblk *b, bool active, bool exit_thread)
 	if (eventfd_write(b->ctl_fd, 1) < 0)
 		log_err(b->log, "%s: cannot wake the I/O thread: %s", b->name, strerror(errno));
 	return gen;
+}
+
+void vblk_pause(struct vblk *b, bool paused)
+{
+	pthread_mutex_lock(&b->lock);
+	if (!b->thread_alive) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	b->want_paused = paused;
+	uint64_t gen = ++b->gen;
+	pthread_mutex_unlock(&b->lock);
+	if (eventfd_write(b->ctl_fd, 1) < 0)
+		log_err(b->log, "%s: cannot wake the I/O thread: %s", b->name, strerror(errno));
+	/* The acknowledgement waits until nothing is in flight (see vblk_thread). */
+	pthread_mutex_lock(&b->lock);
+	while (b->thread_alive && b->done_gen < gen)
+		pthread_cond_wait(&b->cond, &b->lock);
+	pthread_mutex_unlock(&b->lock);
 }
 
 static int vblk_activate(void *dev)

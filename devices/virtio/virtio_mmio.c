@@ -132,6 +132,7 @@ int virtio_mmio_init(struct virtio_mmio *t, const struct gmem *mem, struct logge
 
 	t->mem = mem;
 	t->log = log;
+	t->trace = &t->notrace;
 	t->name = name ? name : "virtio-mmio";
 	t->info = *info;
 	t->dev = dev;
@@ -189,12 +190,63 @@ bool virtio_mmio_has_feature(const struct virtio_mmio *t, unsigned int bit)
 	return bit < 64 && ((t->driver_features >> bit) & 1);
 }
 
+void virtio_mmio_set_trace(struct virtio_mmio *t, struct trace *tr)
+{
+	t->trace = tr;
+}
+
+const char *virtio_mmio_reg_name(uint64_t offset)
+{
+	static const struct {
+		uint32_t off;
+		const char *name;
+	} regs[] = {
+		{VIRTIO_MMIO_MAGIC_VALUE, "MagicValue"},
+		{VIRTIO_MMIO_VERSION, "Version"},
+		{VIRTIO_MMIO_DEVICE_ID, "DeviceID"},
+		{VIRTIO_MMIO_VENDOR_ID, "VendorID"},
+		{VIRTIO_MMIO_DEVICE_FEATURES, "DeviceFeatures"},
+		{VIRTIO_MMIO_DEVICE_FEATURES_SEL, "DeviceFeaturesSel"},
+		{VIRTIO_MMIO_DRIVER_FEATURES, "DriverFeatures"},
+		{VIRTIO_MMIO_DRIVER_FEATURES_SEL, "DriverFeaturesSel"},
+		{VIRTIO_MMIO_QUEUE_SEL, "QueueSel"},
+		{VIRTIO_MMIO_QUEUE_NUM_MAX, "QueueNumMax"},
+		{VIRTIO_MMIO_QUEUE_NUM, "QueueNum"},
+		{VIRTIO_MMIO_QUEUE_READY, "QueueReady"},
+		{VIRTIO_MMIO_QUEUE_NOTIFY, "QueueNotify"},
+		{VIRTIO_MMIO_INTERRUPT_STATUS, "InterruptStatus"},
+		{VIRTIO_MMIO_INTERRUPT_ACK, "InterruptACK"},
+		{VIRTIO_MMIO_STATUS, "Status"},
+		{VIRTIO_MMIO_QUEUE_DESC_LOW, "QueueDescLow"},
+		{VIRTIO_MMIO_QUEUE_DESC_HIGH, "QueueDescHigh"},
+		{VIRTIO_MMIO_QUEUE_DRIVER_LOW, "QueueDriverLow"},
+		{VIRTIO_MMIO_QUEUE_DRIVER_HIGH, "QueueDriverHigh"},
+		{VIRTIO_MMIO_QUEUE_DEVICE_LOW, "QueueDeviceLow"},
+		{VIRTIO_MMIO_QUEUE_DEVICE_HIGH, "QueueDeviceHigh"},
+		{VIRTIO_MMIO_SHM_SEL, "SHMSel"},
+		{VIRTIO_MMIO_SHM_LEN_LOW, "SHMLenLow"},
+		{VIRTIO_MMIO_SHM_LEN_HIGH, "SHMLenHigh"},
+		{VIRTIO_MMIO_SHM_BASE_LOW, "SHMBaseLow"},
+		{VIRTIO_MMIO_SHM_BASE_HIGH, "SHMBaseHigh"},
+		{VIRTIO_MMIO_QUEUE_RESET, "QueueReset"},
+		{VIRTIO_MMIO_CONFIG_GENERATION, "ConfigGeneration"},
+	};
+	if (offset >= VIRTIO_MMIO_CONFIG)
+		return "Config";
+	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++)
+		if (regs[i].off == offset)
+			return regs[i].name;
+	return "?";
+}
+
 void virtio_mmio_notify_vring(struct virtio_mmio *t)
 {
 	/* §4.2.3.4: set the reason in InterruptStatus, then raise the interrupt. */
 	if (!(atomic_load(&t->status) & VIRTIO_STATUS_DRIVER_OK))
 		return;
 	atomic_fetch_or(&t->int_status, VIRTIO_MMIO_INT_VRING);
+	if (trace_on(t->trace, TRACE_IRQ))
+		trace_emit(t->trace, "irq gsi %u %s used-buffer (irqfd)", t->gsi, t->name);
 	virtio_mmio_signal(t->irq_fd);
 }
 
@@ -203,8 +255,12 @@ void virtio_mmio_config_changed(struct virtio_mmio *t)
 	/* §2.5: a driver that read config space across this change sees a new generation. */
 	atomic_fetch_add(&t->config_generation, 1);
 	atomic_fetch_or(&t->int_status, VIRTIO_MMIO_INT_CONFIG);
-	if (atomic_load(&t->status) & VIRTIO_STATUS_DRIVER_OK)
+	if (atomic_load(&t->status) & VIRTIO_STATUS_DRIVER_OK) {
+		if (trace_on(t->trace, TRACE_IRQ))
+			trace_emit(t->trace, "irq gsi %u %s config-change (irqfd)", t->gsi,
+				   t->name);
 		virtio_mmio_signal(t->irq_fd);
+	}
 }
 
 void virtio_mmio_needs_reset(struct virtio_mmio *t, const char *why)

@@ -135,13 +135,13 @@ struct vnet {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool thread_alive;
-	bool want_active, want_exit;
+	bool want_active, want_exit, want_paused;
 	uint64_t want_features; /* the driver's features at activate */
 	uint64_t gen;		/* bumped by each change of the wanted state */
 	uint64_t done_gen;	/* the last gen the I/O thread has acted on */
 
 	/* The I/O thread's own state. */
-	bool active, exiting;
+	bool active, paused, exiting;
 	bool mrg, csum, tso4, tso6; /* negotiated: MRG_RXBUF, GUEST_CSUM, GUEST_TSO4/6 */
 	bool rx_pass_pending, tx_pass_pending, rx_pushed, tx_pushed;
 	bool tap_watched, tap_dead;
@@ -330,7 +330,7 @@ static int vnet_push(struct vnet *n, struct virtq *q, uint16_t head, uint32_t le
 static void vnet_watch_tap(struct vnet *n)
 {
 	uint32_t want = 0;
-	if (n->active && !n->tap_dead) {
+	if (n->active && !n->paused && !n->tap_dead) {
 		const struct virtq *rq = &n->t.vq[VNET_RXQ];
 		if (!n->rx_stalled && !n->rx_pending && rq->size && !rq->broken)
 			want |= EPOLLIN;
@@ -475,8 +475,12 @@ static int vnet_rx_pop(struct vnet *n, struct virtq_chain *c, bool first)
 	}
 }
 
-static void vnet_rx_count(struct vnet *n)
+/* A frame was delivered into chains starting at `head` (`nr` of them). */
+static void vnet_rx_count(struct vnet *n, uint16_t head, unsigned int nr)
 {
+	if (trace_on(n->t.trace, TRACE_VIRTIO))
+		trace_emit(n->t.trace, "virtio %s rx head %u buffers %u frame %u", n->name, head,
+			   nr, n->rx_len - VNET_HDR_LEN);
 	VNET_COUNT(n, rx_frames, 1);
 	VNET_COUNT(n, rx_bytes, n->rx_len - VNET_HDR_LEN);
 }
@@ -508,7 +512,7 @@ static int vnet_rx_single(struct vnet *n)
 	}
 	if (vnet_push(n, q, c->head, n->rx_len, &n->rx_pushed) < 0)
 		return -EIO;
-	vnet_rx_count(n);
+	vnet_rx_count(n, c->head, 1);
 	vnet_rx_done(n);
 	return 1;
 }
@@ -552,7 +556,7 @@ static int vnet_rx_merge(struct vnet *n)
 	for (unsigned int i = 0; i < n->rx_nheld; i++)
 		if (vnet_push(n, q, n->rx_held[i].head, n->rx_held[i].len, &n->rx_pushed) < 0)
 			return -EIO;
-	vnet_rx_count(n);
+	vnet_rx_count(n, n->rx_held[0].head, n->rx_nheld);
 	vnet_rx_done(n);
 	return 1;
 }
@@ -671,6 +675,14 @@ static void vnet_tx_pass(struct vnet *n)
 			if (ret == 0)
 				break;
 			n->tx_has_chain = true;
+			if (trace_on(n->t.trace, TRACE_VIRTIO))
+				trace_emit(n->t.trace, "virtio %s tx head %u chain %u frame %llu",
+					   n->name, n->tx_chain.head, n->tx_chain.nr,
+					   (unsigned long long)(n->tx_chain.readable_len >=
+										VNET_HDR_LEN
+									? n->tx_chain.readable_len -
+										  VNET_HDR_LEN
+									: 0));
 		}
 		if (!vnet_tx_one(n, &n->tx_chain)) {
 			n->tx_blocked = true; /* resumed on EPOLLOUT */
@@ -733,8 +745,12 @@ static void vnet_control(struct vnet *n)
 {
 	pthread_mutex_lock(&n->lock);
 	bool run = n->want_active && !n->want_exit, stop = n->want_exit;
+	bool paused = n->want_paused;
 	uint64_t features = n->want_features, gen = n->gen;
 	pthread_mutex_unlock(&n->lock);
+	if (n->paused && !paused && n->active)
+		n->rx_pass_pending = n->tx_pass_pending = true; /* what came while paused */
+	n->paused = paused;
 	if (!run && n->active)
 		vnet_deactivate(n);
 	if (run && !n->active)
@@ -790,14 +806,14 @@ static void *vnet_thread(void *arg)
 {
 	struct vnet *n = arg;
 	while (!n->exiting) {
-		if (n->tx_pass_pending)
+		if (n->tx_pass_pending && !n->paused)
 			vnet_tx_pass(n);
-		if (n->rx_pass_pending)
+		if (n->rx_pass_pending && !n->paused)
 			vnet_rx_pass(n);
 		vnet_flush_irq(n);
 		vnet_watch_tap(n);
 		struct epoll_event ev[8];
-		int timeout = n->rx_pass_pending || n->tx_pass_pending ? 0 : -1;
+		int timeout = (n->rx_pass_pending || n->tx_pass_pending) && !n->paused ? 0 : -1;
 		int nr = epoll_wait(n->ep_fd, ev, 8, timeout);
 		if (nr < 0 && errno != EINTR) {
 			log_err(n->log, "%s: epoll_wait failed: %s", n->name, strerror(errno));
@@ -831,6 +847,24 @@ static uint64_t vnet_want(struct vnet *n, bool active, bool exit_thread, uint64_
 	if (eventfd_write(n->ctl_fd, 1) < 0)
 		log_err(n->log, "%s: cannot wake the I/O thread: %s", n->name, strerror(errno));
 	return gen;
+}
+
+void vnet_pause(struct vnet *n, bool paused)
+{
+	pthread_mutex_lock(&n->lock);
+	if (!n->thread_alive) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	n->want_paused = paused;
+	uint64_t gen = ++n->gen;
+	pthread_mutex_unlock(&n->lock);
+	if (eventfd_write(n->ctl_fd, 1) < 0)
+		log_err(n->log, "%s: cannot wake the I/O thread: %s", n->name, strerror(errno));
+	pthread_mutex_lock(&n->lock);
+	while (n->thread_alive && n->done_gen < gen)
+		pthread_cond_wait(&n->cond, &n->lock);
+	pthread_mutex_unlock(&n->lock);
 }
 
 static int vnet_set_offload(struct vnet *n, unsigned long off)

@@ -21,7 +21,9 @@
 struct console {
 	int in_fd;	  /* host input, or -1 */
 	struct nbout out; /* host output (fd -1: output discarded), written without blocking */
-	int wake_fd;	  /* eventfd: output queued or receive FIFO has room again */
+	void (*sink)(void *opaque, const uint8_t *buf, size_t len); /* instead of out, or NULL */
+	void *sink_opaque;
+	int wake_fd; /* eventfd: output queued or receive FIFO has room again */
 	/* Output ring: vCPUs append (uart tx), the console thread drains. */
 	pthread_mutex_t lock;
 	uint8_t *buf;
@@ -37,6 +39,9 @@ struct console {
 
 /* Set up the console; puts in_fd's terminal (if any) into raw mode. 0 or -errno. */
 int console_init(struct console *c, int in_fd, int out_fd);
+
+/* Send output to `fn` (on the console thread) instead of out_fd. Before the console runs. */
+void console_set_sink(struct console *c, void (*fn)(void *, const uint8_t *, size_t), void *opaque);
 
 /* Restore the terminal and free everything. Safe on a zeroed or half-built console. */
 void console_fini(struct console *c);

@@ -47,6 +47,13 @@ struct virtio_mmio *vblk_transport(struct vblk *b);
 /* Capacity in 512-byte sectors (the image size rounded down). */
 uint64_t vblk_capacity(const struct vblk *b);
 
+/*
+ * Pause (true) or resume the I/O thread: paused, it takes no new request from the queue and
+ * returns once every request in flight has completed and been answered; kicks that arrive
+ * meanwhile are served after resume. Not from the I/O thread.
+ */
+void vblk_pause(struct vblk *b, bool paused);
+
 /* Stop the I/O thread, reset the device, close the image and free everything. NULL is fine. */
 void vblk_destroy(struct vblk *b);
 

@@ -9,6 +9,7 @@
 
 #include "kvmini/gmem.h"
 #include "kvmini/log.h"
+#include "kvmini/trace.h"
 #include "kvmini/virtq.h"
 
 /* Size of one device's register window (registers 0x000..0x0ff, config space from 0x100). */
@@ -124,6 +125,10 @@ struct virtio_mmio {
 
 	int kick_fd[VIRTIO_MMIO_MAX_QUEUES]; /* eventfd per queue: the driver's notifications */
 	int irq_fd;			     /* eventfd: each write is one interrupt (an irqfd) */
+	unsigned int gsi;		     /* the GSI irq_fd is bound to (for the trace) */
+
+	struct trace *trace;  /* the VM's tracer, or `notrace` */
+	struct trace notrace; /* tracing off: used until virtio_mmio_set_trace() */
 };
 
 /*
@@ -134,6 +139,13 @@ struct virtio_mmio {
 int virtio_mmio_init(struct virtio_mmio *t, const struct gmem *mem, struct logger *log,
 		     const char *name, const struct virtio_dev_info *info,
 		     const struct virtio_dev_ops *ops, void *dev);
+
+/* Trace this device's requests and interrupts to `tr` (before any vCPU runs). */
+void virtio_mmio_set_trace(struct virtio_mmio *t, struct trace *tr);
+
+/* The name of the register at `offset` ("QueueNotify", "Status", "Config+0x8"...), for the
+ * trace; "?" for a hole. */
+const char *virtio_mmio_reg_name(uint64_t offset);
 
 /*
  * Reset the device (ops->reset if it was running) and close the eventfds. Safe on a zeroed t,

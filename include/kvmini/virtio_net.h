@@ -88,6 +88,11 @@ void vnet_mac(const struct vnet *n, uint8_t mac[6]);
 /* A snapshot of the counters (each read atomically; the set need not be consistent). */
 void vnet_get_stats(const struct vnet *n, struct vnet_stats *out);
 
+/* Pause (true) or resume the I/O thread: paused, it moves no frame in either direction and
+ * does not watch the tap; what arrived meanwhile is served after resume. Not from the I/O
+ * thread. */
+void vnet_pause(struct vnet *n, bool paused);
+
 /* Stop the I/O thread, reset the device, close the tap and free everything. NULL is fine. */
 void vnet_destroy(struct vnet *n);
 

@@ -1,4 +1,4 @@
-/* vm: one virtual machine: KVM fds, guest memory, buses, devices, vCPUs and its stop state. */
+/* vm: the machine builder: composes KVM, memory, buses, devices and vCPUs into one VM. */
 #ifndef KVMINI_VM_H
 #define KVMINI_VM_H
 
@@ -7,26 +7,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kvmini.h"
 #include "kvmini/boot.h"
 #include "kvmini/boottimer.h"
 #include "kvmini/bus.h"
 #include "kvmini/console.h"
 #include "kvmini/gmem.h"
 #include "kvmini/i8042.h"
+#include "kvmini/kvm_vm.h"
 #include "kvmini/log.h"
+#include "kvmini/trace.h"
 #include "kvmini/uart.h"
 #include "kvmini/vcpu.h"
 #include "kvmini/virtio_blk.h"
 #include "kvmini/virtio_net.h"
 #include "kvmini/vmerr.h"
 
-#define VM_MAX_CPUS   64
-#define VM_MAX_VIRTIO 8 /* virtio-mmio devices: disks, then network cards */
-#define VM_MAX_NETS   4
+#define VM_MAX_CPUS   KVMINI_MAX_CPUS
+#define VM_MAX_VIRTIO KVMINI_MAX_VIRTIO /* virtio-mmio devices: disks, then network cards */
+#define VM_MAX_NETS   KVMINI_MAX_NETS
 
-/* The kernel command line kvmini starts from; --cmdline appends to it. */
-#define VM_DEFAULT_CMDLINE \
-	"console=ttyS0 reboot=k,f panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+/* The kernel command line kvmini starts from; the user's part is appended. */
+#define VM_DEFAULT_CMDLINE KVMINI_DEFAULT_CMDLINE
 
 struct vm_config {
 	uint64_t mem_size; /* bytes */
@@ -36,10 +38,17 @@ struct vm_config {
 	const char *cmdline;	 /* user part, or NULL */
 	bool no_default_cmdline; /* use `cmdline` alone */
 	const char *name;
-	int log_level;	      /* enum log_level */
-	int console_in;	      /* host fd for guest input, or -1 */
-	int console_out;      /* host fd for guest output, or -1 */
-	int signal_fd;	      /* signalfd whose signals stop the VM, or -1 */
+	int log_level;				   /* enum log_level */
+	int log_fd;				   /* where log lines go (-1: nowhere) */
+	void (*log_fn)(void *, int, const char *); /* or to this callback */
+	void *log_opaque;
+	int console_in;					     /* host fd for guest input, or -1 */
+	int console_out;				     /* host fd for guest output, or -1 */
+	void (*console_fn)(void *, const uint8_t *, size_t); /* or output to this */
+	void *console_opaque;
+	unsigned int trace_mask; /* enum trace_cat */
+	int trace_fd;
+	int kick_signal;      /* 0: SIGRTMIN+2 */
 	const char *kvm_path; /* normally "/dev/kvm" */
 	uint64_t start_ns;    /* kvmini's start (boottimer_now_ns), 0: at vm_create */
 	struct vblk_config disk[VM_MAX_VIRTIO];
@@ -48,14 +57,19 @@ struct vm_config {
 	unsigned int nr_nets;
 };
 
+/* One virtio-mmio slot as registered: the kernel command line is derived from these. */
+struct vm_slot {
+	uint64_t base;
+	unsigned int gsi;
+	char name[8];
+};
+
 struct vm {
 	struct vm_config cfg;
 	struct logger log;
-	struct nbout err; /* stderr for the log, written without blocking */
-	int kvm_fd;
-	int vm_fd;
-	int vcpu_mmap_size;
-	struct kvm_cpuid2 *cpuid; /* what KVM supports; each vCPU gets a patched copy */
+	struct nbout err; /* the log fd, written without blocking */
+	struct trace trace;
+	struct kvm_vm kvm;
 	struct gmem mem;
 	struct bus pio;
 	struct bus mmio;
@@ -63,18 +77,24 @@ struct vm {
 	struct i8042 kbc;
 	struct boottimer timer;
 	struct console con;
-	bool con_ready, com1_ready, kbc_ready;
+	bool con_ready, com1_ready, kbc_ready, ctl_ready;
 	struct vblk *blk[VM_MAX_VIRTIO];
 	struct vnet *net[VM_MAX_NETS];
-	unsigned int nr_virtio; /* virtio-mmio windows in use, in slot order */
-	char virtio_name[VM_MAX_VIRTIO][8];
+	struct vm_slot slot[VM_MAX_VIRTIO];
+	unsigned int nr_virtio; /* virtio-mmio slots in use, in order */
 	struct boot_info boot;
 	char *cmdline; /* the assembled kernel command line */
+	struct vcpu_ctl ctl;
+	struct vcpu_env env; /* what every vCPU sees of this VM */
 	struct vcpu vcpu[VM_MAX_CPUS];
 	unsigned int nr_vcpus; /* created so far */
+	pthread_t con_thread;
+	bool con_started;
+	/* Lifecycle: `life_lock` serialises start, pause, resume, wait and destroy. */
+	pthread_mutex_t life_lock;
+	atomic_int state; /* enum kvmini_state */
 	/* Stop state: the first vm_stop() wins and sets the exit status. */
 	pthread_mutex_t stop_lock;
-	atomic_bool stopping;
 	int exit_status;
 	char stop_reason[256];
 	int stop_fd; /* eventfd, readable once the VM is stopping */
@@ -87,14 +107,15 @@ struct vm {
  */
 int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e);
 
-/*
- * Start every vCPU thread and run the console until the VM stops. Returns the exit status
- * (enum kvmini_status); vm->stop_reason says why.
- */
-int vm_run(struct vm *vm);
+/* Start every vCPU thread and the console thread. -EALREADY unless CREATED. */
+int vm_start(struct vm *vm, struct vmerr *e);
 
-/* Run until stopped, without a console loop (for embedders and tests): blocks on stop_fd. */
-int vm_run_headless(struct vm *vm);
+/* Wait up to `timeout_ms` (-1 forever) for the stop, then join every thread and flush the
+ * console. 0, -ETIMEDOUT, or -EINVAL when never started. */
+int vm_wait(struct vm *vm, int timeout_ms);
+
+/* Start, then wait until stopped. Returns the exit status (enum kvmini_status). */
+int vm_run(struct vm *vm);
 
 /*
  * Ask the VM to stop with `status` (first caller wins) and kick every vCPU out of KVM_RUN.
@@ -102,17 +123,22 @@ int vm_run_headless(struct vm *vm);
  */
 void vm_stop(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Set the level of a legacy interrupt line (GSI) on the in-kernel irqchip. */
-int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
+/* True once a stop was requested. Any thread. */
+bool vm_stopping(const struct vm *vm);
 
-/* Join all vCPU threads and free everything. Safe on a half-built VM. */
+/* Pause (vCPUs parked, virtio I/O idle) and resume. -EINVAL in the wrong state. */
+int vm_pause(struct vm *vm, struct vmerr *e);
+int vm_resume(struct vm *vm, struct vmerr *e);
+
+/* Join all threads and free everything. Safe on a half-built VM. */
 void vm_destroy(struct vm *vm);
 
 /*
- * Assemble the kernel command line (malloc'd): the default part, one virtio_mmio.device=
- * per virtio device (so the user's part, and anything after its " -- ", comes last), then
- * the user's part.
+ * Assemble the kernel command line (malloc'd) from the slots the VM registered: the default
+ * part, one virtio_mmio.device= per slot (so the user's part, and anything after its " -- ",
+ * comes last), then the user's part.
  */
-char *vm_build_cmdline(const struct vm_config *cfg);
+char *vm_build_cmdline(const struct vm_config *cfg, const struct vm_slot *slot,
+		       unsigned int nr_slots);
 
 #endif

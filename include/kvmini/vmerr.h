@@ -2,21 +2,9 @@
 #ifndef KVMINI_VMERR_H
 #define KVMINI_VMERR_H
 
-/*
- * Process exit statuses (documented in README.md and `kvmini --help`).
- * Every failure path picks one of these when it records its message.
- */
-enum kvmini_status {
-	KVMINI_EXIT_OK = 0,    /* guest reset via i8042 (normal reboot), or Ctrl-A x */
-	KVMINI_EXIT_HOST = 1,  /* host-side failure while running (an ioctl or syscall failed) */
-	KVMINI_EXIT_USAGE = 2, /* bad command line: unknown option, bad value */
-	KVMINI_EXIT_INPUT = 3, /* bad input file: missing, not a kernel, truncated, does not fit */
-	KVMINI_EXIT_RESOURCE = 4, /* the host cannot provide it: no /dev/kvm, capability, memory */
-	KVMINI_EXIT_GUEST = 5,	  /* guest crashed: triple fault/shutdown, unexpected exit */
-	KVMINI_EXIT_SIGNAL = 128, /* 128 + N: stopped by signal N (SIGINT 130, SIGTERM 143) */
-};
+#include "kvmini.h" /* enum kvmini_status: the exit statuses */
 
-#define VMERR_MSG_MAX 512
+#define VMERR_MSG_MAX KVMINI_ERROR_MAX
 
 /* The first error recorded wins: the innermost failure names the problem. */
 struct vmerr {

@@ -63,9 +63,9 @@ struct run {
 static void *watchdog(void *arg)
 {
 	struct vm *vm = arg;
-	for (int i = 0; i < TEST_TIMEOUT_S * 10 && !atomic_load(&vm->stopping); i++)
+	for (int i = 0; i < TEST_TIMEOUT_S * 10 && !vm_stopping(vm); i++)
 		usleep(100000);
-	if (!atomic_load(&vm->stopping))
+	if (!vm_stopping(vm))
 		vm_stop(vm, STATUS_TIMEOUT, "test watchdog: guest ran for %d s", TEST_TIMEOUT_S);
 	return NULL;
 }
@@ -84,7 +84,8 @@ static void run_create(struct run *r, const char *guest)
 		.log_level = LOG_WARN,
 		.console_in = -1,
 		.console_out = r->out_fd,
-		.signal_fd = -1,
+		.log_fd = 2,
+		.trace_fd = -1,
 		.kvm_path = "/dev/kvm",
 		.name = guest,
 	};
@@ -98,7 +99,7 @@ static void run_go(struct run *r)
 {
 	pthread_t wd;
 	assert_int_equal(pthread_create(&wd, NULL, watchdog, r->vm), 0);
-	r->status = vm_run_headless(r->vm);
+	r->status = vm_run(r->vm);
 	pthread_join(wd, NULL);
 	ssize_t n = pread(r->out_fd, r->out, sizeof(r->out) - 1, 0);
 	r->out[n > 0 ? n : 0] = '\0';
@@ -210,8 +211,6 @@ static void *stop_when_halted(void *arg)
 			s->out_seen = 1;
 			break;
 		}
-		/* Output reaches the memfd only when drained; drain it from here. */
-		console_flush(&s->r->vm->con);
 		usleep(50000);
 	}
 	usleep(100000); /* let the vCPU sit in HLT */
@@ -264,13 +263,14 @@ static void test_smp_vm_starts_and_stops(void **state)
 				.log_level = LOG_WARN,
 				.console_in = -1,
 				.console_out = fd,
-				.signal_fd = -1,
+				.log_fd = 2,
+				.trace_fd = -1,
 				.kvm_path = "/dev/kvm"};
 	assert_int_equal(vm_create(&vm, &cfg, &e), 0);
 	assert_int_equal(vm->nr_vcpus, 4);
 	pthread_t wd;
 	pthread_create(&wd, NULL, watchdog, vm);
-	assert_int_equal(vm_run_headless(vm), KVMINI_EXIT_OK);
+	assert_int_equal(vm_run(vm), KVMINI_EXIT_OK);
 	pthread_join(wd, NULL);
 	vm_destroy(vm);
 	close(fd);
@@ -288,7 +288,8 @@ static void test_missing_kvm_device(void **state)
 				.kernel = path,
 				.console_in = -1,
 				.console_out = -1,
-				.signal_fd = -1,
+				.log_fd = 2,
+				.trace_fd = -1,
 				.kvm_path = "/nonexistent/kvm"};
 	assert_int_equal(vm_create(&vm, &cfg, &e), -ENOENT);
 	assert_null(vm);

@@ -46,45 +46,45 @@ static void test_defaults(void **state)
 {
 	(void)state;
 	struct cli c;
-	struct vmerr e = {0};
+	struct kvmini_error e = {0};
 	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "bz"), 0);
 	assert_int_equal(c.action, CLI_RUN);
-	assert_string_equal(c.vm.kernel, "bz");
-	assert_null(c.vm.initrd);
-	assert_null(c.vm.cmdline);
-	assert_false(c.vm.no_default_cmdline);
-	assert_int_equal(c.vm.mem_size, 256ULL << 20);
-	assert_int_equal(c.vm.cpus, 1);
-	assert_int_equal(c.vm.log_level, LOG_WARN);
-	assert_string_equal(c.vm.name, "kvmini");
+	assert_string_equal(c.kernel, "bz");
+	assert_null(c.initrd);
+	assert_null(c.cmdline);
+	assert_false(c.no_default_cmdline);
+	assert_int_equal(c.mem_size, 256ULL << 20);
+	assert_int_equal(c.cpus, 1);
+	assert_int_equal(c.log_level, KVMINI_LOG_WARN);
+	assert_string_equal(c.name, "kvmini");
 }
 
 static void test_all_options(void **state)
 {
 	(void)state;
 	struct cli c;
-	struct vmerr e = {0};
+	struct kvmini_error e = {0};
 	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--initrd", "i", "--cmdline",
 			       "-- echo hi", "--no-default-cmdline", "--mem", "1G", "--cpus", "64",
 			       "--name", "vm7", "--log-level", "debug"),
 			 0);
-	assert_string_equal(c.vm.initrd, "i");
-	assert_string_equal(c.vm.cmdline, "-- echo hi");
-	assert_true(c.vm.no_default_cmdline);
-	assert_int_equal(c.vm.mem_size, 1ULL << 30);
-	assert_int_equal(c.vm.cpus, 64);
-	assert_string_equal(c.vm.name, "vm7");
-	assert_int_equal(c.vm.log_level, LOG_DEBUG);
+	assert_string_equal(c.initrd, "i");
+	assert_string_equal(c.cmdline, "-- echo hi");
+	assert_true(c.no_default_cmdline);
+	assert_int_equal(c.mem_size, 1ULL << 30);
+	assert_int_equal(c.cpus, 64);
+	assert_string_equal(c.name, "vm7");
+	assert_int_equal(c.log_level, KVMINI_LOG_DEBUG);
 	/* --opt=value works too, and an odd size is rounded up to whole pages. */
 	assert_int_equal(PARSE(&c, &e, "run", "--kernel=k", "--mem=20000001"), 0);
-	assert_int_equal(c.vm.mem_size, 20000768);
+	assert_int_equal(c.mem_size, 20000768);
 }
 
 static void test_help_and_version(void **state)
 {
 	(void)state;
 	struct cli c;
-	struct vmerr e = {0};
+	struct kvmini_error e = {0};
 	assert_int_equal(PARSE(&c, &e, "--help"), 0);
 	assert_int_equal(c.action, CLI_HELP);
 	assert_int_equal(PARSE(&c, &e, "--version"), 0);
@@ -94,21 +94,41 @@ static void test_help_and_version(void **state)
 	assert_int_equal(e.status, 0);
 }
 
-static void expect_usage_error(int ret, struct vmerr *e, int status, const char *keyword)
+static void expect_usage_error(int ret, struct kvmini_error *e, int status, const char *keyword)
 {
 	assert_true(ret < 0);
 	assert_int_equal(e->status, status);
 	if (!strstr(e->msg, keyword))
 		fail_msg("message '%s' lacks '%s'", e->msg, keyword);
 	assert_null(strchr(e->msg, '\n'));
-	vmerr_clear(e);
+	memset(e, 0, sizeof(*e));
+}
+
+/* cli_apply on a fresh config: 0, or the status and a message naming the option. */
+static void expect_apply(const struct cli *c, int status, const char *keyword)
+{
+	struct kvmini_config *cfg = NULL;
+	struct kvmini_error e = {0};
+	assert_int_equal(kvmini_config_new(&cfg), 0);
+	int ret = cli_apply(c, cfg, -1, &e);
+	kvmini_config_free(&cfg);
+	assert_null(cfg);
+	if (!status) {
+		if (ret != 0)
+			fail_msg("cli_apply: %s", e.msg);
+		return;
+	}
+	assert_true(ret < 0);
+	assert_int_equal(e.status, status);
+	if (!strstr(e.msg, keyword))
+		fail_msg("message '%s' lacks '%s'", e.msg, keyword);
 }
 
 static void test_refused_values(void **state)
 {
 	(void)state;
 	struct cli c;
-	struct vmerr e = {0};
+	struct kvmini_error e = {0};
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--mem", "0"), &e, 2, "--mem");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--mem", "15M"), &e, 2, "16M");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--mem", "lots"), &e, 2, "lots");
@@ -133,26 +153,26 @@ static void test_disks(void **state)
 {
 	(void)state;
 	struct cli c;
-	struct vmerr e = {0};
+	struct kvmini_error e = {0};
 	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "a.img", "--disk",
 			       "/b/c.img,ro,id=SER-1,cache=unsafe", "--disk", "d,cache=writeback"),
 			 0);
-	assert_int_equal(c.vm.nr_disks, 3);
-	assert_string_equal(c.vm.disk[0].path, "a.img");
-	assert_false(c.vm.disk[0].readonly);
-	assert_null(c.vm.disk[0].serial);
-	assert_int_equal(c.vm.disk[0].cache, VBLK_CACHE_WRITEBACK);
-	assert_string_equal(c.vm.disk[1].path, "/b/c.img");
-	assert_true(c.vm.disk[1].readonly);
-	assert_string_equal(c.vm.disk[1].serial, "SER-1");
-	assert_int_equal(c.vm.disk[1].cache, VBLK_CACHE_UNSAFE);
-	assert_string_equal(c.vm.disk[2].path, "d");
-	assert_int_equal(c.vm.disk[2].cache, VBLK_CACHE_WRITEBACK);
+	assert_int_equal(c.nr_disks, 3);
+	assert_string_equal(c.disk[0].path, "a.img");
+	assert_false(c.disk[0].readonly);
+	assert_null(c.disk[0].serial);
+	assert_false(c.disk[0].cache_unsafe);
+	assert_string_equal(c.disk[1].path, "/b/c.img");
+	assert_true(c.disk[1].readonly);
+	assert_string_equal(c.disk[1].serial, "SER-1");
+	assert_true(c.disk[1].cache_unsafe);
+	assert_string_equal(c.disk[2].path, "d");
+	assert_false(c.disk[2].cache_unsafe);
 
 	/* exactly 20 bytes of serial is the most GET_ID can carry */
 	assert_int_equal(
 		PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,id=01234567890123456789"), 0);
-	assert_string_equal(c.vm.disk[0].serial, "01234567890123456789");
+	assert_string_equal(c.disk[0].serial, "01234567890123456789");
 
 	expect_usage_error(
 		PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,id=012345678901234567890"), &e,
@@ -170,35 +190,35 @@ static void test_disks(void **state)
 			       "--disk", "3", "--disk", "4", "--disk", "5", "--disk", "6", "--disk",
 			       "7", "--disk", "8"),
 			 0);
-	assert_int_equal(c.vm.nr_disks, 8);
+	assert_int_equal(c.nr_disks, 8);
 }
 
 static void test_nets(void **state)
 {
 	(void)state;
 	struct cli c;
-	struct vmerr e = {0};
+	struct kvmini_error e = {0};
 	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=tap0", "--net",
 			       "mac=52:54:00:AB:cd:01,tap=kv1"),
 			 0);
-	assert_int_equal(c.vm.nr_nets, 2);
-	assert_string_equal(c.vm.net[0].tap, "tap0");
-	assert_false(c.vm.net[0].mac_set);
-	assert_string_equal(c.vm.net[1].tap, "kv1");
-	assert_true(c.vm.net[1].mac_set);
-	static const uint8_t want[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0x01};
-	assert_memory_equal(c.vm.net[1].mac, want, 6);
+	assert_int_equal(c.nr_nets, 2);
+	assert_string_equal(c.net[0].tap, "tap0");
+	assert_null(c.net[0].mac);
+	assert_string_equal(c.net[1].tap, "kv1");
+	assert_string_equal(c.net[1].mac, "52:54:00:AB:cd:01");
+	expect_apply(&c, 0, NULL);
 
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap="), &e, 2,
 			   "needs tap=NAME");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "mac=52:54:00:00:00:01"),
 			   &e, 2, "needs tap=NAME");
-	expect_usage_error(
-		PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,mac=52:54:00:00:01"), &e, 2,
-		"not a unicast MAC");
-	expect_usage_error(
-		PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,mac=01:00:5e:00:00:01"), &e,
-		2, "not a unicast MAC");
+	/* The MAC is the library's to check: cli_apply names the option. */
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,mac=52:54:00:00:01"),
+			 0);
+	expect_apply(&c, 2, "--net: MAC '52:54:00:00:01' is not a unicast MAC");
+	assert_int_equal(
+		PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,mac=01:00:5e:00:00:01"), 0);
+	expect_apply(&c, 2, "not a unicast MAC");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,vhost=on"), &e, 2,
 			   "'vhost=on'");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=a", "--net", "tap=b",
@@ -215,52 +235,35 @@ static void test_nets(void **state)
 			 0);
 }
 
-/* The kernel command line: default, device announcements, then the user's part. */
-static void test_kernel_cmdline(void **state)
+/* --trace and --trace-file. */
+static void test_trace(void **state)
 {
 	(void)state;
-	struct vm_config cfg = {0};
-	char *s = vm_build_cmdline(&cfg);
-	assert_string_equal(s, VM_DEFAULT_CMDLINE);
-	free(s);
-
-	cfg.cmdline = "loglevel=8 -- echo hi";
-	s = vm_build_cmdline(&cfg);
-	assert_string_equal(s, VM_DEFAULT_CMDLINE " loglevel=8 -- echo hi");
-	free(s);
-
-	cfg.nr_disks = 2;
-	s = vm_build_cmdline(&cfg);
-	assert_string_equal(s, VM_DEFAULT_CMDLINE " virtio_mmio.device=4K@0xd0000000:5"
-						  " virtio_mmio.device=4K@0xd0001000:6"
-						  " loglevel=8 -- echo hi");
-	free(s);
-
-	cfg.no_default_cmdline = true;
-	s = vm_build_cmdline(&cfg);
-	assert_string_equal(s, "virtio_mmio.device=4K@0xd0000000:5"
-			       " virtio_mmio.device=4K@0xd0001000:6 loglevel=8 -- echo hi");
-	free(s);
-
-	cfg.cmdline = NULL;
-	cfg.nr_disks = 0;
-	s = vm_build_cmdline(&cfg);
-	assert_string_equal(s, "");
-	free(s);
-
-	cfg.nr_disks = 1;
-	cfg.nr_nets = 1;
-	s = vm_build_cmdline(&cfg);
-	assert_string_equal(s, "virtio_mmio.device=4K@0xd0000000:5"
-			       " virtio_mmio.device=4K@0xd0001000:6");
-	free(s);
-
-	cfg.nr_nets = 0;
-	cfg.nr_disks = VM_MAX_VIRTIO;
-	s = vm_build_cmdline(&cfg);
-	assert_non_null(strstr(s, "virtio_mmio.device=4K@0xd0007000:12"));
-	assert_int_equal(s[strlen(s) - 1], '2');
-	free(s);
+	struct cli c;
+	struct kvmini_error e = {0};
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k"), 0);
+	assert_int_equal(c.trace, 0);
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--trace"), 0);
+	assert_int_equal(c.trace, KVMINI_TRACE_ALL);
+	assert_null(c.trace_file);
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--trace=exits,irq"), 0);
+	assert_int_equal(c.trace, KVMINI_TRACE_EXITS | KVMINI_TRACE_IRQ);
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--trace=virtio,io", "--trace-file",
+			       "/tmp/t"),
+			 0);
+	assert_int_equal(c.trace, KVMINI_TRACE_VIRTIO | KVMINI_TRACE_IO);
+	assert_string_equal(c.trace_file, "/tmp/t");
+	/* --trace-file alone traces everything */
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--trace-file", "f"), 0);
+	assert_int_equal(c.trace, KVMINI_TRACE_ALL);
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--trace=exits,bogus"), &e, 2,
+			   "unknown trace category 'bogus'");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--trace="), &e, 2,
+			   "unknown trace category ''");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--trace=exits,"), &e, 2,
+			   "unknown trace category");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--trace-file", ""), &e, 2,
+			   "--trace-file");
 }
 
 int main(void)
@@ -269,7 +272,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),	       cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_all_options),    cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_refused_values), cmocka_unit_test(test_disks),
-		cmocka_unit_test(test_kernel_cmdline), cmocka_unit_test(test_nets),
+		cmocka_unit_test(test_trace),	       cmocka_unit_test(test_nets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

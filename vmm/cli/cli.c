@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kvmini/cli.h"
-#include "kvmini/layout.h"
+#include <stdarg.h>
+#include <stdio.h>
 
-#define CLI_DEFAULT_MEM (256ULL << 20)
+#include "kvmini/cli.h"
 
 int cli_parse_size(const char *s, uint64_t *out)
 {
@@ -73,7 +73,7 @@ void cli_run_usage(FILE *f)
 	      "  --initrd PATH         initial ramdisk (default: none)\n"
 	      "  --cmdline STR         appended to the default kernel command line\n"
 	      "  --no-default-cmdline  use --cmdline alone; the default is\n"
-	      "                        \"" VM_DEFAULT_CMDLINE "\"\n"
+	      "                        \"" KVMINI_DEFAULT_CMDLINE "\"\n"
 	      "  --mem SIZE            guest RAM, K/M/G suffixes (default: 256M, min 16M)\n"
 	      "  --cpus N              vCPUs, 1..64 (default: 1)\n"
 	      "  --disk PATH[,ro][,id=SERIAL][,cache=writeback|unsafe]\n"
@@ -87,6 +87,9 @@ void cli_run_usage(FILE *f)
 	      "                        up to 4; eth0, eth1, ...); default MAC derived from --name\n"
 	      "  --name NAME           VM name used in messages (default: kvmini)\n"
 	      "  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
+	      "  --trace[=CATEGORIES]  one decoded line per event to stderr: exits, virtio, irq,\n"
+	      "                        io, comma-separated (default: all)\n"
+	      "  --trace-file PATH     write the trace to PATH instead (created or truncated)\n"
 	      "  -h, --help            this help\n"
 	      "\n"
 	      "Console: the guest's ttyS0 is on stdin/stdout; Ctrl-A x quits, Ctrl-A Ctrl-A sends "
@@ -117,6 +120,8 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_DISK,
 	OPT_NET,
+	OPT_TRACE,
+	OPT_TRACE_FILE,
 };
 
 static const struct option cli_run_options[] = {
@@ -130,32 +135,60 @@ static const struct option cli_run_options[] = {
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"disk", required_argument, NULL, OPT_DISK},
 	{"net", required_argument, NULL, OPT_NET},
+	{"trace", optional_argument, NULL, OPT_TRACE},
+	{"trace-file", required_argument, NULL, OPT_TRACE_FILE},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
 
-static int cli_usage_error(struct vmerr *e, const char *what)
+/* Record the first error (status and one line) and return -EINVAL. */
+static int cli_error(struct kvmini_error *e, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int cli_error(struct kvmini_error *e, int status, const char *fmt, ...)
 {
-	return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "%s; see 'kvmini run --help'", what);
+	if (e && !e->status) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+		e->status = status;
+	}
+	return -EINVAL;
+}
+
+static int cli_usage_error(struct kvmini_error *e, const char *what)
+{
+	return cli_error(e, KVMINI_EXIT_USAGE, "%s; see 'kvmini run --help'", what);
+}
+
+/* Parse "error", "warn", "info" or "debug" ("warning" too); -EINVAL otherwise. */
+static int cli_parse_level(const char *s)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	if (strcmp(s, "warning") == 0)
+		return KVMINI_LOG_WARN;
+	return -EINVAL;
 }
 
 /*
  * Parse one --disk PATH[,ro][,id=SERIAL][,cache=writeback|unsafe] into the next disk slot.
  * The option text is copied into `c`, which the vblk_config strings then point into.
  */
-static int cli_parse_disk(struct cli *c, const char *arg, struct vmerr *e)
+static int cli_parse_disk(struct cli *c, const char *arg, struct kvmini_error *e)
 {
 	char msg[CLI_ARG_MAX + 100];
-	if (c->vm.nr_disks + c->vm.nr_nets >= VM_MAX_VIRTIO)
+	if (c->nr_disks + c->nr_nets >= KVMINI_MAX_VIRTIO)
 		return cli_usage_error(e,
 				       "too many --disk/--net options: at most 8 virtio devices");
 	if (strlen(arg) >= CLI_ARG_MAX)
 		return cli_usage_error(e, "--disk value is too long");
-	char *buf = c->disk_arg[c->vm.nr_disks];
+	char *buf = c->disk_arg[c->nr_disks];
 	strcpy(buf, arg);
-	struct vblk_config *d = &c->vm.disk[c->vm.nr_disks];
+	struct cli_disk *d = &c->disk[c->nr_disks];
 	memset(d, 0, sizeof(*d));
-	d->cache = VBLK_CACHE_WRITEBACK;
 
 	char *save = NULL;
 	char *path = strtok_r(buf, ",", &save);
@@ -168,16 +201,16 @@ static int cli_parse_disk(struct cli *c, const char *arg, struct vmerr *e)
 		if (!strcmp(o, "ro")) {
 			d->readonly = true;
 		} else if (!strncmp(o, "id=", 3)) {
-			if (strlen(o + 3) > VBLK_SERIAL_MAX) {
+			if (strlen(o + 3) > KVMINI_DISK_SERIAL_MAX) {
 				snprintf(msg, sizeof(msg), "--disk id '%s' is longer than %d bytes",
-					 o + 3, VBLK_SERIAL_MAX);
+					 o + 3, KVMINI_DISK_SERIAL_MAX);
 				return cli_usage_error(e, msg);
 			}
 			d->serial = o + 3;
 		} else if (!strcmp(o, "cache=writeback")) {
-			d->cache = VBLK_CACHE_WRITEBACK;
+			d->cache_unsafe = false;
 		} else if (!strcmp(o, "cache=unsafe")) {
-			d->cache = VBLK_CACHE_UNSAFE;
+			d->cache_unsafe = true;
 		} else {
 			snprintf(msg, sizeof(msg),
 				 "--disk option '%s' is unknown (ro, id=SERIAL, "
@@ -186,24 +219,24 @@ static int cli_parse_disk(struct cli *c, const char *arg, struct vmerr *e)
 			return cli_usage_error(e, msg);
 		}
 	}
-	c->vm.nr_disks++;
+	c->nr_disks++;
 	return 0;
 }
 
 /* Parse one --net tap=NAME[,mac=52:54:00:xx:xx:xx] into the next network slot. */
-static int cli_parse_net(struct cli *c, const char *arg, struct vmerr *e)
+static int cli_parse_net(struct cli *c, const char *arg, struct kvmini_error *e)
 {
 	char msg[CLI_ARG_MAX + 100];
-	if (c->vm.nr_disks + c->vm.nr_nets >= VM_MAX_VIRTIO)
+	if (c->nr_disks + c->nr_nets >= KVMINI_MAX_VIRTIO)
 		return cli_usage_error(e,
 				       "too many --disk/--net options: at most 8 virtio devices");
-	if (c->vm.nr_nets >= VM_MAX_NETS)
+	if (c->nr_nets >= KVMINI_MAX_NETS)
 		return cli_usage_error(e, "too many --net options: at most 4");
 	if (strlen(arg) >= CLI_ARG_MAX)
 		return cli_usage_error(e, "--net value is too long");
-	char *buf = c->net_arg[c->vm.nr_nets];
+	char *buf = c->net_arg[c->nr_nets];
 	strcpy(buf, arg);
-	struct vnet_config *n = &c->vm.net[c->vm.nr_nets];
+	struct cli_net *n = &c->net[c->nr_nets];
 	memset(n, 0, sizeof(*n));
 
 	char *save = NULL;
@@ -211,14 +244,7 @@ static int cli_parse_net(struct cli *c, const char *arg, struct vmerr *e)
 		if (!strncmp(o, "tap=", 4)) {
 			n->tap = o[4] ? o + 4 : NULL; /* empty: refused below */
 		} else if (!strncmp(o, "mac=", 4)) {
-			if (vnet_parse_mac(o + 4, n->mac) < 0) {
-				snprintf(msg, sizeof(msg),
-					 "--net mac '%s' is not a unicast MAC address "
-					 "(example: 52:54:00:12:34:56)",
-					 o + 4);
-				return cli_usage_error(e, msg);
-			}
-			n->mac_set = true;
+			n->mac = o + 4; /* checked by kvmini_config_add_net */
 		} else {
 			snprintf(msg, sizeof(msg),
 				 "--net option '%s' is unknown (tap=NAME, mac=xx:xx:xx:xx:xx:xx)",
@@ -230,11 +256,11 @@ static int cli_parse_net(struct cli *c, const char *arg, struct vmerr *e)
 		snprintf(msg, sizeof(msg), "--net '%s' needs tap=NAME", arg);
 		return cli_usage_error(e, msg);
 	}
-	c->vm.nr_nets++;
+	c->nr_nets++;
 	return 0;
 }
 
-static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
+static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_error *e)
 {
 	char msg[300];
 	uint64_t v;
@@ -246,16 +272,16 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
 	while ((opt = getopt_long(argc, argv, "+:h", cli_run_options, NULL)) != -1) {
 		switch (opt) {
 		case OPT_KERNEL:
-			c->vm.kernel = optarg;
+			c->kernel = optarg;
 			break;
 		case OPT_INITRD:
-			c->vm.initrd = optarg;
+			c->initrd = optarg;
 			break;
 		case OPT_CMDLINE:
-			c->vm.cmdline = optarg;
+			c->cmdline = optarg;
 			break;
 		case OPT_NO_DEFAULT_CMDLINE:
-			c->vm.no_default_cmdline = true;
+			c->no_default_cmdline = true;
 			break;
 		case OPT_MEM:
 			if (cli_parse_size(optarg, &v) < 0) {
@@ -263,30 +289,30 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
 					 "--mem '%s' is not a size (examples: 512M, 2G)", optarg);
 				return cli_usage_error(e, msg);
 			}
-			if (v < LAYOUT_MIN_RAM) {
+			if (v < KVMINI_MIN_MEM) {
 				snprintf(msg, sizeof(msg), "--mem %s is too small: at least 16M",
 					 optarg);
 				return cli_usage_error(e, msg);
 			}
-			if (v > LAYOUT_MAX_RAM) {
-				return vmerr_set(e, KVMINI_EXIT_RESOURCE, 0,
+			if (v > KVMINI_MAX_MEM) {
+				return cli_error(e, KVMINI_EXIT_RESOURCE,
 						 "--mem %s is more than kvmini supports (1T)",
 						 optarg);
 			}
 			/* Whole pages; KVM maps memory by the page. */
-			c->vm.mem_size = (v + 0xfff) & ~0xfffULL;
+			c->mem_size = (v + 0xfff) & ~0xfffULL;
 			break;
 		case OPT_CPUS:
 			errno = 0;
 			v = strtoull(optarg, &end, 10);
 			if (!isdigit((unsigned char)optarg[0]) || *end || errno || v < 1 ||
-			    v > VM_MAX_CPUS) {
+			    v > KVMINI_MAX_CPUS) {
 				snprintf(msg, sizeof(msg),
 					 "--cpus '%s' must be a number from 1 to %d", optarg,
-					 VM_MAX_CPUS);
+					 KVMINI_MAX_CPUS);
 				return cli_usage_error(e, msg);
 			}
-			c->vm.cpus = (unsigned int)v;
+			c->cpus = (unsigned int)v;
 			break;
 		case OPT_DISK: {
 			int ret = cli_parse_disk(c, optarg, e);
@@ -304,19 +330,33 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
 			if (!*optarg) {
 				return cli_usage_error(e, "--name must not be empty");
 			}
-			c->vm.name = optarg;
+			c->name = optarg;
 			break;
 		case OPT_LOG_LEVEL: {
-			int l = log_parse_level(optarg);
+			int l = cli_parse_level(optarg);
 			if (l < 0) {
 				snprintf(msg, sizeof(msg),
 					 "--log-level '%s' must be error, warn, info or debug",
 					 optarg);
 				return cli_usage_error(e, msg);
 			}
-			c->vm.log_level = l;
+			c->log_level = l;
 			break;
 		}
+		case OPT_TRACE: {
+			c->trace = KVMINI_TRACE_ALL;
+			struct kvmini_error te = {0};
+			if (optarg && kvmini_trace_parse(optarg, &c->trace, &te) < 0)
+				return cli_usage_error(e, te.msg);
+			break;
+		}
+		case OPT_TRACE_FILE:
+			if (!*optarg)
+				return cli_usage_error(e, "--trace-file must not be empty");
+			c->trace_file = optarg;
+			if (!c->trace)
+				c->trace = KVMINI_TRACE_ALL;
+			break;
 		case 'h':
 			c->action = CLI_RUN_HELP;
 			return 0;
@@ -332,23 +372,69 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct vmerr *e)
 		snprintf(msg, sizeof(msg), "unexpected argument '%s'", argv[optind]);
 		return cli_usage_error(e, msg);
 	}
-	if (!c->vm.kernel)
+	if (!c->kernel)
 		return cli_usage_error(e, "--kernel PATH is required");
 	return 0;
 }
 
-int cli_parse(struct cli *c, int argc, char **argv, struct vmerr *e)
+/* Turn a library error into the CLI's: same status, the message names the option. */
+static int cli_lib(int ret, struct kvmini_error *e, const struct kvmini_error *le,
+		   const char *option)
+{
+	if (ret >= 0)
+		return 0;
+	cli_error(e, le->status ? le->status : KVMINI_EXIT_USAGE, "%s%s%s", option ? option : "",
+		  option ? ": " : "", le->msg);
+	return ret;
+}
+
+int cli_apply(const struct cli *c, struct kvmini_config *cfg, int trace_fd, struct kvmini_error *e)
+{
+	struct kvmini_error le = {0};
+	int ret = cli_lib(kvmini_config_set_kernel(cfg, c->kernel, &le), e, &le, "--kernel");
+	if (!ret && c->initrd)
+		ret = cli_lib(kvmini_config_set_initrd(cfg, c->initrd, &le), e, &le, "--initrd");
+	if (!ret)
+		ret = cli_lib(
+			kvmini_config_set_cmdline(cfg, c->cmdline, c->no_default_cmdline, &le), e,
+			&le, "--cmdline");
+	if (!ret)
+		ret = cli_lib(kvmini_config_set_memory(cfg, c->mem_size, &le), e, &le, "--mem");
+	if (!ret)
+		ret = cli_lib(kvmini_config_set_cpus(cfg, c->cpus, &le), e, &le, "--cpus");
+	if (!ret)
+		ret = cli_lib(kvmini_config_set_name(cfg, c->name, &le), e, &le, "--name");
+	for (unsigned int i = 0; !ret && i < c->nr_disks; i++) {
+		const struct cli_disk *d = &c->disk[i];
+		unsigned int flags = (d->readonly ? KVMINI_DISK_READONLY : 0) |
+				     (d->cache_unsafe ? KVMINI_DISK_CACHE_UNSAFE : 0);
+		ret = cli_lib(kvmini_config_add_disk(cfg, d->path, flags, d->serial, &le), e, &le,
+			      "--disk");
+	}
+	for (unsigned int i = 0; !ret && i < c->nr_nets; i++)
+		ret = cli_lib(kvmini_config_add_net(cfg, c->net[i].tap, c->net[i].mac, &le), e, &le,
+			      "--net");
+	if (!ret)
+		ret = cli_lib(kvmini_config_set_console_fds(cfg, STDIN_FILENO, STDOUT_FILENO, &le),
+			      e, &le, NULL);
+	if (!ret)
+		ret = cli_lib(
+			kvmini_config_set_log(cfg, c->log_level, NULL, NULL, STDERR_FILENO, &le), e,
+			&le, "--log-level");
+	if (!ret && c->trace)
+		ret = cli_lib(kvmini_config_set_trace(cfg, c->trace, trace_fd, &le), e, &le,
+			      "--trace");
+	return ret;
+}
+
+int cli_parse(struct cli *c, int argc, char **argv, struct kvmini_error *e)
 {
 	memset(c, 0, sizeof(*c));
 	c->action = CLI_RUN;
-	c->vm.mem_size = CLI_DEFAULT_MEM;
-	c->vm.cpus = 1;
-	c->vm.name = "kvmini";
-	c->vm.log_level = LOG_WARN;
-	c->vm.console_in = STDIN_FILENO;
-	c->vm.console_out = STDOUT_FILENO;
-	c->vm.signal_fd = -1;
-	c->vm.kvm_path = "/dev/kvm";
+	c->mem_size = KVMINI_DEFAULT_MEM;
+	c->cpus = 1;
+	c->name = "kvmini";
+	c->log_level = KVMINI_LOG_WARN;
 
 	if (argc < 2)
 		return cli_usage_error(e, "no command given (try 'kvmini run --kernel PATH')");
@@ -364,7 +450,7 @@ int cli_parse(struct cli *c, int argc, char **argv, struct vmerr *e)
 	if (strcmp(cmd, "run") != 0) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "unknown command or option '%s'", cmd);
-		return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "%s; see 'kvmini --help'", msg);
+		return cli_error(e, KVMINI_EXIT_USAGE, "%s; see 'kvmini --help'", msg);
 	}
 	return cli_parse_run(c, argc - 1, argv + 1, e);
 }

@@ -1,5 +1,6 @@
 /* vcpu: create and configure a vCPU, and run its exit loop (the one switch on exit_reason). */
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +11,6 @@
 
 #include "kvmini/host.h"
 #include "kvmini/vcpu.h"
-#include "kvmini/vm.h"
-
-/* The signal that kicks a vCPU thread out of KVM_RUN (its handler does nothing). */
-#define VCPU_KICK_SIGNAL (SIGRTMIN + 2)
 
 /* MSR numbers (Intel SDM vol. 4) set at reset, as Firecracker and kvmtool do. */
 #define MSR_IA32_TSC		0x10
@@ -41,16 +38,93 @@ static void vcpu_kick_handler(int sig)
 	(void)sig;
 }
 
-int vcpu_signal_setup(void)
+int vcpu_signal_setup(int signo)
 {
+	struct sigaction old;
+	if (sigaction(signo, NULL, &old) < 0)
+		return -errno;
+	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == vcpu_kick_handler)
+		return 0;
+	if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+		return -EBUSY; /* the caller's own handler: never replaced */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = vcpu_kick_handler;
 	sigemptyset(&sa.sa_mask);
 	/* No SA_RESTART: KVM_RUN must return -EINTR. */
-	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
+	if (sigaction(signo, &sa, NULL) < 0)
 		return -errno;
 	return 0;
+}
+
+int vcpu_ctl_init(struct vcpu_ctl *ctl)
+{
+	memset(ctl, 0, sizeof(*ctl));
+	atomic_init(&ctl->stopping, false);
+	atomic_init(&ctl->pausing, false);
+	int ret = pthread_mutex_init(&ctl->lock, NULL);
+	if (ret)
+		return -ret;
+	ret = pthread_cond_init(&ctl->cond, NULL);
+	if (ret) {
+		pthread_mutex_destroy(&ctl->lock);
+		return -ret;
+	}
+	return 0;
+}
+
+void vcpu_ctl_fini(struct vcpu_ctl *ctl)
+{
+	pthread_cond_destroy(&ctl->cond);
+	pthread_mutex_destroy(&ctl->lock);
+}
+
+void vcpu_ctl_stop(struct vcpu_ctl *ctl)
+{
+	pthread_mutex_lock(&ctl->lock);
+	atomic_store(&ctl->stopping, true);
+	pthread_cond_broadcast(&ctl->cond);
+	pthread_mutex_unlock(&ctl->lock);
+}
+
+int vcpu_ctl_pause(struct vcpu_ctl *ctl, struct vcpu *v, unsigned int n)
+{
+	pthread_mutex_lock(&ctl->lock);
+	atomic_store(&ctl->pausing, true);
+	pthread_mutex_unlock(&ctl->lock);
+	for (unsigned int i = 0; i < n; i++)
+		vcpu_kick(&v[i]);
+	pthread_mutex_lock(&ctl->lock);
+	while (ctl->parked < ctl->running && !atomic_load(&ctl->stopping))
+		pthread_cond_wait(&ctl->cond, &ctl->lock);
+	bool stopped = atomic_load(&ctl->stopping);
+	if (stopped)
+		atomic_store(&ctl->pausing, false);
+	pthread_mutex_unlock(&ctl->lock);
+	return stopped ? -ESHUTDOWN : 0;
+}
+
+void vcpu_ctl_resume(struct vcpu_ctl *ctl)
+{
+	pthread_mutex_lock(&ctl->lock);
+	atomic_store(&ctl->pausing, false);
+	pthread_cond_broadcast(&ctl->cond);
+	pthread_mutex_unlock(&ctl->lock);
+}
+
+/* Out of KVM_RUN with a pause requested: wait, counted as parked, for resume or stop. */
+static void vcpu_park(struct vcpu *v)
+{
+	struct vcpu_ctl *ctl = v->env->ctl;
+	pthread_mutex_lock(&ctl->lock);
+	ctl->parked++;
+	pthread_cond_broadcast(&ctl->cond);
+	while (atomic_load(&ctl->pausing) && !atomic_load(&ctl->stopping))
+		pthread_cond_wait(&ctl->cond, &ctl->lock);
+	ctl->parked--;
+	pthread_mutex_unlock(&ctl->lock);
+	/* A kick that arrived while parked must not end the next KVM_RUN at once. */
+	v->run->immediate_exit = 0;
 }
 
 /* Number of bits needed to hold an ID in [0, n). */
@@ -132,14 +206,14 @@ void vcpu_cpuid_set_tsc_deadline(struct kvm_cpuid2 *c)
 
 static int vcpu_setup_cpuid(struct vcpu *v, struct vmerr *e)
 {
-	struct kvm_cpuid2 *src = v->vm->cpuid;
+	const struct kvm_cpuid2 *src = v->env->kvm->cpuid;
 	size_t sz = sizeof(*src) + src->nent * sizeof(src->entries[0]);
 	struct kvm_cpuid2 *c = malloc(sz);
 	if (!c)
 		return vmerr_set(e, KVMINI_EXIT_HOST, ENOMEM, "CPUID table");
 	memcpy(c, src, sz);
-	vcpu_patch_cpuid(c, v->id, v->vm->cfg.cpus);
-	if (ioctl(v->vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+	vcpu_patch_cpuid(c, v->id, v->env->nr_cpus);
+	if (v->env->kvm->tsc_deadline)
 		vcpu_cpuid_set_tsc_deadline(c);
 	int ret = ioctl(v->fd, KVM_SET_CPUID2, c);
 	int err = errno;
@@ -219,14 +293,14 @@ static int vcpu_setup_fpu(struct vcpu *v, struct vmerr *e)
 	return 0;
 }
 
-int vcpu_init(struct vcpu *v, struct vm *vm, unsigned int id, struct vmerr *e)
+int vcpu_init(struct vcpu *v, const struct vcpu_env *env, unsigned int id, struct vmerr *e)
 {
-	v->vm = vm;
+	v->env = env;
 	v->id = id;
-	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	v->fd = ioctl(env->kvm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (v->fd < 0)
 		return vmerr_set(e, KVMINI_EXIT_RESOURCE, errno, "KVM_CREATE_VCPU %u failed", id);
-	void *run = mmap(NULL, (size_t)vm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	void *run = mmap(NULL, (size_t)env->kvm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 v->fd, 0);
 	if (run == MAP_FAILED)
 		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "mmap of vcpu%u's kvm_run failed", id);
@@ -241,14 +315,16 @@ int vcpu_init(struct vcpu *v, struct vm *vm, unsigned int id, struct vmerr *e)
 	return ret;
 }
 
-int vcpu_set_boot_state(struct vcpu *v, const struct boot_info *bi, struct vmerr *e)
+int vcpu_set_entry_state(struct vcpu *v,
+			 void (*fill)(const void *arg, struct kvm_regs *r, struct kvm_sregs *s),
+			 const void *arg, struct vmerr *e)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_GET_SREGS failed");
 	memset(&regs, 0, sizeof(regs));
-	boot_cpu_state(bi, &regs, &sregs);
+	fill(arg, &regs, &sregs);
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
 		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_SET_SREGS failed");
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
@@ -264,6 +340,26 @@ static uint64_t vcpu_rip(struct vcpu *v)
 	return regs.rip;
 }
 
+/* The value of an access as a number, for the trace (guest byte order is little-endian). */
+static unsigned long long vcpu_value(const uint8_t *data, uint32_t len)
+{
+	unsigned long long v = 0;
+	for (uint32_t i = 0; i < len && i < 8; i++)
+		v |= (unsigned long long)data[i] << (8 * i);
+	return v;
+}
+
+static void vcpu_trace_access(struct vcpu *v, const struct bus *b, const char *kind, uint64_t addr,
+			      const uint8_t *data, uint32_t len, bool is_write)
+{
+	const struct bus_range *r = bus_find(b, addr, len);
+	const char *reg = r && r->reg_name ? r->reg_name(addr - r->base) : NULL;
+	trace_emit(v->env->trace, "exit vcpu%u %s %s 0x%llx len %u %s 0x%llx dev %s%s%s", v->id,
+		   kind, is_write ? "write" : "read", (unsigned long long)addr, len,
+		   is_write ? "<-" : "->", vcpu_value(data, len), r ? r->name : "(none)",
+		   reg ? " reg " : "", reg ? reg : "");
+}
+
 /* Port I/O: `count` > 1 for string instructions (rep ins/outs); data lives in the run page. */
 static void vcpu_handle_io(struct vcpu *v)
 {
@@ -271,7 +367,10 @@ static void vcpu_handle_io(struct vcpu *v)
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
 	for (uint32_t i = 0; i < run->io.count; i++) {
-		bus_access(&v->vm->pio, run->io.port, data, run->io.size, is_write);
+		bus_access(v->env->pio, run->io.port, data, run->io.size, is_write);
+		if (trace_on(v->env->trace, TRACE_EXITS))
+			vcpu_trace_access(v, v->env->pio, "io", run->io.port, data, run->io.size,
+					  is_write);
 		data += run->io.size;
 	}
 }
@@ -281,19 +380,36 @@ static void vcpu_handle_mmio(struct vcpu *v)
 	struct kvm_run *run = v->run;
 	uint32_t len = run->mmio.len;
 	if (len == 0 || len > sizeof(run->mmio.data)) {
-		log_guest(&v->vm->log, LOG_WARN,
+		log_guest(v->env->log, LOG_WARN,
 			  "vcpu%u: MMIO access of %u bytes at 0x%llx ignored", v->id, len,
 			  (unsigned long long)run->mmio.phys_addr);
 		return;
 	}
-	bus_access(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+	bus_access(v->env->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+	if (trace_on(v->env->trace, TRACE_EXITS))
+		vcpu_trace_access(v, v->env->mmio, "mmio", run->mmio.phys_addr, run->mmio.data, len,
+				  run->mmio.is_write);
 }
 
-/* One exit; returns false when the VM must stop (vm_stop() already called). */
+/* Stop the VM with a reason formatted here (the env's hook takes one finished line). */
+static void vcpu_stop(struct vcpu *v, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void vcpu_stop(struct vcpu *v, int status, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (trace_on(v->env->trace, TRACE_EXITS))
+		trace_emit(v->env->trace, "exit vcpu%u stop: %s", v->id, reason);
+	v->env->stop(v->env->opaque, status, reason);
+}
+
+/* One exit; returns false when the VM must stop (vcpu_stop() already called). */
 static bool vcpu_handle_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	struct vm *vm = v->vm;
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
@@ -306,36 +422,36 @@ static bool vcpu_handle_exit(struct vcpu *v)
 		return true;
 	case KVM_EXIT_HLT:
 		/* Only without an in-kernel LAPIC; nothing could wake this vCPU again. */
-		vm_stop(vm, KVMINI_EXIT_OK, "vcpu%u halted", v->id);
+		vcpu_stop(v, KVMINI_EXIT_OK, "vcpu%u halted", v->id);
 		return false;
 	case KVM_EXIT_SHUTDOWN:
-		vm_stop(vm, KVMINI_EXIT_GUEST,
-			"guest triple-faulted (shutdown exit) on vcpu%u at rip 0x%llx", v->id,
-			(unsigned long long)vcpu_rip(v));
+		vcpu_stop(v, KVMINI_EXIT_GUEST,
+			  "guest triple-faulted (shutdown exit) on vcpu%u at rip 0x%llx", v->id,
+			  (unsigned long long)vcpu_rip(v));
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_CRASH)
-			vm_stop(vm, KVMINI_EXIT_GUEST, "guest reported a crash on vcpu%u", v->id);
+			vcpu_stop(v, KVMINI_EXIT_GUEST, "guest reported a crash on vcpu%u", v->id);
 		else
-			vm_stop(vm, KVMINI_EXIT_OK, "guest system event %u on vcpu%u",
-				run->system_event.type, v->id);
+			vcpu_stop(v, KVMINI_EXIT_OK, "guest system event %u on vcpu%u",
+				  run->system_event.type, v->id);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
-		vm_stop(vm, KVMINI_EXIT_GUEST,
-			"KVM could not enter vcpu%u (hardware reason 0x%llx) at rip 0x%llx", v->id,
-			(unsigned long long)run->fail_entry.hardware_entry_failure_reason,
-			(unsigned long long)vcpu_rip(v));
+		vcpu_stop(v, KVMINI_EXIT_GUEST,
+			  "KVM could not enter vcpu%u (hardware reason 0x%llx) at rip 0x%llx",
+			  v->id, (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
+			  (unsigned long long)vcpu_rip(v));
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
-		vm_stop(vm, KVMINI_EXIT_GUEST,
-			"KVM internal error %u on vcpu%u at rip 0x%llx (e.g. an instruction KVM "
-			"cannot emulate)",
-			run->internal.suberror, v->id, (unsigned long long)vcpu_rip(v));
+		vcpu_stop(v, KVMINI_EXIT_GUEST,
+			  "KVM internal error %u on vcpu%u at rip 0x%llx (e.g. an instruction KVM "
+			  "cannot emulate)",
+			  run->internal.suberror, v->id, (unsigned long long)vcpu_rip(v));
 		return false;
 	default:
-		vm_stop(vm, KVMINI_EXIT_GUEST,
-			"unexpected KVM exit reason %u on vcpu%u at rip 0x%llx", run->exit_reason,
-			v->id, (unsigned long long)vcpu_rip(v));
+		vcpu_stop(v, KVMINI_EXIT_GUEST,
+			  "unexpected KVM exit reason %u on vcpu%u at rip 0x%llx", run->exit_reason,
+			  v->id, (unsigned long long)vcpu_rip(v));
 		return false;
 	}
 }
@@ -343,44 +459,61 @@ static bool vcpu_handle_exit(struct vcpu *v)
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
-	struct vm *vm = v->vm;
+	const struct vcpu_env *env = v->env;
+	struct vcpu_ctl *ctl = env->ctl;
 	sigset_t set;
 
+	/* host_thread_start blocked every signal; the kick must get through (it is never
+	 * one of the caller's signals: vcpu_signal_setup refuses a signal with a handler). */
 	sigemptyset(&set);
-	sigaddset(&set, VCPU_KICK_SIGNAL);
+	sigaddset(&set, v->kick_signal);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-
-	boottimer_first_run(&vm->timer);
-	while (!atomic_load(&vm->stopping)) {
+	if (env->first_run)
+		env->first_run(env->opaque);
+	while (!atomic_load(&ctl->stopping)) {
+		if (atomic_load(&ctl->pausing)) {
+			vcpu_park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
+				if (trace_on(env->trace, TRACE_EXITS))
+					trace_emit(env->trace, "exit vcpu%u kick (signal)", v->id);
 				continue;
 			}
-			vm_stop(vm, KVMINI_EXIT_HOST, "KVM_RUN on vcpu%u failed: %s", v->id,
-				strerror(errno));
+			vcpu_stop(v, KVMINI_EXIT_HOST, "KVM_RUN on vcpu%u failed: %s", v->id,
+				  strerror(errno));
 			break;
 		}
 		v->exits++;
 		if (!vcpu_handle_exit(v))
 			break;
 	}
+	pthread_mutex_lock(&ctl->lock);
+	ctl->running--;
+	pthread_cond_broadcast(&ctl->cond);
+	pthread_mutex_unlock(&ctl->lock);
 	return NULL;
 }
 
-int vcpu_start(struct vcpu *v, struct vmerr *e)
+int vcpu_start(struct vcpu *v, int kick_signal, struct vmerr *e)
 {
-	sigset_t set, old;
-	/* The thread starts with every signal blocked but the kick; SIGINT/SIGTERM belong to
-	 * the main thread's signalfd. */
-	sigfillset(&set);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
+	struct vcpu_ctl *ctl = v->env->ctl;
+	v->kick_signal = kick_signal;
+	pthread_mutex_lock(&ctl->lock);
+	ctl->running++;
+	pthread_mutex_unlock(&ctl->lock);
 	int ret = host_thread_start(&v->thread, vcpu_thread, v, name);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret)
+	if (ret) {
+		pthread_mutex_lock(&ctl->lock);
+		ctl->running--;
+		pthread_cond_broadcast(&ctl->cond);
+		pthread_mutex_unlock(&ctl->lock);
 		return vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot start vcpu%u's thread", v->id);
+	}
 	v->started = true;
 	return 0;
 }
@@ -390,7 +523,7 @@ void vcpu_kick(struct vcpu *v)
 	if (v->run)
 		v->run->immediate_exit = 1;
 	if (v->started)
-		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+		pthread_kill(v->thread, v->kick_signal);
 }
 
 void vcpu_fini(struct vcpu *v)
@@ -400,7 +533,7 @@ void vcpu_fini(struct vcpu *v)
 		v->started = false;
 	}
 	if (v->run) {
-		munmap(v->run, (size_t)v->vm->vcpu_mmap_size);
+		munmap(v->run, (size_t)v->env->kvm->vcpu_mmap_size);
 		v->run = NULL;
 	}
 	if (v->fd >= 0) {

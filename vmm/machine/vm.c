@@ -1,7 +1,7 @@
 /* vm: open KVM, check it, build the machine (memory, irqchip, PIT, devices, vCPUs), run, stop. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,39 +10,21 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "kvmini/host.h"
 #include "kvmini/layout.h"
 #include "kvmini/vm.h"
 
-/* Every capability kvmini relies on, with the reason it is needed (for the error line). */
-static const struct {
-	int cap;
-	const char *name;
-} vm_required_caps[] = {
-	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
-	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-	{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
-	{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
-	{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
-	{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
-};
-
-char *vm_build_cmdline(const struct vm_config *cfg)
+char *vm_build_cmdline(const struct vm_config *cfg, const struct vm_slot *slot,
+		       unsigned int nr_slots)
 {
 	const char *def = cfg->no_default_cmdline ? "" : VM_DEFAULT_CMDLINE;
 	const char *user = cfg->cmdline ? cfg->cmdline : "";
 	/* "virtio_mmio.device=4K@0xd0000000:5 " is 36 bytes; allow 48 per device. */
 	char dev[VM_MAX_VIRTIO * 48] = "";
 	size_t n = 0;
-	unsigned int nr_virtio = cfg->nr_disks + cfg->nr_nets;
-	for (unsigned int i = 0; i < nr_virtio && i < VM_MAX_VIRTIO; i++)
-		n += (size_t)snprintf(
-			dev + n, sizeof(dev) - n, "%svirtio_mmio.device=4K@0x%llx:%u", n ? " " : "",
-			(unsigned long long)(LAYOUT_MMIO_DEVICES + i * LAYOUT_VIRTIO_STRIDE),
-			LAYOUT_VIRTIO_IRQ_BASE + i);
+	for (unsigned int i = 0; i < nr_slots && i < VM_MAX_VIRTIO; i++)
+		n += (size_t)snprintf(dev + n, sizeof(dev) - n, "%svirtio_mmio.device=4K@0x%llx:%u",
+				      n ? " " : "", (unsigned long long)slot[i].base, slot[i].gsi);
 	char *s = NULL;
 	if (asprintf(&s, "%s%s%s%s%s", def, (*def && *dev) ? " " : "", dev,
 		     ((*def || *dev) && *user) ? " " : "", user) < 0)
@@ -50,97 +32,12 @@ char *vm_build_cmdline(const struct vm_config *cfg)
 	return s;
 }
 
-/* Open /dev/kvm, check the API version and every capability, read the supported CPUID. */
-static int vm_open_kvm(struct vm *vm, struct vmerr *e)
-{
-	const char *path = vm->cfg.kvm_path ? vm->cfg.kvm_path : "/dev/kvm";
-
-	vm->kvm_fd = open(path, O_RDWR | O_CLOEXEC);
-	if (vm->kvm_fd < 0)
-		return vmerr_set(e, KVMINI_EXIT_RESOURCE, errno,
-				 "cannot open %s (is KVM enabled and are you allowed to use it?)",
-				 path);
-	int ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
-	if (ver != KVM_API_VERSION)
-		return vmerr_set(e, KVMINI_EXIT_RESOURCE, 0,
-				 "%s speaks KVM API version %d, kvmini needs %d", path, ver,
-				 KVM_API_VERSION);
-	for (size_t i = 0; i < sizeof(vm_required_caps) / sizeof(vm_required_caps[0]); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, vm_required_caps[i].cap) <= 0)
-			return vmerr_set(e, KVMINI_EXIT_RESOURCE, 0,
-					 "this KVM lacks %s, which kvmini needs",
-					 vm_required_caps[i].name);
-	}
-	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
-	if (max <= 0)
-		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
-	if (max > 0 && vm->cfg.cpus > (unsigned int)max)
-		return vmerr_set(e, KVMINI_EXIT_RESOURCE, 0,
-				 "this KVM allows at most %d vCPUs; use a smaller --cpus", max);
-	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (vm->vcpu_mmap_size <= 0)
-		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_GET_VCPU_MMAP_SIZE failed");
-
-	/* KVM_GET_SUPPORTED_CPUID says E2BIG until the array is large enough. */
-	for (unsigned int n = 128; n <= 4096; n *= 2) {
-		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
-		if (!c)
-			return vmerr_set(e, KVMINI_EXIT_HOST, ENOMEM, "CPUID table");
-		c->nent = n;
-		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
-			vm->cpuid = c;
-			return 0;
-		}
-		int err = errno;
-		free(c);
-		if (err != E2BIG)
-			return vmerr_set(e, KVMINI_EXIT_HOST, err,
-					 "KVM_GET_SUPPORTED_CPUID failed");
-	}
-	return vmerr_set(e, KVMINI_EXIT_HOST, E2BIG, "KVM_GET_SUPPORTED_CPUID failed");
-}
-
-/* Create the VM fd, its fixed x86 areas, the in-kernel irqchip and PIT, and guest memory. */
-static int vm_create_machine(struct vm *vm, struct vmerr *e)
-{
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0)
-		return vmerr_set(e, KVMINI_EXIT_RESOURCE, errno, "KVM_CREATE_VM failed");
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_TSS) < 0)
-		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_SET_TSS_ADDR failed");
-	uint64_t idmap = LAYOUT_IDENTITY_MAP;
-	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_SET_IDENTITY_MAP_ADDR failed");
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_CREATE_IRQCHIP failed");
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_CREATE_PIT2 failed");
-
-	int ret = gmem_init(&vm->mem, vm->cfg.mem_size, e);
-	if (ret < 0)
-		return ret;
-	for (unsigned int i = 0; i < vm->mem.nr; i++) {
-		const struct gmem_region *r = &vm->mem.region[i];
-		struct kvm_userspace_memory_region kr = {
-			.slot = i,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uintptr_t)r->host,
-		};
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0)
-			return vmerr_set(e, KVMINI_EXIT_RESOURCE, errno,
-					 "KVM_SET_USER_MEMORY_REGION for %llu MiB at 0x%llx failed",
-					 (unsigned long long)(r->size >> 20),
-					 (unsigned long long)r->gpa);
-	}
-	return 0;
-}
-
 static void vm_uart_irq(void *opaque, int level)
 {
 	struct vm *vm = opaque;
-	vm_irq_line(vm, LAYOUT_COM1_IRQ, level);
+	if (trace_on(&vm->trace, TRACE_IRQ))
+		trace_emit(&vm->trace, "irq gsi %u level %d (com1)", LAYOUT_COM1_IRQ, level);
+	kvm_vm_irq_line(&vm->kvm, LAYOUT_COM1_IRQ, level);
 }
 
 static void vm_uart_tx(void *opaque, uint8_t byte)
@@ -174,6 +71,8 @@ static int vm_add_devices(struct vm *vm, struct vmerr *e)
 	if (ret < 0)
 		return vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot set up the console");
 	vm->con_ready = true;
+	if (vm->cfg.console_fn)
+		console_set_sink(&vm->con, vm->cfg.console_fn, vm->cfg.console_opaque);
 	uart_init(&vm->com1, &vm_uart_ops, vm);
 	vm->com1_ready = true;
 	i8042_init(&vm->kbc, vm_kbc_reset, vm);
@@ -198,30 +97,32 @@ static int vm_add_devices(struct vm *vm, struct vmerr *e)
 /*
  * Put a virtio-mmio transport into the next device slot: its register window on the MMIO
  * bus, one ioeventfd per queue on QueueNotify (matching the queue index, so a kick never
- * leaves the kernel) and its interrupt eventfd as an irqfd on the slot's GSI.
+ * leaves the kernel) and its interrupt eventfd as an irqfd on the slot's GSI. The slot is
+ * recorded: the kernel command line is built from what was registered here.
  */
 static int vm_attach_virtio(struct vm *vm, struct virtio_mmio *t, struct vmerr *e)
 {
-	unsigned int slot = vm->nr_virtio;
-	uint64_t base = LAYOUT_MMIO_DEVICES + slot * LAYOUT_VIRTIO_STRIDE;
-	int ret = bus_register(&vm->mmio, base, VIRTIO_MMIO_WINDOW, virtio_mmio_io, t, t->name);
+	unsigned int i = vm->nr_virtio;
+	struct vm_slot *slot = &vm->slot[i];
+	slot->base = LAYOUT_MMIO_DEVICES + i * LAYOUT_VIRTIO_STRIDE;
+	slot->gsi = LAYOUT_VIRTIO_IRQ_BASE + i;
+	int ret =
+		bus_register(&vm->mmio, slot->base, VIRTIO_MMIO_WINDOW, virtio_mmio_io, t, t->name);
+	if (!ret)
+		ret = bus_set_reg_names(&vm->mmio, slot->base, virtio_mmio_reg_name);
 	if (ret < 0)
 		return vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot register %s", t->name);
 	for (unsigned int q = 0; q < t->info.nr_queues; q++) {
-		struct kvm_ioeventfd io = {
-			.datamatch = q,
-			.addr = base + VIRTIO_MMIO_QUEUE_NOTIFY,
-			.len = 4,
-			.fd = t->kick_fd[q],
-			.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
-		};
-		if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
-			return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_IOEVENTFD for %s failed",
+		ret = kvm_vm_ioeventfd(&vm->kvm, slot->base + VIRTIO_MMIO_QUEUE_NOTIFY, q,
+				       t->kick_fd[q]);
+		if (ret < 0)
+			return vmerr_set(e, KVMINI_EXIT_HOST, -ret, "KVM_IOEVENTFD for %s failed",
 					 t->name);
 	}
-	struct kvm_irqfd irq = {.fd = (uint32_t)t->irq_fd, .gsi = LAYOUT_VIRTIO_IRQ_BASE + slot};
-	if (ioctl(vm->vm_fd, KVM_IRQFD, &irq) < 0)
-		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "KVM_IRQFD for %s failed", t->name);
+	ret = kvm_vm_irqfd(&vm->kvm, t->irq_fd, slot->gsi);
+	if (ret < 0)
+		return vmerr_set(e, KVMINI_EXIT_HOST, -ret, "KVM_IRQFD for %s failed", t->name);
+	t->gsi = slot->gsi;
 	vm->nr_virtio++;
 	return 0;
 }
@@ -230,12 +131,12 @@ static int vm_attach_virtio(struct vm *vm, struct virtio_mmio *t, struct vmerr *
 static int vm_add_virtio_devices(struct vm *vm, struct vmerr *e)
 {
 	for (unsigned int i = 0; i < vm->cfg.nr_disks; i++) {
-		snprintf(vm->virtio_name[vm->nr_virtio], sizeof(vm->virtio_name[0]), "vd%c",
-			 'a' + i);
-		int ret = vblk_create(&vm->blk[i], &vm->cfg.disk[i], &vm->mem, &vm->log,
-				      vm->virtio_name[vm->nr_virtio], e);
+		char *name = vm->slot[vm->nr_virtio].name;
+		snprintf(name, sizeof(vm->slot[0].name), "vd%c", 'a' + i);
+		int ret = vblk_create(&vm->blk[i], &vm->cfg.disk[i], &vm->mem, &vm->log, name, e);
 		if (ret < 0)
 			return ret;
+		virtio_mmio_set_trace(vblk_transport(vm->blk[i]), &vm->trace);
 		ret = vm_attach_virtio(vm, vblk_transport(vm->blk[i]), e);
 		if (ret < 0)
 			return ret;
@@ -251,16 +152,34 @@ static int vm_add_virtio_devices(struct vm *vm, struct vmerr *e)
 			vnet_mac_from_name(key, nc.mac);
 			nc.mac_set = true;
 		}
-		snprintf(vm->virtio_name[vm->nr_virtio], sizeof(vm->virtio_name[0]), "net%u", i);
-		int ret = vnet_create(&vm->net[i], &nc, -1, &vm->mem, &vm->log,
-				      vm->virtio_name[vm->nr_virtio], e);
+		char *name = vm->slot[vm->nr_virtio].name;
+		snprintf(name, sizeof(vm->slot[0].name), "net%u", i);
+		int ret = vnet_create(&vm->net[i], &nc, -1, &vm->mem, &vm->log, name, e);
 		if (ret < 0)
 			return ret;
+		virtio_mmio_set_trace(vnet_transport(vm->net[i]), &vm->trace);
 		ret = vm_attach_virtio(vm, vnet_transport(vm->net[i]), e);
 		if (ret < 0)
 			return ret;
 	}
 	return 0;
+}
+
+/* The vCPUs' hooks into the machine. */
+static void vm_env_stop(void *opaque, int status, const char *reason)
+{
+	vm_stop(opaque, status, "%s", reason);
+}
+
+static void vm_env_first_run(void *opaque)
+{
+	struct vm *vm = opaque;
+	boottimer_first_run(&vm->timer);
+}
+
+static void vm_fill_entry(const void *arg, struct kvm_regs *regs, struct kvm_sregs *sregs)
+{
+	boot_cpu_state(arg, regs, sregs);
 }
 
 int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
@@ -269,47 +188,77 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
 	if (cfg->cpus < 1 || cfg->cpus > VM_MAX_CPUS)
 		return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "--cpus must be between 1 and %d",
 				 VM_MAX_CPUS);
+	if (cfg->nr_disks + cfg->nr_nets > VM_MAX_VIRTIO || cfg->nr_nets > VM_MAX_NETS)
+		return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "too many virtio devices (at most %d)",
+				 VM_MAX_VIRTIO);
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return vmerr_set(e, KVMINI_EXIT_HOST, ENOMEM, "cannot allocate the VM");
 	vm->cfg = *cfg;
-	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->kvm.kvm_fd = vm->kvm.vm_fd = vm->stop_fd = -1;
 	for (unsigned int i = 0; i < VM_MAX_CPUS; i++)
 		vm->vcpu[i].fd = -1;
-	/* The log goes to a private O_NONBLOCK copy of stderr: a full stderr pipe costs
-	 * dropped lines, never a blocked vCPU. */
-	nbout_open(&vm->err, STDERR_FILENO, true);
+	/* The log goes to a private O_NONBLOCK copy of its fd: a full pipe costs dropped
+	 * lines, never a blocked vCPU. */
+	nbout_open(&vm->err, cfg->log_fd, true);
 	log_init(&vm->log, cfg->log_level, vm->err.fd);
+	if (cfg->log_fn)
+		log_set_sink(&vm->log, cfg->log_fn, cfg->log_opaque);
+	uint64_t start = cfg->start_ns ? cfg->start_ns : boottimer_now_ns();
+	trace_init(&vm->trace, cfg->trace_mask, cfg->trace_fd, start);
 	pthread_mutex_init(&vm->stop_lock, NULL);
-	atomic_init(&vm->stopping, false);
+	pthread_mutex_init(&vm->life_lock, NULL);
+	atomic_init(&vm->state, KVMINI_STATE_CREATED);
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 
-	int ret;
+	const char *slow = host_slow_kvm_reason("/sys", "/proc/cpuinfo");
+	if (slow)
+		log_warn(&vm->log,
+			 "%s: a standard Linux guest runs instruction-emulated here, about 1000x "
+			 "slower (see README: hosts without hardware virtualization)",
+			 slow);
+
+	int ret = vcpu_ctl_init(&vm->ctl);
+	if (ret < 0) {
+		vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot set up the vCPU run control");
+		goto fail;
+	}
+	vm->ctl_ready = true;
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		ret = vmerr_set(e, KVMINI_EXIT_HOST, errno, "eventfd");
 		goto fail;
 	}
-	vm->cmdline = vm_build_cmdline(cfg);
-	if (!vm->cmdline) {
-		ret = vmerr_set(e, KVMINI_EXIT_HOST, ENOMEM, "command line");
-		goto fail;
-	}
-	ret = vcpu_signal_setup();
-	if (ret < 0) {
+	if (!vm->cfg.kick_signal)
+		vm->cfg.kick_signal = SIGRTMIN + 2;
+	ret = vcpu_signal_setup(vm->cfg.kick_signal);
+	if (ret == -EBUSY) {
+		vmerr_set(e, KVMINI_EXIT_USAGE, 0,
+			  "signal %d already has a handler; choose another kick signal",
+			  vm->cfg.kick_signal);
+		goto fail; /* ret stays -EBUSY */
+	} else if (ret < 0) {
 		vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot install the vCPU kick signal");
 		goto fail;
 	}
-	ret = vm_open_kvm(vm, e);
+	ret = kvm_vm_open(&vm->kvm, cfg->kvm_path, cfg->cpus, e);
 	if (ret < 0)
 		goto fail;
-	ret = vm_create_machine(vm, e);
+	ret = gmem_init(&vm->mem, cfg->mem_size, e);
+	if (ret < 0)
+		goto fail;
+	ret = kvm_vm_map_memory(&vm->kvm, &vm->mem, e);
 	if (ret < 0)
 		goto fail;
 	ret = vm_add_virtio_devices(vm, e);
 	if (ret < 0)
 		goto fail;
+	vm->cmdline = vm_build_cmdline(cfg, vm->slot, vm->nr_virtio);
+	if (!vm->cmdline) {
+		ret = vmerr_set(e, KVMINI_EXIT_HOST, ENOMEM, "command line");
+		goto fail;
+	}
 
 	struct boot_config bc = {
 		.kernel_path = cfg->kernel,
@@ -321,13 +270,25 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
 	if (ret < 0)
 		goto fail;
 
+	vm->env = (struct vcpu_env){
+		.kvm = &vm->kvm,
+		.nr_cpus = cfg->cpus,
+		.pio = &vm->pio,
+		.mmio = &vm->mmio,
+		.log = &vm->log,
+		.trace = &vm->trace,
+		.ctl = &vm->ctl,
+		.stop = vm_env_stop,
+		.first_run = vm_env_first_run,
+		.opaque = vm,
+	};
 	for (unsigned int i = 0; i < cfg->cpus; i++) {
-		ret = vcpu_init(&vm->vcpu[i], vm, i, e);
+		ret = vcpu_init(&vm->vcpu[i], &vm->env, i, e);
 		if (ret < 0)
 			goto fail;
 		vm->nr_vcpus++;
 	}
-	ret = vcpu_set_boot_state(&vm->vcpu[0], &vm->boot, e);
+	ret = vcpu_set_entry_state(&vm->vcpu[0], vm_fill_entry, &vm->boot, e);
 	if (ret < 0)
 		goto fail;
 	ret = vm_add_devices(vm, e);
@@ -344,16 +305,21 @@ fail:
 	return ret;
 }
 
+bool vm_stopping(const struct vm *vm)
+{
+	return atomic_load(&vm->ctl.stopping);
+}
+
 void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 {
 	pthread_mutex_lock(&vm->stop_lock);
-	if (!atomic_load(&vm->stopping)) {
+	if (!vm_stopping(vm)) {
 		vm->exit_status = status;
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(vm->stop_reason, sizeof(vm->stop_reason), fmt, ap);
 		va_end(ap);
-		atomic_store(&vm->stopping, true);
+		vcpu_ctl_stop(&vm->ctl);
 		uint64_t one = 1;
 		if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 			/* Cannot fail for a non-full eventfd; the vCPUs are kicked anyway. */
@@ -364,55 +330,135 @@ void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 		vcpu_kick(&vm->vcpu[i]);
 }
 
-int vm_irq_line(struct vm *vm, unsigned int gsi, int level)
+/* The console thread: the UART's terminal backend, until the VM stops or Ctrl-A x. */
+static void *vm_console_thread(void *arg)
 {
-	struct kvm_irq_level irq = {.irq = gsi, .level = level};
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
-		return -errno;
-	return 0;
+	struct vm *vm = arg;
+	int r = console_loop(&vm->con, &vm->com1, vm->stop_fd, -1);
+	if (r == CONSOLE_QUIT)
+		vm_stop(vm, KVMINI_EXIT_OK, "quit by the user (Ctrl-A x)");
+	else if (r < 0)
+		vm_stop(vm, KVMINI_EXIT_HOST, "console: %s", strerror(-r));
+	return NULL;
 }
 
-static int vm_start_vcpus(struct vm *vm)
+int vm_start(struct vm *vm, struct vmerr *e)
 {
-	struct vmerr e = {0};
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		if (vcpu_start(&vm->vcpu[i], &e) < 0) {
-			vm_stop(vm, e.status, "%s", e.msg);
-			return -1;
+	pthread_mutex_lock(&vm->life_lock);
+	if (atomic_load(&vm->state) != KVMINI_STATE_CREATED) {
+		pthread_mutex_unlock(&vm->life_lock);
+		return vmerr_set(e, KVMINI_EXIT_USAGE, EALREADY, "the VM was already started");
+	}
+	atomic_store(&vm->state, KVMINI_STATE_RUNNING);
+	int ret = host_thread_start(&vm->con_thread, vm_console_thread, vm, "console");
+	if (ret < 0) {
+		vm_stop(vm, KVMINI_EXIT_HOST, "cannot start the console thread");
+		vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot start the console thread");
+	} else {
+		vm->con_started = true;
+		for (unsigned int i = 0; i < vm->nr_vcpus && ret == 0; i++) {
+			ret = vcpu_start(&vm->vcpu[i], vm->cfg.kick_signal, e);
+			if (ret < 0)
+				vm_stop(vm, KVMINI_EXIT_HOST, "%s", e ? e->msg : "vCPU start");
 		}
 	}
+	pthread_mutex_unlock(&vm->life_lock);
+	return ret;
+}
+
+/* Join every thread, then write out the console. life_lock held. */
+static void vm_reap(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_fini(&vm->vcpu[i]);
+	if (vm->con_started) {
+		pthread_join(vm->con_thread, NULL);
+		vm->con_started = false;
+	}
+	console_flush(&vm->con);
+	atomic_store(&vm->state, KVMINI_STATE_STOPPED);
+}
+
+int vm_wait(struct vm *vm, int timeout_ms)
+{
+	int st = atomic_load(&vm->state);
+	if (st == KVMINI_STATE_CREATED)
+		return -EINVAL;
+	if (st == KVMINI_STATE_STOPPED)
+		return 0;
+	struct pollfd p = {.fd = vm->stop_fd, .events = POLLIN};
+	int64_t end = timeout_ms < 0 ? -1 : (int64_t)(boottimer_now_ns() / 1000000) + timeout_ms;
+	while (!vm_stopping(vm)) {
+		int wait = -1;
+		if (end >= 0) {
+			int64_t left = end - (int64_t)(boottimer_now_ns() / 1000000);
+			if (left <= 0)
+				return -ETIMEDOUT;
+			wait = (int)left;
+		}
+		if (poll(&p, 1, wait) < 0 && errno != EINTR)
+			return -errno;
+	}
+	pthread_mutex_lock(&vm->life_lock);
+	if (atomic_load(&vm->state) != KVMINI_STATE_STOPPED)
+		vm_reap(vm);
+	pthread_mutex_unlock(&vm->life_lock);
 	return 0;
 }
 
 int vm_run(struct vm *vm)
 {
-	if (vm_start_vcpus(vm) == 0) {
-		int r = console_loop(&vm->con, &vm->com1, vm->stop_fd, vm->cfg.signal_fd);
-		if (r == CONSOLE_QUIT)
-			vm_stop(vm, KVMINI_EXIT_OK, "quit by the user (Ctrl-A x)");
-		else if (r > 0)
-			vm_stop(vm, KVMINI_EXIT_SIGNAL + r, "stopped by signal %d (%s)", r,
-				strsignal(r));
-		else if (r < 0)
-			vm_stop(vm, KVMINI_EXIT_HOST, "console: %s", strerror(-r));
-	}
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
-		vcpu_fini(&vm->vcpu[i]);
-	console_flush(&vm->con);
+	if (vm_start(vm, NULL) == 0 || vm_stopping(vm))
+		vm_wait(vm, -1);
 	return vm->exit_status;
 }
 
-int vm_run_headless(struct vm *vm)
+/* Pause or resume every virtio device's I/O thread. */
+static void vm_pause_devices(struct vm *vm, bool paused)
 {
-	if (vm_start_vcpus(vm) == 0) {
-		struct pollfd p = {.fd = vm->stop_fd, .events = POLLIN};
-		while (!atomic_load(&vm->stopping))
-			poll(&p, 1, -1);
+	for (unsigned int i = 0; i < VM_MAX_VIRTIO; i++)
+		if (vm->blk[i])
+			vblk_pause(vm->blk[i], paused);
+	for (unsigned int i = 0; i < VM_MAX_NETS; i++)
+		if (vm->net[i])
+			vnet_pause(vm->net[i], paused);
+}
+
+int vm_pause(struct vm *vm, struct vmerr *e)
+{
+	pthread_mutex_lock(&vm->life_lock);
+	int ret = 0;
+	if (atomic_load(&vm->state) != KVMINI_STATE_RUNNING || vm_stopping(vm)) {
+		ret = vmerr_set(e, KVMINI_EXIT_USAGE, 0, "the VM is %s, not running",
+				kvmini_state_name(vm_stopping(vm) ? KVMINI_STATE_STOPPED
+								  : atomic_load(&vm->state)));
+	} else if (vcpu_ctl_pause(&vm->ctl, vm->vcpu, vm->nr_vcpus) < 0) {
+		ret = vmerr_set(e, KVMINI_EXIT_USAGE, 0, "the VM stopped while pausing");
+	} else {
+		/* vCPUs first: no new kick can reach a device once they are parked. */
+		vm_pause_devices(vm, true);
+		atomic_store(&vm->state, KVMINI_STATE_PAUSED);
+		log_info(&vm->log, "paused");
 	}
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
-		vcpu_fini(&vm->vcpu[i]);
-	console_flush(&vm->con);
-	return vm->exit_status;
+	pthread_mutex_unlock(&vm->life_lock);
+	return ret;
+}
+
+int vm_resume(struct vm *vm, struct vmerr *e)
+{
+	pthread_mutex_lock(&vm->life_lock);
+	int ret = 0;
+	if (atomic_load(&vm->state) != KVMINI_STATE_PAUSED) {
+		ret = vmerr_set(e, KVMINI_EXIT_USAGE, 0, "the VM is %s, not paused",
+				kvmini_state_name(atomic_load(&vm->state)));
+	} else {
+		vm_pause_devices(vm, false);
+		atomic_store(&vm->state, KVMINI_STATE_RUNNING);
+		vcpu_ctl_resume(&vm->ctl);
+		log_info(&vm->log, "resumed");
+	}
+	pthread_mutex_unlock(&vm->life_lock);
+	return ret;
 }
 
 void vm_destroy(struct vm *vm)
@@ -420,8 +466,13 @@ void vm_destroy(struct vm *vm)
 	if (!vm)
 		return;
 	/* Threads first: nothing may touch devices or memory after this. */
-	if (!atomic_load(&vm->stopping) && vm->stop_fd >= 0)
+	if (vm->ctl_ready && vm->stop_fd >= 0 && !vm_stopping(vm))
 		vm_stop(vm, KVMINI_EXIT_OK, "destroyed");
+	pthread_mutex_lock(&vm->life_lock);
+	if (atomic_load(&vm->state) != KVMINI_STATE_CREATED &&
+	    atomic_load(&vm->state) != KVMINI_STATE_STOPPED)
+		vm_reap(vm);
+	pthread_mutex_unlock(&vm->life_lock);
 	for (unsigned int i = 0; i < VM_MAX_CPUS; i++)
 		vcpu_fini(&vm->vcpu[i]);
 	for (unsigned int i = 0; i < VM_MAX_VIRTIO; i++)
@@ -434,16 +485,16 @@ void vm_destroy(struct vm *vm)
 		uart_fini(&vm->com1);
 	if (vm->con_ready)
 		console_fini(&vm->con);
-	if (vm->vm_fd >= 0)
-		close(vm->vm_fd);
+	kvm_vm_close(&vm->kvm);
 	gmem_fini(&vm->mem);
-	if (vm->kvm_fd >= 0)
-		close(vm->kvm_fd);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
-	free(vm->cpuid);
+	if (vm->ctl_ready)
+		vcpu_ctl_fini(&vm->ctl);
 	free(vm->cmdline);
 	pthread_mutex_destroy(&vm->stop_lock);
+	pthread_mutex_destroy(&vm->life_lock);
+	trace_fini(&vm->trace);
 	nbout_close(&vm->err);
 	free(vm);
 }

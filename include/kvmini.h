@@ -1,0 +1,241 @@
+/*
+ * kvmini.h: libkvmini, a minimal KVM virtual machine monitor as a C library.
+ *
+ * The whole public API. A program builds a configuration (kvmini_config_*), creates a VM from
+ * it, starts it, waits for it (or polls kvmini_vm_stop_fd()), reads why it stopped and
+ * destroys it; it can pause and resume it in between. `man 3 libkvmini` has a worked example;
+ * examples/run-command.c is a complete program.
+ *
+ * Conventions
+ * - Handles are opaque. Every call that can fail returns 0 or -errno and, when `err` is not
+ *   NULL, fills it with one readable line and the status a command-line tool would exit with
+ *   (enum kvmini_status). `err` may always be NULL.
+ * - No global state: any number of VMs may live in one process, each with its own threads.
+ * - Nothing is printed unless the caller asks: log lines go to a callback or an fd chosen
+ *   with kvmini_config_set_log(), the guest console to fds or a callback.
+ * - The library never calls exit() and never touches the caller's signal dispositions except
+ *   one: the kick signal (see kvmini_config_set_kick_signal()), whose handler does nothing.
+ *
+ * Threads. Each VM runs one thread per vCPU ("vcpuN"), one per virtio device ("blk-vda",
+ * "net-net0") and a console thread ("console"); all block every signal but the kick signal.
+ * Config calls are not thread-safe (build a config on one thread). For a VM:
+ * kvmini_vm_stop(), kvmini_vm_state(), kvmini_vm_stop_fd() are safe from any thread,
+ * including callbacks; kvmini_vm_start(), _wait(), _pause(), _resume() serialise on a
+ * per-VM lock and may be called from any one thread at a time or concurrently; callbacks
+ * must not call them (they would wait on themselves); kvmini_vm_destroy() must be the last
+ * call on a VM, with no other call in flight.
+ */
+#ifndef KVMINI_H
+#define KVMINI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVMINI_API_VERSION 1 /* bumped on incompatible changes (and the soname with it) */
+
+/* How a VM ended, or why a call failed; also the exit statuses of the `kvmini` command. */
+enum kvmini_status {
+	KVMINI_EXIT_OK = 0,	  /* the guest rebooted (i8042 reset) or was quit/stopped cleanly */
+	KVMINI_EXIT_HOST = 1,	  /* host-side failure (an ioctl or syscall failed) */
+	KVMINI_EXIT_USAGE = 2,	  /* a bad argument or option value */
+	KVMINI_EXIT_INPUT = 3,	  /* a bad input file: missing, not a kernel, truncated */
+	KVMINI_EXIT_RESOURCE = 4, /* the host cannot provide it: /dev/kvm, memory, a locked disk */
+	KVMINI_EXIT_GUEST = 5,	  /* the guest crashed: triple fault, unexpected exit */
+	KVMINI_EXIT_SIGNAL = 128, /* 128 + N: the caller stopped it for signal N */
+};
+
+#define KVMINI_ERROR_MAX 512
+
+/* One failure: the status to exit with and one line naming the problem and what to do. */
+struct kvmini_error {
+	int status;		    /* enum kvmini_status; 0 when no error */
+	char msg[KVMINI_ERROR_MAX]; /* NUL-terminated, no newline */
+};
+
+/* Limits of a configuration. */
+#define KVMINI_MAX_CPUS	       64
+#define KVMINI_MAX_VIRTIO      8 /* disks + network cards */
+#define KVMINI_MAX_NETS	       4
+#define KVMINI_MIN_MEM	       (16ULL << 20)
+#define KVMINI_MAX_MEM	       (1ULL << 40)
+#define KVMINI_DISK_SERIAL_MAX 20
+#define KVMINI_DEFAULT_MEM     (256ULL << 20)
+#define KVMINI_DEFAULT_CMDLINE \
+	"console=ttyS0 reboot=k,f panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+
+enum kvmini_log_level {
+	KVMINI_LOG_ERROR = 0,
+	KVMINI_LOG_WARN = 1,
+	KVMINI_LOG_INFO = 2,
+	KVMINI_LOG_DEBUG = 3,
+};
+
+/* Trace categories (kvmini_config_set_trace). */
+enum kvmini_trace {
+	KVMINI_TRACE_EXITS = 1u << 0,  /* every VM exit, decoded */
+	KVMINI_TRACE_VIRTIO = 1u << 1, /* every virtqueue request */
+	KVMINI_TRACE_IRQ = 1u << 2,    /* every interrupt injected */
+	KVMINI_TRACE_IO = 1u << 3,     /* every io_uring submission and completion */
+	KVMINI_TRACE_ALL = 0xf,
+};
+
+/* Disk flags (kvmini_config_add_disk). */
+#define KVMINI_DISK_READONLY	 (1u << 0) /* opened read-only, shared lock */
+#define KVMINI_DISK_CACHE_UNSAFE (1u << 1) /* flushes are answered without syncing */
+
+enum kvmini_state {
+	KVMINI_STATE_CREATED = 0, /* built, no vCPU has run */
+	KVMINI_STATE_RUNNING = 1,
+	KVMINI_STATE_PAUSED = 2,  /* every vCPU out of KVM_RUN and parked, devices quiescent */
+	KVMINI_STATE_STOPPED = 3, /* stopped (or stopping): see kvmini_vm_exit_status() */
+};
+
+/* A log line (no newline) at `level`; called on any of the VM's threads, must not block. */
+typedef void (*kvmini_log_fn)(void *opaque, int level, const char *line);
+
+/* Guest console output; called on the VM's console thread, may take its time (output then
+ * queues, and what does not fit is dropped and counted). */
+typedef void (*kvmini_console_fn)(void *opaque, const uint8_t *buf, size_t len);
+
+struct kvmini_config;
+struct kvmini_vm;
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *kvmini_version(void);
+
+/* ---- Configuration (not thread-safe; every setter checks its value at once) ---- */
+
+/* A configuration with the defaults: 1 vCPU, 256 MiB, the default command line, log level
+ * warn to nowhere, console nowhere, no disks, no network. 0 or -ENOMEM. */
+int kvmini_config_new(struct kvmini_config **out);
+/* Free it and set *c to NULL. NULL and *c NULL are fine. */
+void kvmini_config_free(struct kvmini_config **c);
+
+/* The kernel (bzImage, or ELF vmlinux with a PVH note) and an optional initrd. The files are
+ * read by kvmini_vm_create(). Strings are copied. */
+int kvmini_config_set_kernel(struct kvmini_config *c, const char *path, struct kvmini_error *err);
+int kvmini_config_set_initrd(struct kvmini_config *c, const char *path, struct kvmini_error *err);
+
+/* Kernel command line: appended to KVMINI_DEFAULT_CMDLINE (and the virtio devices'
+ * parameters), or used alone with `replace_default`. Text after " -- " goes to the guest's
+ * init. NULL: none. */
+int kvmini_config_set_cmdline(struct kvmini_config *c, const char *cmdline, int replace_default,
+			      struct kvmini_error *err);
+
+/* Guest RAM in bytes (KVMINI_MIN_MEM..KVMINI_MAX_MEM, rounded up to 4 KiB) and vCPUs
+ * (1..KVMINI_MAX_CPUS). Whether the host has that much is checked at kvmini_vm_create(). */
+int kvmini_config_set_memory(struct kvmini_config *c, uint64_t bytes, struct kvmini_error *err);
+int kvmini_config_set_cpus(struct kvmini_config *c, unsigned int cpus, struct kvmini_error *err);
+
+/* VM name, used in log lines and to derive stable MAC addresses (default "kvmini"). */
+int kvmini_config_set_name(struct kvmini_config *c, const char *name, struct kvmini_error *err);
+
+/* Add a raw disk image as the next virtio-blk device (vda, vdb, ...). `serial` (<= 20 bytes)
+ * or NULL; `flags` KVMINI_DISK_*. The image is opened and locked at kvmini_vm_create(). */
+int kvmini_config_add_disk(struct kvmini_config *c, const char *path, unsigned int flags,
+			   const char *serial, struct kvmini_error *err);
+
+/* Add a virtio-net card on host tap `tap` (created when allowed). `mac` "52:54:00:12:34:56"
+ * or NULL (derived from the VM name and the card's index). */
+int kvmini_config_add_net(struct kvmini_config *c, const char *tap, const char *mac,
+			  struct kvmini_error *err);
+
+/*
+ * Console: guest output (ttyS0) to `out_fd` and input from `in_fd` (-1: none). The fds are
+ * borrowed; output is written without ever blocking (a stalled reader loses bytes, counted in
+ * kvmini_vm_console_dropped()). A terminal in_fd is put into raw mode while the VM runs, and
+ * Ctrl-A x typed on it stops the VM.
+ */
+int kvmini_config_set_console_fds(struct kvmini_config *c, int in_fd, int out_fd,
+				  struct kvmini_error *err);
+/* Or guest output to a callback (replaces out_fd). */
+int kvmini_config_set_console_callback(struct kvmini_config *c, kvmini_console_fn fn, void *opaque,
+				       struct kvmini_error *err);
+
+/* Log lines up to `level` to `fn` (or, with fn NULL, to fd `fd`, -1: nowhere). */
+int kvmini_config_set_log(struct kvmini_config *c, int level, kvmini_log_fn fn, void *opaque,
+			  int fd, struct kvmini_error *err);
+
+/* Trace `categories` (KVMINI_TRACE_*, 0: off) to fd `fd`; kvmini_trace_parse() reads the
+ * "exits,virtio,irq,io" form. Lines start with microseconds since the VM started. */
+int kvmini_config_set_trace(struct kvmini_config *c, unsigned int categories, int fd,
+			    struct kvmini_error *err);
+int kvmini_trace_parse(const char *text, unsigned int *categories, struct kvmini_error *err);
+
+/*
+ * The signal used to kick vCPU threads out of KVM_RUN (default SIGRTMIN+2). When the VM is
+ * created the library installs a handler that does nothing for it, unless the signal already
+ * has a handler: then creation fails with -EBUSY (pick another signal). It never changes any
+ * other signal.
+ */
+int kvmini_config_set_kick_signal(struct kvmini_config *c, int signo, struct kvmini_error *err);
+
+/* The KVM device to open (default "/dev/kvm"). */
+int kvmini_config_set_kvm_path(struct kvmini_config *c, const char *path, struct kvmini_error *err);
+
+/* ---- VMs ---- */
+
+/*
+ * Build a VM from `c` (which may be freed or reused afterwards): check the host, open KVM,
+ * create guest memory, devices and vCPUs, load the kernel. Nothing runs yet
+ * (KVMINI_STATE_CREATED). 0, or -errno with the reason in `err` and *out NULL.
+ */
+int kvmini_vm_create(const struct kvmini_config *c, struct kvmini_vm **out,
+		     struct kvmini_error *err);
+
+/* Start the vCPUs and the console. Only from CREATED: -EALREADY otherwise. */
+int kvmini_vm_start(struct kvmini_vm *vm, struct kvmini_error *err);
+
+/*
+ * Wait up to `timeout_ms` (-1: forever, 0: just look) for the VM to stop, then reap its
+ * threads. 0 when it has stopped, -ETIMEDOUT when it has not, -EINVAL when it never started.
+ */
+int kvmini_vm_wait(struct kvmini_vm *vm, int timeout_ms, struct kvmini_error *err);
+
+/* An fd that becomes readable (POLLIN) once the VM is stopping; then kvmini_vm_wait()
+ * returns soon. Owned by the VM. */
+int kvmini_vm_stop_fd(const struct kvmini_vm *vm);
+
+/*
+ * Ask the VM to stop with `status` (enum kvmini_status) and `reason` (one line, or NULL);
+ * the first stop wins. Returns at once (kvmini_vm_wait() reaps). Any thread. -EINVAL when
+ * the VM was never started or has already stopped.
+ */
+int kvmini_vm_stop(struct kvmini_vm *vm, int status, const char *reason);
+
+/*
+ * Pause: every vCPU out of KVM_RUN and parked, the virtio I/O threads idle with nothing in
+ * flight. Resume lets them go on. -EINVAL unless RUNNING (pause) or PAUSED (resume); a VM
+ * that stops while paused is STOPPED.
+ */
+int kvmini_vm_pause(struct kvmini_vm *vm, struct kvmini_error *err);
+int kvmini_vm_resume(struct kvmini_vm *vm, struct kvmini_error *err);
+
+/* The state (enum kvmini_state); -EINVAL for NULL. Any thread. */
+int kvmini_vm_state(const struct kvmini_vm *vm);
+
+/* After the VM stopped: its status (enum kvmini_status) and why (one line), else -EINVAL
+ * and NULL. */
+int kvmini_vm_exit_status(const struct kvmini_vm *vm);
+const char *kvmini_vm_stop_reason(const struct kvmini_vm *vm);
+
+/* Console bytes and log lines dropped so far because their reader was too slow. */
+uint64_t kvmini_vm_console_dropped(const struct kvmini_vm *vm);
+uint64_t kvmini_vm_log_dropped(const struct kvmini_vm *vm);
+
+/* Stop the VM if it runs, wait for its threads, free everything, and set *vm to NULL (so a
+ * later call with it gets -EINVAL, not a use after free). NULL and *vm NULL are fine. */
+void kvmini_vm_destroy(struct kvmini_vm **vm);
+
+/* A readable name: "created", "running", "paused", "stopped" (NULL for an unknown state). */
+const char *kvmini_state_name(int state);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,435 @@
+/* kvmini: the public API (include/kvmini.h) over the machine builder: checked configs, VMs. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvmini.h"
+#include "kvmini/host.h"
+#include "kvmini/trace.h"
+#include "kvmini/vm.h"
+
+/* A configuration owns copies of every string it was given. */
+struct kvmini_config {
+	struct vm_config vm;
+	char *kernel, *initrd, *cmdline, *name, *kvm_path;
+	char *disk_path[VM_MAX_VIRTIO];
+	char disk_serial[VM_MAX_VIRTIO][VBLK_SERIAL_MAX + 1];
+	char *tap[VM_MAX_NETS];
+};
+
+struct kvmini_vm {
+	struct vm *vm;
+};
+
+static int kvmini_fail(struct kvmini_error *err, int status, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int kvmini_fail(struct kvmini_error *err, int status, int errnum, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+		err->status = status;
+	}
+	return -(errnum ? errnum : EINVAL);
+}
+
+/* Copy a vmerr into the caller's error object. */
+static int kvmini_from_vmerr(struct kvmini_error *err, const struct vmerr *e, int ret)
+{
+	if (err) {
+		err->status = e->status ? e->status : KVMINI_EXIT_HOST;
+		snprintf(err->msg, sizeof(err->msg), "%s", e->msg);
+	}
+	return ret;
+}
+
+#define KVMINI_CHECK(cond, err, what)                                                   \
+	do {                                                                            \
+		if (!(cond))                                                            \
+			return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL, "%s", what); \
+	} while (0)
+
+const char *kvmini_version(void)
+{
+	return KVMINI_VERSION;
+}
+
+const char *kvmini_state_name(int state)
+{
+	switch (state) {
+	case KVMINI_STATE_CREATED:
+		return "created";
+	case KVMINI_STATE_RUNNING:
+		return "running";
+	case KVMINI_STATE_PAUSED:
+		return "paused";
+	case KVMINI_STATE_STOPPED:
+		return "stopped";
+	default:
+		return NULL;
+	}
+}
+
+int kvmini_config_new(struct kvmini_config **out)
+{
+	if (!out)
+		return -EINVAL;
+	struct kvmini_config *c = calloc(1, sizeof(*c));
+	*out = c;
+	if (!c)
+		return -ENOMEM;
+	c->vm.mem_size = KVMINI_DEFAULT_MEM;
+	c->vm.cpus = 1;
+	c->vm.name = "kvmini";
+	c->vm.log_level = LOG_WARN;
+	c->vm.log_fd = -1;
+	c->vm.console_in = -1;
+	c->vm.console_out = -1;
+	c->vm.trace_fd = -1;
+	return 0;
+}
+
+void kvmini_config_free(struct kvmini_config **cp)
+{
+	if (!cp || !*cp)
+		return;
+	struct kvmini_config *c = *cp;
+	free(c->kernel);
+	free(c->initrd);
+	free(c->cmdline);
+	free(c->name);
+	free(c->kvm_path);
+	for (unsigned int i = 0; i < VM_MAX_VIRTIO; i++)
+		free(c->disk_path[i]);
+	for (unsigned int i = 0; i < VM_MAX_NETS; i++)
+		free(c->tap[i]);
+	free(c);
+	*cp = NULL;
+}
+
+/* Replace *slot with a copy of `s` (NULL clears it). */
+static int kvmini_set_str(char **slot, const char **field, const char *s, struct kvmini_error *err)
+{
+	char *copy = NULL;
+	if (s) {
+		copy = strdup(s);
+		if (!copy)
+			return kvmini_fail(err, KVMINI_EXIT_HOST, ENOMEM, "out of memory");
+	}
+	free(*slot);
+	*slot = copy;
+	*field = copy;
+	return 0;
+}
+
+int kvmini_config_set_kernel(struct kvmini_config *c, const char *path, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c && path && *path, err, "the kernel path must not be empty");
+	return kvmini_set_str(&c->kernel, &c->vm.kernel, path, err);
+}
+
+int kvmini_config_set_initrd(struct kvmini_config *c, const char *path, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	KVMINI_CHECK(!path || *path, err, "the initrd path must not be empty");
+	return kvmini_set_str(&c->initrd, &c->vm.initrd, path, err);
+}
+
+int kvmini_config_set_cmdline(struct kvmini_config *c, const char *cmdline, int replace_default,
+			      struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	c->vm.no_default_cmdline = replace_default != 0;
+	return kvmini_set_str(&c->cmdline, &c->vm.cmdline, cmdline, err);
+}
+
+int kvmini_config_set_memory(struct kvmini_config *c, uint64_t bytes, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	if (bytes < KVMINI_MIN_MEM)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "guest memory of %llu bytes is too small: at least 16M",
+				   (unsigned long long)bytes);
+	if (bytes > KVMINI_MAX_MEM)
+		return kvmini_fail(err, KVMINI_EXIT_RESOURCE, ERANGE,
+				   "guest memory of %llu MiB is more than kvmini supports (1T)",
+				   (unsigned long long)(bytes >> 20));
+	c->vm.mem_size = (bytes + 0xfff) & ~0xfffULL; /* whole pages: KVM maps by the page */
+	return 0;
+}
+
+int kvmini_config_set_cpus(struct kvmini_config *c, unsigned int cpus, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	if (cpus < 1 || cpus > KVMINI_MAX_CPUS)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "%u vCPUs: the count must be from 1 to %d", cpus,
+				   KVMINI_MAX_CPUS);
+	c->vm.cpus = cpus;
+	return 0;
+}
+
+int kvmini_config_set_name(struct kvmini_config *c, const char *name, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c && name && *name, err, "the VM name must not be empty");
+	return kvmini_set_str(&c->name, &c->vm.name, name, err);
+}
+
+int kvmini_config_add_disk(struct kvmini_config *c, const char *path, unsigned int flags,
+			   const char *serial, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c && path && *path, err, "a disk needs an image path");
+	if (c->vm.nr_disks + c->vm.nr_nets >= VM_MAX_VIRTIO)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOSPC,
+				   "too many disks and network cards: at most %d virtio devices",
+				   VM_MAX_VIRTIO);
+	if (flags & ~(unsigned int)(KVMINI_DISK_READONLY | KVMINI_DISK_CACHE_UNSAFE))
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL, "unknown disk flags 0x%x",
+				   flags);
+	if (serial && strlen(serial) > KVMINI_DISK_SERIAL_MAX)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "disk serial '%s' is longer than %d bytes", serial,
+				   KVMINI_DISK_SERIAL_MAX);
+	unsigned int i = c->vm.nr_disks;
+	struct vblk_config *d = &c->vm.disk[i];
+	memset(d, 0, sizeof(*d));
+	int ret = kvmini_set_str(&c->disk_path[i], &d->path, path, err);
+	if (ret < 0)
+		return ret;
+	d->readonly = flags & KVMINI_DISK_READONLY;
+	d->cache = flags & KVMINI_DISK_CACHE_UNSAFE ? VBLK_CACHE_UNSAFE : VBLK_CACHE_WRITEBACK;
+	if (serial) {
+		snprintf(c->disk_serial[i], sizeof(c->disk_serial[i]), "%s", serial);
+		d->serial = c->disk_serial[i];
+	}
+	c->vm.nr_disks++;
+	return 0;
+}
+
+int kvmini_config_add_net(struct kvmini_config *c, const char *tap, const char *mac,
+			  struct kvmini_error *err)
+{
+	KVMINI_CHECK(c && tap && *tap, err, "a network card needs a tap name");
+	if (c->vm.nr_disks + c->vm.nr_nets >= VM_MAX_VIRTIO)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOSPC,
+				   "too many disks and network cards: at most %d virtio devices",
+				   VM_MAX_VIRTIO);
+	if (c->vm.nr_nets >= VM_MAX_NETS)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOSPC,
+				   "too many network cards: at most %d", VM_MAX_NETS);
+	unsigned int i = c->vm.nr_nets;
+	struct vnet_config *n = &c->vm.net[i];
+	memset(n, 0, sizeof(*n));
+	if (mac) {
+		if (vnet_parse_mac(mac, n->mac) < 0)
+			return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+					   "MAC '%s' is not a unicast MAC address (example: "
+					   "52:54:00:12:34:56)",
+					   mac);
+		n->mac_set = true;
+	}
+	int ret = kvmini_set_str(&c->tap[i], &n->tap, tap, err);
+	if (ret < 0)
+		return ret;
+	c->vm.nr_nets++;
+	return 0;
+}
+
+int kvmini_config_set_console_fds(struct kvmini_config *c, int in_fd, int out_fd,
+				  struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	KVMINI_CHECK(in_fd >= -1 && out_fd >= -1, err, "console fds must be >= 0, or -1");
+	c->vm.console_in = in_fd;
+	c->vm.console_out = out_fd;
+	return 0;
+}
+
+int kvmini_config_set_console_callback(struct kvmini_config *c, kvmini_console_fn fn, void *opaque,
+				       struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	c->vm.console_fn = fn;
+	c->vm.console_opaque = opaque;
+	return 0;
+}
+
+int kvmini_config_set_log(struct kvmini_config *c, int level, kvmini_log_fn fn, void *opaque,
+			  int fd, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	if (level < KVMINI_LOG_ERROR || level > KVMINI_LOG_DEBUG)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "log level %d is not one of KVMINI_LOG_ERROR..DEBUG", level);
+	KVMINI_CHECK(fd >= -1, err, "the log fd must be >= 0, or -1");
+	c->vm.log_level = level;
+	c->vm.log_fn = fn;
+	c->vm.log_opaque = opaque;
+	c->vm.log_fd = fd;
+	return 0;
+}
+
+int kvmini_config_set_trace(struct kvmini_config *c, unsigned int categories, int fd,
+			    struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	if (categories & ~(unsigned int)KVMINI_TRACE_ALL)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL, "unknown trace categories 0x%x",
+				   categories);
+	KVMINI_CHECK(!categories || fd >= 0, err, "tracing needs an fd to write to");
+	c->vm.trace_mask = categories;
+	c->vm.trace_fd = fd;
+	return 0;
+}
+
+int kvmini_trace_parse(const char *text, unsigned int *categories, struct kvmini_error *err)
+{
+	KVMINI_CHECK(text && categories, err, "no trace categories given");
+	char bad[64];
+	if (trace_parse(text, categories, bad, sizeof(bad)) < 0)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "unknown trace category '%s' (exits, virtio, irq, io or all)",
+				   bad);
+	return 0;
+}
+
+int kvmini_config_set_kick_signal(struct kvmini_config *c, int signo, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	if (signo < 1 || signo > SIGRTMAX || signo == SIGKILL || signo == SIGSTOP)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "%d cannot be the kick signal (use a real-time signal)", signo);
+	c->vm.kick_signal = signo;
+	return 0;
+}
+
+int kvmini_config_set_kvm_path(struct kvmini_config *c, const char *path, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c && path && *path, err, "the KVM device path must not be empty");
+	return kvmini_set_str(&c->kvm_path, &c->vm.kvm_path, path, err);
+}
+
+int kvmini_vm_create(const struct kvmini_config *c, struct kvmini_vm **out,
+		     struct kvmini_error *err)
+{
+	if (out)
+		*out = NULL;
+	KVMINI_CHECK(c && out, err, "kvmini_vm_create needs a configuration and a result");
+	KVMINI_CHECK(c->vm.kernel, err, "no kernel configured (kvmini_config_set_kernel)");
+	struct vmerr e = {0};
+	int ret = host_check_memory(c->vm.mem_size, &e);
+	if (ret < 0)
+		return kvmini_from_vmerr(err, &e, ret);
+	struct kvmini_vm *h = calloc(1, sizeof(*h));
+	if (!h)
+		return kvmini_fail(err, KVMINI_EXIT_HOST, ENOMEM, "cannot allocate the VM");
+	ret = vm_create(&h->vm, &c->vm, &e);
+	if (ret < 0) {
+		free(h);
+		return kvmini_from_vmerr(err, &e, ret);
+	}
+	*out = h;
+	return 0;
+}
+
+int kvmini_vm_start(struct kvmini_vm *h, struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	struct vmerr e = {0};
+	int ret = vm_start(h->vm, &e);
+	return ret < 0 ? kvmini_from_vmerr(err, &e, ret) : 0;
+}
+
+int kvmini_vm_wait(struct kvmini_vm *h, int timeout_ms, struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	int ret = vm_wait(h->vm, timeout_ms);
+	if (ret == -EINVAL)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL, "the VM was never started");
+	if (ret == -ETIMEDOUT)
+		return kvmini_fail(err, KVMINI_EXIT_OK, ETIMEDOUT,
+				   "the VM is still running after %d ms", timeout_ms);
+	if (ret < 0)
+		return kvmini_fail(err, KVMINI_EXIT_HOST, -ret, "waiting for the VM failed: %s",
+				   strerror(-ret));
+	return 0;
+}
+
+int kvmini_vm_stop_fd(const struct kvmini_vm *h)
+{
+	return h ? h->vm->stop_fd : -EINVAL;
+}
+
+int kvmini_vm_stop(struct kvmini_vm *h, int status, const char *reason)
+{
+	if (!h || status < 0 || status > 255)
+		return -EINVAL;
+	int st = atomic_load(&h->vm->state);
+	if (st == KVMINI_STATE_CREATED || st == KVMINI_STATE_STOPPED || vm_stopping(h->vm))
+		return -EINVAL;
+	vm_stop(h->vm, status, "%s", reason ? reason : "stopped by the caller");
+	return 0;
+}
+
+int kvmini_vm_pause(struct kvmini_vm *h, struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	struct vmerr e = {0};
+	int ret = vm_pause(h->vm, &e);
+	return ret < 0 ? kvmini_from_vmerr(err, &e, ret) : 0;
+}
+
+int kvmini_vm_resume(struct kvmini_vm *h, struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	struct vmerr e = {0};
+	int ret = vm_resume(h->vm, &e);
+	return ret < 0 ? kvmini_from_vmerr(err, &e, ret) : 0;
+}
+
+int kvmini_vm_state(const struct kvmini_vm *h)
+{
+	if (!h)
+		return -EINVAL;
+	if (vm_stopping(h->vm))
+		return KVMINI_STATE_STOPPED;
+	return atomic_load(&h->vm->state);
+}
+
+int kvmini_vm_exit_status(const struct kvmini_vm *h)
+{
+	if (!h || !vm_stopping(h->vm))
+		return -EINVAL;
+	return h->vm->exit_status;
+}
+
+const char *kvmini_vm_stop_reason(const struct kvmini_vm *h)
+{
+	if (!h || !vm_stopping(h->vm))
+		return NULL;
+	return h->vm->stop_reason;
+}
+
+uint64_t kvmini_vm_console_dropped(const struct kvmini_vm *h)
+{
+	return h ? atomic_load(&h->vm->con.dropped) : 0;
+}
+
+uint64_t kvmini_vm_log_dropped(const struct kvmini_vm *h)
+{
+	return h ? atomic_load(&h->vm->log.dropped) + atomic_load(&h->vm->trace.dropped) : 0;
+}
+
+void kvmini_vm_destroy(struct kvmini_vm **hp)
+{
+	if (!hp || !*hp)
+		return;
+	vm_destroy((*hp)->vm);
+	free(*hp);
+	*hp = NULL;
+}
