@@ -31,7 +31,7 @@ KVMT_BIN := $(KVMT_SRC:tests/kvm/%.c=$(B)/tests/%)
 TINY_SRC := $(wildcard tests/guests/*.S)
 TINY_BIN := $(TINY_SRC:tests/guests/%.S=$(B)/guests/%.elf)
 
-.PHONY: all help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest check demo format \
+.PHONY: all lib install uninstall installtest layercheck help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest check demo format \
 	format-check clean deps guests
 all: $(B)/kvmini
 
@@ -45,6 +45,21 @@ $(B)/obj/%.o: %.c
 $(B)/libkvmini.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library: position-independent objects of the same sources, exporting only the
+# kvmini_* API (vmm/machine/libkvmini.map), soname libkvmini.so.0.
+SONAME   := libkvmini.so.0
+SHLIB    := $(B)/libkvmini.so.$(VERSION)
+PIC_OBJ  := $(LIB_SRC:%.c=$(B)/pic/%.o)
+$(B)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(SHLIB): $(PIC_OBJ) vmm/machine/libkvmini.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=vmm/machine/libkvmini.map \
+		-Wl,-z,defs -o $@ $(PIC_OBJ) $(LDLIBS)
+
+lib: $(B)/libkvmini.a $(SHLIB)
 
 # Test support (the fake driver in tests/support/): linked into unit tests and fuzz targets.
 $(B)/libsupport.a: $(SUPP_OBJ)
@@ -151,8 +166,14 @@ include guests/guests.mk
 
 # Linux system tests: directly where the host has hardware virtualization, otherwise inside
 # the nested machine (QEMU TCG with emulated AMD SVM); the choice is printed.
-linuxtest: $(B)/kvmini guests $(REAP)
-	@$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
+linuxtest: $(B)/kvmini guests $(REAP) $(EXAMPLE) $(B)/tests/pause-test
+	@KVMINI_TEST_EXAMPLE=$(EXAMPLE) KVMINI_TEST_PAUSE=$(B)/tests/pause-test \
+		$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
+
+# pause-test: a libkvmini client that pauses and resumes a Linux guest (tests/linux/api-tests.sh).
+$(B)/tests/pause-test: tests/linux/pause-test.c $(B)/libkvmini.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libkvmini.a $(LDLIBS)
 
 # The nested machine's stall watchdog, boot retry and keeper, on real L2 runs (no guests).
 nestedtest: $(B)/kvmini guests $(REAP)
@@ -165,7 +186,8 @@ orphantest: $(B)/kvmini guests $(REAP)
 
 # Guests first: with KVMINI_REQUIRE_GUESTS the unit tests that load them must not skip.
 check: export KVMINI_REQUIRE_GUESTS = 1
-check: format-check guests unit asan fuzz kvmtest nestedtest linuxtest orphantest
+check: format-check layercheck guests unit installtest asan fuzz kvmtest nestedtest linuxtest \
+	orphantest
 	@echo "make check: all tiers passed"
 
 demo: $(B)/kvmini guests $(REAP)
@@ -175,14 +197,79 @@ deps:
 	./setup.sh --deps-only
 
 FORMAT_SRC = $(wildcard vmm/*/*.c devices/*/*.c boot/*.c include/*.h include/kvmini/*.h examples/*.c tests/unit/*.c tests/kvm/*.c \
-		tests/fuzz/*.c tests/support/*.c tests/support/*.h bench/*.c tests/nested/*.c scripts/*.c)
+		tests/fuzz/*.c tests/linux/*.c tests/support/*.c tests/support/*.h bench/*.c tests/nested/*.c scripts/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)
 
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
 
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the command, both libraries, the header, the
+# pkg-config file and the man pages.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+
+$(B)/kvmini.pc: scripts/kvmini.pc.in VERSION
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' $< >$@.tmp && mv $@.tmp $@
+
+install: $(B)/kvmini lib $(B)/kvmini.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 755 $(B)/kvmini $(DESTDIR)$(BINDIR)/kvmini
+	install -m 644 $(B)/libkvmini.a $(DESTDIR)$(LIBDIR)/libkvmini.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libkvmini.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libkvmini.so
+	install -m 644 include/kvmini.h $(DESTDIR)$(INCLUDEDIR)/kvmini.h
+	install -m 644 $(B)/kvmini.pc $(DESTDIR)$(LIBDIR)/pkgconfig/kvmini.pc
+	install -m 644 docs/man/kvmini.1 $(DESTDIR)$(MANDIR)/man1/kvmini.1
+	install -m 644 docs/man/libkvmini.3 $(DESTDIR)$(MANDIR)/man3/libkvmini.3
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kvmini $(DESTDIR)$(LIBDIR)/libkvmini.a \
+		$(DESTDIR)$(LIBDIR)/libkvmini.so* $(DESTDIR)$(INCLUDEDIR)/kvmini.h \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/kvmini.pc $(DESTDIR)$(MANDIR)/man1/kvmini.1 \
+		$(DESTDIR)$(MANDIR)/man3/libkvmini.3
+
+# The installed library as a user gets it: install into a scratch DESTDIR, build the example
+# with pkg-config against it (shared and static), check what the .so exports and that the
+# man pages render. linuxtest then runs the example on a Linux guest (tests/linux/api-tests.sh).
+STAGE   := $(abspath $(B))/stage
+EXAMPLE := $(B)/examples/run-command
+$(EXAMPLE): examples/run-command.c $(B)/kvmini lib $(B)/kvmini.pc docs/man/kvmini.1 docs/man/libkvmini.3
+	@rm -rf $(STAGE)
+	@$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr/local >/dev/null
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -o $@ $< \
+		$$(PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/local/lib/pkgconfig \
+		   pkg-config --cflags --libs kvmini) -Wl,-rpath,$(STAGE)/usr/local/lib
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -static-libgcc -o $@-static $< \
+		$$(PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/local/lib/pkgconfig \
+		   pkg-config --static --cflags kvmini) $(STAGE)/usr/local/lib/libkvmini.a \
+		$$(pkg-config --static --libs liburing) -lpthread
+
+installtest: $(EXAMPLE)
+	@tests/install-test.sh $(STAGE) $(EXAMPLE)
+
+# The floors of the source tree (scripts/check-layers.sh holds the allow-list).
+# Then the check must catch a device that includes the machine, and a CLI that reaches
+# below the public header.
+layercheck:
+	@scripts/check-layers.sh
+	@set -e; t=$$(mktemp -d); trap 'rm -rf $$t' EXIT; \
+	for bad in 'devices/legacy/uart.c:kvmini/vm.h' 'vmm/cli/main.c:kvmini/gmem.h'; do \
+		rm -rf $$t/tree; mkdir $$t/tree; cp -r vmm devices boot include $$t/tree/; \
+		echo "#include \"$${bad#*:}\"" >>$$t/tree/$${bad%%:*}; \
+		if scripts/check-layers.sh $$t/tree >$$t/out; then \
+			echo "layer check: missed $${bad%%:*} including $${bad#*:}"; exit 1; fi; \
+		grep -q "$${bad%%:*}: includes \"$${bad#*:}\"" $$t/out; \
+	done; echo "layer check: catches a device including the machine and a CLI below the API"
+
 clean:
 	rm -rf build
 
--include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/pic $(B)/tests -name '*.d' 2>/dev/null)

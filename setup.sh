@@ -10,7 +10,7 @@ PACKAGES="
   libcmocka-dev liburing-dev e2fsprogs fio jq
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio kmod
   busybox-static qemu-system-x86
-  nftables iproute2 iperf3 util-linux
+  nftables iproute2 iperf3 util-linux pkgconf man-db groff-base binutils
 "
 
 missing=""
