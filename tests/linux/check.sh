@@ -49,7 +49,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/kernels"
 cp "$kvmini" "$work/kvmini"
-cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
+cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
 # Host tools the disk tests use; L2 is busybox only. Their libraries follow (run.sh).
 mkdir -p "$work/tools"
 for t in mke2fs debugfs e2fsck setpriv ip nft; do
@@ -59,6 +59,12 @@ done
 for f in bzImage vmlinux initramfs.cpio.gz; do
 	# A missing file is reported by run-tests.sh as failing tests.
 	[ ! -f "$kdir/$f" ] || cp "$kdir/$f" "$work/kernels/"
+done
+# The API test programs (make linuxtest builds them) go to /work, under their L2 paths.
+for v in KVMINI_TEST_EXAMPLE KVMINI_TEST_PAUSE; do
+	[ -n "${!v:-}" ] && [ -f "${!v}" ] || continue
+	cp "${!v}" "$work/"
+	export "$v=./$(basename "${!v}")"
 done
 # Pass the suite's settings on to L2.
 env_args=""

@@ -346,6 +346,9 @@ test_sigterm() {
 # --- tests: network (virtio-net) ---------------------------------------------------------------
 . "$here/net-tests.sh"
 
+# --- tests: the library and --trace ----------------------------------------------------------
+. "$here/api-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -365,6 +368,7 @@ test_errors
 test_sigterm
 run_disk_tests
 run_net_tests
+run_api_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"
