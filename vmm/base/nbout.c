@@ -1,5 +1,9 @@
 /* nbout: write to a host fd kvmini does not own (stdout, stderr) without ever blocking. */
 #include <errno.h>
+#include <time.h>
+#include <stdbool.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -62,14 +66,35 @@ ssize_t nbout_write(const struct nbout *o, const void *buf, size_t len)
 		if (len > PIPE_BUF)
 			len = PIPE_BUF;
 	}
-	do {
-		if (o->sock)
+	if (o->sock) {
+		do
 			n = send(o->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		else
-			n = write(o->fd, buf, len);
-	} while (n < 0 && errno == EINTR);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		return n == 0 ? -EAGAIN : n;
+	}
+	/* A pipe whose reader is gone raises SIGPIPE in the writing thread, which would kill a
+	 * program embedding kvmini that never ignored it. Block it around the write and take
+	 * back the one this write raised (one already pending stays the caller's). */
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigpending(&pending);
+	bool was_pending = sigismember(&pending, SIGPIPE);
+	do
+		n = write(o->fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	int err = n < 0 ? errno : 0;
+	if (err == EPIPE && !was_pending) {
+		struct timespec now = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &now) < 0 && errno == EINTR) {
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		return err == EWOULDBLOCK ? -EAGAIN : -err;
 	return n == 0 ? -EAGAIN : n;
 }
 
