@@ -1,15 +1,15 @@
 /* nbout: write to a host fd kvmini does not own (stdout, stderr) without ever blocking. */
 #include <errno.h>
-#include <time.h>
-#include <stdbool.h>
-#include <pthread.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvmini/nbout.h"
