@@ -58,6 +58,7 @@ int console_init(struct console *c, int in_fd, int out_fd)
 	c->out.fd = -1;
 	c->wake_fd = -1;
 	atomic_init(&c->dropped, 0);
+	atomic_init(&c->hold, false);
 	c->buf = malloc(CONSOLE_OUT_BUF);
 	if (!c->buf)
 		return -ENOMEM;
@@ -89,6 +90,12 @@ void console_set_sink(struct console *c, void (*fn)(void *, const uint8_t *, siz
 {
 	c->sink = fn;
 	c->sink_opaque = opaque;
+}
+
+void console_hold_input(struct console *c, bool hold)
+{
+	atomic_store(&c->hold, hold);
+	console_wake(c); /* the loop re-evaluates what it polls */
 }
 
 void console_fini(struct console *c)
@@ -236,7 +243,8 @@ int console_loop(struct console *c, struct uart *uart, int stop_fd, int sig_fd)
 			p[np++] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
 		}
 		/* Host input is read only while the guest's receive FIFO has room. */
-		if (c->in_fd >= 0 && !c->in_eof && uart_rx_room(uart) > 0) {
+		if (c->in_fd >= 0 && !c->in_eof && !atomic_load(&c->hold) &&
+		    uart_rx_room(uart) > 0) {
 			in_i = np;
 			p[np++] = (struct pollfd){.fd = c->in_fd, .events = POLLIN};
 		}
@@ -268,7 +276,8 @@ int console_loop(struct console *c, struct uart *uart, int stop_fd, int sig_fd)
 			if (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				return (int)si.ssi_signo;
 		}
-		if (in_i >= 0 && (p[in_i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+		if (in_i >= 0 && !atomic_load(&c->hold) &&
+		    (p[in_i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
 			console_read_input(c, uart);
 			if (c->quit)
 				return CONSOLE_QUIT;

@@ -29,6 +29,7 @@ struct console {
 	uint8_t *buf;
 	size_t head, len;
 	atomic_uint_fast64_t dropped; /* bytes lost because the ring was full */
+	atomic_bool hold;	      /* paused VM: host input is not moved into the UART */
 	bool in_eof;
 	bool escape; /* the previous input byte was Ctrl-A */
 	bool quit;   /* the user typed Ctrl-A x */
@@ -42,6 +43,10 @@ int console_init(struct console *c, int in_fd, int out_fd);
 
 /* Send output to `fn` (on the console thread) instead of out_fd. Before the console runs. */
 void console_set_sink(struct console *c, void (*fn)(void *, const uint8_t *, size_t), void *opaque);
+
+/* Hold (true) or release host input: held, nothing reaches the UART's FIFO, so a paused VM's
+ * devices do not change. Any thread. */
+void console_hold_input(struct console *c, bool hold);
 
 /* Restore the terminal and free everything. Safe on a zeroed or half-built console. */
 void console_fini(struct console *c);

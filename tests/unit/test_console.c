@@ -231,6 +231,33 @@ static void *run_loop(void *arg)
 	return NULL;
 }
 
+/* A paused VM: held input stays in the host pipe; released, it flows into the FIFO again. */
+static void test_held_input_stays_out_of_the_uart(void **state)
+{
+	(void)state;
+	struct loop l;
+	loop_setup(&l);
+	assert_int_equal(write(l.in[1], "abc", 3), 3);
+	console_hold_input(&l.c, true);
+	struct looper lp = {.l = &l, .sig_fd = -1};
+	pthread_t t;
+	pthread_create(&t, NULL, run_loop, &lp);
+	usleep(100000); /* time to (wrongly) read */
+	assert_int_equal(uart_rx_room(&l.u), UART_FIFO_SIZE);
+	assert_int_equal(pipe_left(l.in[0]), 3);
+
+	console_hold_input(&l.c, false); /* wakes the loop */
+	for (int i = 0; i < 1000 && uart_rx_room(&l.u) == UART_FIFO_SIZE; i++)
+		usleep(1000);
+	assert_int_equal(uart_rx_room(&l.u), UART_FIFO_SIZE - 3);
+	assert_int_equal(rd(&l.u, 0), 'a');
+	uint64_t one = 1;
+	assert_int_equal(write(l.stop, &one, 8), 8);
+	pthread_join(t, NULL);
+	assert_int_equal(lp.result, CONSOLE_STOP);
+	loop_teardown(&l);
+}
+
 /* Join `t` within `ms`; when it is stuck, drain `unblock_fd` (the output pipe the thread
  * may be blocked on) until it returns, so the test fails instead of hanging. */
 static bool joined_within(pthread_t t, int ms, int unblock_fd)
@@ -410,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_output_discarded_without_fd),
 		cmocka_unit_test(test_input_only_as_fast_as_fifo_drains),
 		cmocka_unit_test(test_escape_quit_and_literal),
+		cmocka_unit_test(test_held_input_stays_out_of_the_uart),
 		cmocka_unit_test(test_eof_stops_reading_not_the_vm),
 		cmocka_unit_test(test_output_written_by_loop),
 		cmocka_unit_test(test_stalled_reader_does_not_delay_stop),

@@ -413,9 +413,10 @@ int vm_run(struct vm *vm)
 	return vm->exit_status;
 }
 
-/* Pause or resume every virtio device's I/O thread. */
+/* Pause or resume the console's input and every virtio device's I/O thread. */
 static void vm_pause_devices(struct vm *vm, bool paused)
 {
+	console_hold_input(&vm->con, paused);
 	for (unsigned int i = 0; i < VM_MAX_VIRTIO; i++)
 		if (vm->blk[i])
 			vblk_pause(vm->blk[i], paused);
