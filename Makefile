@@ -31,7 +31,7 @@ KVMT_BIN := $(KVMT_SRC:tests/kvm/%.c=$(B)/tests/%)
 TINY_SRC := $(wildcard tests/guests/*.S)
 TINY_BIN := $(TINY_SRC:tests/guests/%.S=$(B)/guests/%.elf)
 
-.PHONY: all lib install uninstall installtest layercheck help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest check demo format \
+.PHONY: all lib install uninstall installtest layercheck doccheck help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest check demo format \
 	format-check clean deps guests
 all: $(B)/kvmini
 
@@ -186,7 +186,7 @@ orphantest: $(B)/kvmini guests $(REAP)
 
 # Guests first: with KVMINI_REQUIRE_GUESTS the unit tests that load them must not skip.
 check: export KVMINI_REQUIRE_GUESTS = 1
-check: format-check layercheck guests unit installtest asan fuzz kvmtest nestedtest linuxtest \
+check: format-check layercheck doccheck guests unit installtest asan fuzz kvmtest nestedtest linuxtest \
 	orphantest
 	@echo "make check: all tiers passed"
 
@@ -254,6 +254,15 @@ $(EXAMPLE): examples/run-command.c $(B)/kvmini lib $(B)/kvmini.pc docs/man/kvmin
 
 installtest: $(EXAMPLE)
 	@tests/install-test.sh $(STAGE) $(EXAMPLE)
+
+# The docs cite only names and paths that exist (scripts/check-doc-names.sh), and the check
+# must catch one that does not.
+doccheck:
+	@scripts/check-doc-names.sh
+	@t=$$(mktemp); echo 'calls `vcpu_handle_teleport()` in `vmm/kvm/gone.c`' >$$t; \
+	if scripts/check-doc-names.sh $$t >/dev/null; then rm -f $$t; \
+		echo "doc check: missed a name that does not exist"; exit 1; fi; rm -f $$t; \
+	echo "doc check: catches a function and a file that do not exist"
 
 # The floors of the source tree (scripts/check-layers.sh holds the allow-list).
 # Then the check must catch a device that includes the machine, and a CLI that reaches
