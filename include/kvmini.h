@@ -161,7 +161,7 @@ int kvmini_config_set_log(struct kvmini_config *c, int level, kvmini_log_fn fn, 
 			  int fd, struct kvmini_error *err);
 
 /* Trace `categories` (KVMINI_TRACE_*, 0: off) to fd `fd`; kvmini_trace_parse() reads the
- * "exits,virtio,irq,io" form. Lines start with microseconds since the VM started. */
+ * "exits,virtio,irq,io" form. Lines start with seconds.microseconds since the VM was created. */
 int kvmini_config_set_trace(struct kvmini_config *c, unsigned int categories, int fd,
 			    struct kvmini_error *err);
 int kvmini_trace_parse(const char *text, unsigned int *categories, struct kvmini_error *err);
