@@ -161,7 +161,8 @@ int kvmini_config_set_log(struct kvmini_config *c, int level, kvmini_log_fn fn, 
 			  int fd, struct kvmini_error *err);
 
 /* Trace `categories` (KVMINI_TRACE_*, 0: off) to fd `fd`; kvmini_trace_parse() reads the
- * "exits,virtio,irq,io" form. Lines start with seconds.microseconds since the VM was created. */
+ * "exits,virtio,irq,io" form. Lines start with seconds.microseconds since the VM was created (or
+ * the start time). */
 int kvmini_config_set_trace(struct kvmini_config *c, unsigned int categories, int fd,
 			    struct kvmini_error *err);
 int kvmini_trace_parse(const char *text, unsigned int *categories, struct kvmini_error *err);
@@ -173,6 +174,11 @@ int kvmini_trace_parse(const char *text, unsigned int *categories, struct kvmini
  * other signal.
  */
 int kvmini_config_set_kick_signal(struct kvmini_config *c, int signo, struct kvmini_error *err);
+
+/* Count the boot timer and the trace from `monotonic_ns` (CLOCK_MONOTONIC, e.g. when the
+ * program started) instead of from kvmini_vm_create(). 0: the default. */
+int kvmini_config_set_start_time(struct kvmini_config *c, uint64_t monotonic_ns,
+				 struct kvmini_error *err);
 
 /* The KVM device to open (default "/dev/kvm"). */
 int kvmini_config_set_kvm_path(struct kvmini_config *c, const char *path, struct kvmini_error *err);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvmini.h"
@@ -45,6 +46,8 @@ static void main_wait(struct kvmini_vm *vm, int sfd)
 
 int main(int argc, char **argv)
 {
+	struct timespec t0; /* the boot timer counts from here, as in every kvmini run */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct kvmini_error e = {0};
 	struct cli c;
 
@@ -106,6 +109,9 @@ int main(int argc, char **argv)
 		snprintf(e.msg, sizeof(e.msg), "out of memory");
 		e.status = KVMINI_EXIT_HOST;
 	}
+	if (!e.status)
+		kvmini_config_set_start_time(
+			cfg, (uint64_t)t0.tv_sec * 1000000000ULL + (uint64_t)t0.tv_nsec, NULL);
 	if (e.status || cli_apply(&c, cfg, trace_fd, &e) < 0 ||
 	    kvmini_vm_create(cfg, &vm, &e) < 0 || kvmini_vm_start(vm, &e) < 0) {
 		status = main_fail(&e);

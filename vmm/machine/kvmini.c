@@ -308,6 +308,14 @@ int kvmini_config_set_kick_signal(struct kvmini_config *c, int signo, struct kvm
 	return 0;
 }
 
+int kvmini_config_set_start_time(struct kvmini_config *c, uint64_t monotonic_ns,
+				 struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	c->vm.start_ns = monotonic_ns;
+	return 0;
+}
+
 int kvmini_config_set_kvm_path(struct kvmini_config *c, const char *path, struct kvmini_error *err)
 {
 	KVMINI_CHECK(c && path && *path, err, "the KVM device path must not be empty");
