@@ -36,6 +36,7 @@ static void test_null_arguments(void **state)
 	assert_int_equal(kvmini_config_set_memory(NULL, 1 << 30, NULL), -EINVAL);
 	assert_int_equal(kvmini_config_add_disk(NULL, "d", 0, NULL, NULL), -EINVAL);
 	assert_int_equal(kvmini_config_set_console_callback(NULL, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(kvmini_config_set_start_time(NULL, 1, NULL), -EINVAL);
 	assert_int_equal(kvmini_trace_parse(NULL, NULL, NULL), -EINVAL);
 
 	struct kvmini_vm *vm = (struct kvmini_vm *)1; /* must be cleared */
