@@ -168,7 +168,8 @@ int kvmini_config_set_trace(struct kvmini_config *c, unsigned int categories, in
 int kvmini_trace_parse(const char *text, unsigned int *categories, struct kvmini_error *err);
 
 /*
- * The signal used to kick vCPU threads out of KVM_RUN (default SIGRTMIN+2). When the VM is
+ * The signal used to kick vCPU threads out of KVM_RUN: a real-time signal, SIGRTMIN to SIGRTMAX
+ * (-EINVAL otherwise; default SIGRTMIN+2). When the VM is
  * created the library installs a handler that does nothing for it, unless the signal already
  * has a handler: then creation fails with -EBUSY (pick another signal). It never changes any
  * other signal.
@@ -198,7 +199,8 @@ int kvmini_vm_start(struct kvmini_vm *vm, struct kvmini_error *err);
 
 /*
  * Wait up to `timeout_ms` (-1: forever, 0: just look) for the VM to stop, then reap its
- * threads. 0 when it has stopped, -ETIMEDOUT when it has not, -EINVAL when it never started.
+ * threads. 0 when it has stopped, -ETIMEDOUT when it has not (not a failure: `err` is left
+ * untouched), -EINVAL when it never started.
  */
 int kvmini_vm_wait(struct kvmini_vm *vm, int timeout_ms, struct kvmini_error *err);
 

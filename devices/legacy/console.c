@@ -71,7 +71,13 @@ int console_init(struct console *c, int in_fd, int out_fd)
 		return -err;
 	}
 	nbout_open(&c->out, out_fd, true);
-	if (in_fd >= 0 && isatty(in_fd) && tcgetattr(in_fd, &c->saved) == 0) {
+	return 0;
+}
+
+void console_raw(struct console *c)
+{
+	int in_fd = c->in_fd;
+	if (!c->raw && in_fd >= 0 && isatty(in_fd) && tcgetattr(in_fd, &c->saved) == 0) {
 		struct termios t = c->saved;
 		/* Raw input (no line editing, no echo, no signals from ^C); output processing
 		 * stays on so host log lines still start at column 0. */
@@ -83,7 +89,14 @@ int console_init(struct console *c, int in_fd, int out_fd)
 		if (tcsetattr(in_fd, TCSANOW, &t) == 0)
 			c->raw = true;
 	}
-	return 0;
+}
+
+void console_restore(struct console *c)
+{
+	if (c->raw) {
+		tcsetattr(c->in_fd, TCSANOW, &c->saved);
+		c->raw = false;
+	}
 }
 
 void console_set_sink(struct console *c, void (*fn)(void *, const uint8_t *, size_t), void *opaque)
@@ -100,10 +113,7 @@ void console_hold_input(struct console *c, bool hold)
 
 void console_fini(struct console *c)
 {
-	if (c->raw) {
-		tcsetattr(c->in_fd, TCSANOW, &c->saved);
-		c->raw = false;
-	}
+	console_restore(c);
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
 	c->wake_fd = -1;

@@ -38,8 +38,12 @@ struct console {
 	struct termios saved;
 };
 
-/* Set up the console; puts in_fd's terminal (if any) into raw mode. 0 or -errno. */
+/* Set up the console. 0 or -errno. */
 int console_init(struct console *c, int in_fd, int out_fd);
+
+/* Put in_fd's terminal (if it is one) into raw mode, and back. Idempotent. */
+void console_raw(struct console *c);
+void console_restore(struct console *c);
 
 /* Send output to `fn` (on the console thread) instead of out_fd. Before the console runs. */
 void console_set_sink(struct console *c, void (*fn)(void *, const uint8_t *, size_t), void *opaque);
@@ -48,7 +52,8 @@ void console_set_sink(struct console *c, void (*fn)(void *, const uint8_t *, siz
  * devices do not change. Any thread. */
 void console_hold_input(struct console *c, bool hold);
 
-/* Restore the terminal and free everything. Safe on a zeroed or half-built console. */
+/* Restore the terminal (console_restore) and free everything. Safe on a zeroed or half-built
+ * console. */
 void console_fini(struct console *c);
 
 /* The uart_ops the UART needs; opaque is the struct console. */

@@ -2,6 +2,7 @@
 #ifndef KVMINI_TRACE_H
 #define KVMINI_TRACE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,8 +25,9 @@ enum trace_cat {
 struct trace {
 	unsigned int mask;
 	struct nbout out;
-	uint64_t start_ns;   /* CLOCK_MONOTONIC at VM start: timestamps count from here */
-	atomic_uint dropped; /* lines that did not fit (a stalled reader) */
+	uint64_t start_ns;	    /* CLOCK_MONOTONIC at VM start: timestamps count from here */
+	atomic_uint dropped;	    /* lines that did not fit (a stalled reader) */
+	pthread_mutex_t probe_lock; /* serialises poll + write when `out` probes (a shared pipe) */
 };
 
 static inline bool trace_on(const struct trace *t, unsigned int cat)

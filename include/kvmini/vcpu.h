@@ -85,7 +85,8 @@ int vcpu_set_entry_state(struct vcpu *v,
  * is blocked in it. */
 int vcpu_start(struct vcpu *v, int kick_signal, struct vmerr *e);
 
-/* Make KVM_RUN return soon (the thread re-checks the run control). Any thread. */
+/* Make KVM_RUN return soon (the thread re-checks the run control). Any thread, but never
+ * after vcpu_fini() (the machine kicks only under its stop lock or life lock). */
 void vcpu_kick(struct vcpu *v);
 
 /* Join the thread (if started; the VM must be stopping) and close the fd. */

@@ -90,6 +90,10 @@ struct vm {
 	unsigned int nr_vcpus; /* created so far */
 	pthread_t con_thread;
 	bool con_started;
+	/* vm_reap tells the console thread that every vCPU is joined (it flushes then). */
+	pthread_mutex_t reap_lock;
+	pthread_cond_t reap_cond;
+	bool vcpus_joined;
 	/* Lifecycle: `life_lock` serialises start, pause, resume, wait and destroy. */
 	pthread_mutex_t life_lock;
 	atomic_int state; /* enum kvmini_state */

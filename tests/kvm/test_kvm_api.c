@@ -120,7 +120,9 @@ static void test_lifecycle_and_misuse(void **state)
 	assert_int_equal(kvmini_vm_state(vm), KVMINI_STATE_RUNNING);
 	assert_int_equal(kvmini_vm_start(vm, &e), -EALREADY); /* starting twice */
 	wait_for_output(&cap, "halted\n");
+	memset(&e, 0, sizeof(e));
 	assert_int_equal(kvmini_vm_wait(vm, 50, &e), -ETIMEDOUT);
+	assert_int_equal(e.status, 0);			     /* a timeout is not a failure */
 	assert_int_equal(kvmini_vm_resume(vm, &e), -EINVAL); /* not paused */
 
 	assert_int_equal(kvmini_vm_pause(vm, &e), 0);
@@ -191,6 +193,17 @@ static void test_destroy_running(void **state)
 	assert_int_equal(kvmini_vm_pause(vm, &e), 0);
 	kvmini_vm_destroy(&vm);
 	assert_null(vm);
+
+	/* Stopped while paused: stopped, and resume refuses it. */
+	vm = make_vm("halt", &cap, NULL);
+	assert_int_equal(kvmini_vm_start(vm, &e), 0);
+	assert_int_equal(kvmini_vm_pause(vm, &e), 0);
+	assert_int_equal(kvmini_vm_stop(vm, KVMINI_EXIT_OK, "stopped while paused"), 0);
+	assert_int_equal(kvmini_vm_state(vm), KVMINI_STATE_STOPPED);
+	assert_int_equal(kvmini_vm_resume(vm, &e), -EINVAL);
+	assert_int_equal(kvmini_vm_wait(vm, WAIT_MS, &e), 0);
+	assert_string_equal(kvmini_vm_stop_reason(vm), "stopped while paused");
+	kvmini_vm_destroy(&vm);
 
 	vm = make_vm("halt", NULL, NULL); /* never started */
 	kvmini_vm_destroy(&vm);

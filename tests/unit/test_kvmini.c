@@ -98,6 +98,12 @@ static void test_config_checks(void **state)
 		   KVMINI_EXIT_USAGE, "fd");
 	expect_err(kvmini_config_set_kick_signal(c, SIGKILL, &e), -EINVAL, &e, KVMINI_EXIT_USAGE,
 		   "kick signal");
+	/* A fault signal or SIGINT would be disarmed by the kick's do-nothing handler. */
+	expect_err(kvmini_config_set_kick_signal(c, SIGSEGV, &e), -EINVAL, &e, KVMINI_EXIT_USAGE,
+		   "real-time");
+	expect_err(kvmini_config_set_kick_signal(c, SIGINT, &e), -EINVAL, &e, KVMINI_EXIT_USAGE,
+		   "real-time");
+	assert_int_equal(kvmini_config_set_kick_signal(c, SIGRTMAX, &e), 0);
 	expect_err(kvmini_config_set_console_fds(c, -2, 1, &e), -EINVAL, &e, KVMINI_EXIT_USAGE,
 		   "console");
 

@@ -20,12 +20,14 @@ void trace_init(struct trace *t, unsigned int mask, int fd, uint64_t start_ns)
 	t->mask = fd >= 0 ? mask : 0;
 	t->start_ns = start_ns;
 	atomic_init(&t->dropped, 0);
+	pthread_mutex_init(&t->probe_lock, NULL);
 	nbout_open(&t->out, t->mask ? fd : -1, true);
 }
 
 void trace_fini(struct trace *t)
 {
 	nbout_close(&t->out);
+	pthread_mutex_destroy(&t->probe_lock);
 	t->mask = 0;
 }
 
@@ -46,8 +48,14 @@ void trace_emit(struct trace *t, const char *fmt, ...)
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
-	/* One write per line (< PIPE_BUF), so lines from several threads never interleave. */
-	if (nbout_write(&t->out, line, len) != (ssize_t)len)
+	/* One write per line (< PIPE_BUF), so lines from several threads never interleave.
+	 * Probing is poll-then-write: two threads must not both see the same room. */
+	if (t->out.probe)
+		pthread_mutex_lock(&t->probe_lock);
+	ssize_t w = nbout_write(&t->out, line, len);
+	if (t->out.probe)
+		pthread_mutex_unlock(&t->probe_lock);
+	if (w != (ssize_t)len)
 		atomic_fetch_add(&t->dropped, 1);
 }
 

@@ -112,6 +112,16 @@ void vcpu_ctl_resume(struct vcpu_ctl *ctl)
 	pthread_mutex_unlock(&ctl->lock);
 }
 
+/*
+ * Forget a kick before looking at the run control again. Sequentially consistent: the clear
+ * must not move after the loads of `stopping` and `pausing`, or a kick sent in between
+ * (flag set, then immediate_exit = 1) would be erased and the next KVM_RUN would not return.
+ */
+static void vcpu_clear_kick(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+}
+
 /* Out of KVM_RUN with a pause requested: wait, counted as parked, for resume or stop. */
 static void vcpu_park(struct vcpu *v)
 {
@@ -124,7 +134,7 @@ static void vcpu_park(struct vcpu *v)
 	ctl->parked--;
 	pthread_mutex_unlock(&ctl->lock);
 	/* A kick that arrived while parked must not end the next KVM_RUN at once. */
-	v->run->immediate_exit = 0;
+	vcpu_clear_kick(v);
 }
 
 /* Number of bits needed to hold an ID in [0, n). */
@@ -477,7 +487,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				v->run->immediate_exit = 0;
+				vcpu_clear_kick(v);
 				if (trace_on(env->trace, TRACE_EXITS))
 					trace_emit(env->trace, "exit vcpu%u kick (signal)", v->id);
 				continue;
@@ -521,7 +531,7 @@ int vcpu_start(struct vcpu *v, int kick_signal, struct vmerr *e)
 void vcpu_kick(struct vcpu *v)
 {
 	if (v->run)
-		v->run->immediate_exit = 1;
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	if (v->started)
 		pthread_kill(v->thread, v->kick_signal);
 }

@@ -301,9 +301,12 @@ int kvmini_trace_parse(const char *text, unsigned int *categories, struct kvmini
 int kvmini_config_set_kick_signal(struct kvmini_config *c, int signo, struct kvmini_error *err)
 {
 	KVMINI_CHECK(c, err, "no configuration");
-	if (signo < 1 || signo > SIGRTMAX || signo == SIGKILL || signo == SIGSTOP)
-		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
-				   "%d cannot be the kick signal (use a real-time signal)", signo);
+	if (signo < SIGRTMIN || signo > SIGRTMAX)
+		return kvmini_fail(
+			err, KVMINI_EXIT_USAGE, EINVAL,
+			"%d cannot be the kick signal: use a real-time signal, SIGRTMIN to "
+			"SIGRTMAX",
+			signo);
 	c->vm.kick_signal = signo;
 	return 0;
 }
@@ -360,8 +363,7 @@ int kvmini_vm_wait(struct kvmini_vm *h, int timeout_ms, struct kvmini_error *err
 	if (ret == -EINVAL)
 		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL, "the VM was never started");
 	if (ret == -ETIMEDOUT)
-		return kvmini_fail(err, KVMINI_EXIT_OK, ETIMEDOUT,
-				   "the VM is still running after %d ms", timeout_ms);
+		return -ETIMEDOUT; /* not a failure: `err` is left alone */
 	if (ret < 0)
 		return kvmini_fail(err, KVMINI_EXIT_HOST, -ret, "waiting for the VM failed: %s",
 				   strerror(-ret));

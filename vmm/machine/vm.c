@@ -208,6 +208,8 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
 	trace_init(&vm->trace, cfg->trace_mask, cfg->trace_fd, start);
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->life_lock, NULL);
+	pthread_mutex_init(&vm->reap_lock, NULL);
+	pthread_cond_init(&vm->reap_cond, NULL);
 	atomic_init(&vm->state, KVMINI_STATE_CREATED);
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
@@ -320,17 +322,23 @@ void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 		vsnprintf(vm->stop_reason, sizeof(vm->stop_reason), fmt, ap);
 		va_end(ap);
 		vcpu_ctl_stop(&vm->ctl);
+		/* Only the winner kicks, and under stop_lock: vm_reap takes the lock before it
+		 * unmaps any vCPU, so no kick can touch a reaped vCPU. */
+		for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(&vm->vcpu[i]);
 		uint64_t one = 1;
 		if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 			/* Cannot fail for a non-full eventfd; the vCPUs are kicked anyway. */
 		}
 	}
 	pthread_mutex_unlock(&vm->stop_lock);
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
-		vcpu_kick(&vm->vcpu[i]);
 }
 
-/* The console thread: the UART's terminal backend, until the VM stops or Ctrl-A x. */
+/*
+ * The console thread: the UART's terminal backend, until the VM stops or Ctrl-A x; then, once
+ * vm_reap has joined every vCPU (no more output can come), it writes out what is queued, so
+ * a console callback only ever runs on this thread.
+ */
 static void *vm_console_thread(void *arg)
 {
 	struct vm *vm = arg;
@@ -339,6 +347,11 @@ static void *vm_console_thread(void *arg)
 		vm_stop(vm, KVMINI_EXIT_OK, "quit by the user (Ctrl-A x)");
 	else if (r < 0)
 		vm_stop(vm, KVMINI_EXIT_HOST, "console: %s", strerror(-r));
+	pthread_mutex_lock(&vm->reap_lock);
+	while (!vm->vcpus_joined)
+		pthread_cond_wait(&vm->reap_cond, &vm->reap_lock);
+	pthread_mutex_unlock(&vm->reap_lock);
+	console_flush(&vm->con);
 	return NULL;
 }
 
@@ -350,6 +363,7 @@ int vm_start(struct vm *vm, struct vmerr *e)
 		return vmerr_set(e, KVMINI_EXIT_USAGE, EALREADY, "the VM was already started");
 	}
 	atomic_store(&vm->state, KVMINI_STATE_RUNNING);
+	console_raw(&vm->con); /* a terminal is raw while the VM runs */
 	int ret = host_thread_start(&vm->con_thread, vm_console_thread, vm, "console");
 	if (ret < 0) {
 		vm_stop(vm, KVMINI_EXIT_HOST, "cannot start the console thread");
@@ -366,16 +380,23 @@ int vm_start(struct vm *vm, struct vmerr *e)
 	return ret;
 }
 
-/* Join every thread, then write out the console. life_lock held. */
+/* Join every thread (the console thread writes out the console last). life_lock held; the
+ * VM is stopping. */
 static void vm_reap(struct vm *vm)
 {
+	/* The stop's kicks are done once its lock is free (vm_stop kicks under it). */
+	pthread_mutex_lock(&vm->stop_lock);
+	pthread_mutex_unlock(&vm->stop_lock);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_fini(&vm->vcpu[i]);
+	pthread_mutex_lock(&vm->reap_lock);
+	vm->vcpus_joined = true;
+	pthread_cond_broadcast(&vm->reap_cond);
+	pthread_mutex_unlock(&vm->reap_lock);
 	if (vm->con_started) {
 		pthread_join(vm->con_thread, NULL);
 		vm->con_started = false;
 	}
-	console_flush(&vm->con);
 	atomic_store(&vm->state, KVMINI_STATE_STOPPED);
 }
 
@@ -400,8 +421,10 @@ int vm_wait(struct vm *vm, int timeout_ms)
 			return -errno;
 	}
 	pthread_mutex_lock(&vm->life_lock);
-	if (atomic_load(&vm->state) != KVMINI_STATE_STOPPED)
+	if (atomic_load(&vm->state) != KVMINI_STATE_STOPPED) {
 		vm_reap(vm);
+		console_restore(&vm->con);
+	}
 	pthread_mutex_unlock(&vm->life_lock);
 	return 0;
 }
@@ -449,9 +472,10 @@ int vm_resume(struct vm *vm, struct vmerr *e)
 {
 	pthread_mutex_lock(&vm->life_lock);
 	int ret = 0;
-	if (atomic_load(&vm->state) != KVMINI_STATE_PAUSED) {
+	if (atomic_load(&vm->state) != KVMINI_STATE_PAUSED || vm_stopping(vm)) {
 		ret = vmerr_set(e, KVMINI_EXIT_USAGE, 0, "the VM is %s, not paused",
-				kvmini_state_name(atomic_load(&vm->state)));
+				kvmini_state_name(vm_stopping(vm) ? KVMINI_STATE_STOPPED
+								  : atomic_load(&vm->state)));
 	} else {
 		vm_pause_devices(vm, false);
 		atomic_store(&vm->state, KVMINI_STATE_RUNNING);
@@ -495,6 +519,8 @@ void vm_destroy(struct vm *vm)
 	free(vm->cmdline);
 	pthread_mutex_destroy(&vm->stop_lock);
 	pthread_mutex_destroy(&vm->life_lock);
+	pthread_mutex_destroy(&vm->reap_lock);
+	pthread_cond_destroy(&vm->reap_cond);
 	trace_fini(&vm->trace);
 	nbout_close(&vm->err);
 	free(vm);
