@@ -841,6 +841,26 @@ static void *vblk_thread(void *arg)
 
 /* ---- vCPU side: the transport's callbacks ---- */
 
+/* With `lock` held and a wanted-state field just changed: publish a new generation, unlock,
+ * and wake the I/O thread. Returns the generation to wait for. */
+static uint64_t vblk_publish(struct vblk *b)
+{
+	uint64_t gen = ++b->gen;
+	pthread_mutex_unlock(&b->lock);
+	if (eventfd_write(b->ctl_fd, 1) < 0)
+		log_err(b->log, "%s: cannot wake the I/O thread: %s", b->name, strerror(errno));
+	return gen;
+}
+
+/* Wait until the I/O thread has acted on generation `gen` (or is gone). */
+static void vblk_wait_gen(struct vblk *b, uint64_t gen)
+{
+	pthread_mutex_lock(&b->lock);
+	while (b->thread_alive && b->done_gen < gen)
+		pthread_cond_wait(&b->cond, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+}
+
 /* Change the wanted state and wake the I/O thread. Returns the new generation, 0 if none. */
 static uint64_t vblk_want(struct vblk *b, bool active, bool exit_thread)
 {
@@ -851,11 +871,7 @@ static uint64_t vblk_want(struct vblk *b, bool active, bool exit_thread)
 	}
 	b->want_active = active;
 	b->want_exit = b->want_exit || exit_thread;
-	uint64_t gen = ++b->gen;
-	pthread_mutex_unlock(&b->lock);
-	if (eventfd_write(b->ctl_fd, 1) < 0)
-		log_err(b->log, "%s: cannot wake the I/O thread: %s", b->name, strerror(errno));
-	return gen;
+	return vblk_publish(b);
 }
 
 void vblk_pause(struct vblk *b, bool paused)
@@ -866,15 +882,8 @@ void vblk_pause(struct vblk *b, bool paused)
 		return;
 	}
 	b->want_paused = paused;
-	uint64_t gen = ++b->gen;
-	pthread_mutex_unlock(&b->lock);
-	if (eventfd_write(b->ctl_fd, 1) < 0)
-		log_err(b->log, "%s: cannot wake the I/O thread: %s", b->name, strerror(errno));
 	/* The acknowledgement waits until nothing is in flight (see vblk_thread). */
-	pthread_mutex_lock(&b->lock);
-	while (b->thread_alive && b->done_gen < gen)
-		pthread_cond_wait(&b->cond, &b->lock);
-	pthread_mutex_unlock(&b->lock);
+	vblk_wait_gen(b, vblk_publish(b));
 }
 
 static int vblk_activate(void *dev)
@@ -887,12 +896,8 @@ static void vblk_reset(void *dev)
 {
 	struct vblk *b = dev;
 	uint64_t gen = vblk_want(b, false, false);
-	if (!gen)
-		return;
-	pthread_mutex_lock(&b->lock);
-	while (b->thread_alive && b->done_gen < gen)
-		pthread_cond_wait(&b->cond, &b->lock);
-	pthread_mutex_unlock(&b->lock);
+	if (gen)
+		vblk_wait_gen(b, gen);
 }
 
 static void vblk_config_read(void *dev, uint32_t off, uint8_t *data, uint32_t len)

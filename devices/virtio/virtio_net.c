@@ -831,6 +831,26 @@ static void *vnet_thread(void *arg)
 
 /* ---- vCPU side: the transport's callbacks ---- */
 
+/* With `lock` held and a wanted-state field just changed: publish a new generation, unlock,
+ * and wake the I/O thread. Returns the generation to wait for. */
+static uint64_t vnet_publish(struct vnet *n)
+{
+	uint64_t gen = ++n->gen;
+	pthread_mutex_unlock(&n->lock);
+	if (eventfd_write(n->ctl_fd, 1) < 0)
+		log_err(n->log, "%s: cannot wake the I/O thread: %s", n->name, strerror(errno));
+	return gen;
+}
+
+/* Wait until the I/O thread has acted on generation `gen` (or is gone). */
+static void vnet_wait_gen(struct vnet *n, uint64_t gen)
+{
+	pthread_mutex_lock(&n->lock);
+	while (n->thread_alive && n->done_gen < gen)
+		pthread_cond_wait(&n->cond, &n->lock);
+	pthread_mutex_unlock(&n->lock);
+}
+
 /* Change the wanted state and wake the I/O thread. Returns the new generation, 0 if none. */
 static uint64_t vnet_want(struct vnet *n, bool active, bool exit_thread, uint64_t features)
 {
@@ -842,11 +862,7 @@ static uint64_t vnet_want(struct vnet *n, bool active, bool exit_thread, uint64_
 	n->want_active = active;
 	n->want_exit = n->want_exit || exit_thread;
 	n->want_features = features;
-	uint64_t gen = ++n->gen;
-	pthread_mutex_unlock(&n->lock);
-	if (eventfd_write(n->ctl_fd, 1) < 0)
-		log_err(n->log, "%s: cannot wake the I/O thread: %s", n->name, strerror(errno));
-	return gen;
+	return vnet_publish(n);
 }
 
 void vnet_pause(struct vnet *n, bool paused)
@@ -857,14 +873,7 @@ void vnet_pause(struct vnet *n, bool paused)
 		return;
 	}
 	n->want_paused = paused;
-	uint64_t gen = ++n->gen;
-	pthread_mutex_unlock(&n->lock);
-	if (eventfd_write(n->ctl_fd, 1) < 0)
-		log_err(n->log, "%s: cannot wake the I/O thread: %s", n->name, strerror(errno));
-	pthread_mutex_lock(&n->lock);
-	while (n->thread_alive && n->done_gen < gen)
-		pthread_cond_wait(&n->cond, &n->lock);
-	pthread_mutex_unlock(&n->lock);
+	vnet_wait_gen(n, vnet_publish(n));
 }
 
 static int vnet_set_offload(struct vnet *n, unsigned long off)
@@ -893,10 +902,7 @@ static void vnet_reset(void *dev)
 	uint64_t gen = vnet_want(n, false, false, 0);
 	if (!gen)
 		return;
-	pthread_mutex_lock(&n->lock);
-	while (n->thread_alive && n->done_gen < gen)
-		pthread_cond_wait(&n->cond, &n->lock);
-	pthread_mutex_unlock(&n->lock);
+	vnet_wait_gen(n, gen);
 	vnet_set_offload(n, 0);
 }
 
