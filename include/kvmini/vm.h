@@ -130,6 +130,10 @@ void vm_stop(struct vm *vm, int status, const char *fmt, ...) __attribute__((for
 /* True once a stop was requested. Any thread. */
 bool vm_stopping(const struct vm *vm);
 
+/* The state as callers see it (enum kvmini_state): STOPPED as soon as a stop was requested,
+ * even before vm_wait has reaped the threads. Any thread. */
+int vm_state(const struct vm *vm);
+
 /* Pause (vCPUs parked, virtio I/O idle) and resume. -EINVAL in the wrong state. */
 int vm_pause(struct vm *vm, struct vmerr *e);
 int vm_resume(struct vm *vm, struct vmerr *e);

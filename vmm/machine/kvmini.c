@@ -379,8 +379,8 @@ int kvmini_vm_stop(struct kvmini_vm *h, int status, const char *reason)
 {
 	if (!h || status < 0 || status > 255)
 		return -EINVAL;
-	int st = atomic_load(&h->vm->state);
-	if (st == KVMINI_STATE_CREATED || st == KVMINI_STATE_STOPPED || vm_stopping(h->vm))
+	int st = vm_state(h->vm);
+	if (st == KVMINI_STATE_CREATED || st == KVMINI_STATE_STOPPED)
 		return -EINVAL;
 	vm_stop(h->vm, status, "%s", reason ? reason : "stopped by the caller");
 	return 0;
@@ -404,11 +404,7 @@ int kvmini_vm_resume(struct kvmini_vm *h, struct kvmini_error *err)
 
 int kvmini_vm_state(const struct kvmini_vm *h)
 {
-	if (!h)
-		return -EINVAL;
-	if (vm_stopping(h->vm))
-		return KVMINI_STATE_STOPPED;
-	return atomic_load(&h->vm->state);
+	return h ? vm_state(h->vm) : -EINVAL;
 }
 
 int kvmini_vm_exit_status(const struct kvmini_vm *h)

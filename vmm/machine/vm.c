@@ -312,6 +312,11 @@ bool vm_stopping(const struct vm *vm)
 	return atomic_load(&vm->ctl.stopping);
 }
 
+int vm_state(const struct vm *vm)
+{
+	return vm_stopping(vm) ? KVMINI_STATE_STOPPED : atomic_load(&vm->state);
+}
+
 void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 {
 	pthread_mutex_lock(&vm->stop_lock);
@@ -452,10 +457,10 @@ int vm_pause(struct vm *vm, struct vmerr *e)
 {
 	pthread_mutex_lock(&vm->life_lock);
 	int ret = 0;
-	if (atomic_load(&vm->state) != KVMINI_STATE_RUNNING || vm_stopping(vm)) {
+	int st = vm_state(vm);
+	if (st != KVMINI_STATE_RUNNING) {
 		ret = vmerr_set(e, KVMINI_EXIT_USAGE, 0, "the VM is %s, not running",
-				kvmini_state_name(vm_stopping(vm) ? KVMINI_STATE_STOPPED
-								  : atomic_load(&vm->state)));
+				kvmini_state_name(st));
 	} else if (vcpu_ctl_pause(&vm->ctl, vm->vcpu, vm->nr_vcpus) < 0) {
 		ret = vmerr_set(e, KVMINI_EXIT_USAGE, 0, "the VM stopped while pausing");
 	} else {
@@ -472,10 +477,10 @@ int vm_resume(struct vm *vm, struct vmerr *e)
 {
 	pthread_mutex_lock(&vm->life_lock);
 	int ret = 0;
-	if (atomic_load(&vm->state) != KVMINI_STATE_PAUSED || vm_stopping(vm)) {
+	int st = vm_state(vm);
+	if (st != KVMINI_STATE_PAUSED) {
 		ret = vmerr_set(e, KVMINI_EXIT_USAGE, 0, "the VM is %s, not paused",
-				kvmini_state_name(vm_stopping(vm) ? KVMINI_STATE_STOPPED
-								  : atomic_load(&vm->state)));
+				kvmini_state_name(st));
 	} else {
 		vm_pause_devices(vm, false);
 		atomic_store(&vm->state, KVMINI_STATE_RUNNING);
