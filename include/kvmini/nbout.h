@@ -15,10 +15,11 @@
  * bytes, which a pipe that polled writable always takes whole.
  */
 struct nbout {
-	int fd;	    /* where writes go, or -1: nothing is written */
-	bool own;   /* fd was opened here (nbout_close closes it) */
-	bool sock;  /* send(MSG_DONTWAIT) */
-	bool probe; /* poll for room first, then at most PIPE_BUF bytes */
+	int fd;	      /* where writes go, or -1: nothing is written */
+	bool own;     /* fd was opened here (nbout_close closes it) */
+	bool sock;    /* send(MSG_DONTWAIT) */
+	bool probe;   /* poll for room first, then at most PIPE_BUF bytes */
+	bool sigpipe; /* a pipe: SIGPIPE is blocked around each write (nbout_write) */
 };
 
 /* Set up writes to `fd` (-1: none). With `reopen`, a pipe, terminal or character device gets

@@ -23,9 +23,11 @@ void nbout_open(struct nbout *o, int fd, bool reopen)
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) < 0) {
-		o->probe = true;
+		o->probe = o->sigpipe = true;
 		return;
 	}
+	/* Only a pipe (and a socket written with write(), below) can raise SIGPIPE. */
+	o->sigpipe = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode);
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
 		return; /* a file takes every write at once */
 	flags = fcntl(fd, F_GETFL);
@@ -33,6 +35,7 @@ void nbout_open(struct nbout *o, int fd, bool reopen)
 		return;
 	if (S_ISSOCK(st.st_mode)) {
 		o->sock = true;
+		o->sigpipe = false; /* send(MSG_NOSIGNAL) */
 		return;
 	}
 	if (reopen) {
@@ -52,6 +55,17 @@ void nbout_open(struct nbout *o, int fd, bool reopen)
 	o->probe = true;
 }
 
+/* One write (send for a socket), retried on EINTR: the count or -errno. */
+static ssize_t nbout_raw(const struct nbout *o, const void *buf, size_t len)
+{
+	ssize_t n;
+	do
+		n = o->sock ? send(o->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+			    : write(o->fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 ssize_t nbout_write(const struct nbout *o, const void *buf, size_t len)
 {
 	ssize_t n;
@@ -66,36 +80,30 @@ ssize_t nbout_write(const struct nbout *o, const void *buf, size_t len)
 		if (len > PIPE_BUF)
 			len = PIPE_BUF;
 	}
-	if (o->sock) {
-		do
-			n = send(o->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		while (n < 0 && errno == EINTR);
-		if (n < 0)
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		return n == 0 ? -EAGAIN : n;
-	}
-	/* A pipe whose reader is gone raises SIGPIPE in the writing thread, which would kill a
-	 * program embedding kvmini that never ignored it. Block it around the write and take
-	 * back the one this write raised (one already pending stays the caller's). */
-	sigset_t pipe_set, old, pending;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	sigpending(&pending);
-	bool was_pending = sigismember(&pending, SIGPIPE);
-	do
-		n = write(o->fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	int err = n < 0 ? errno : 0;
-	if (err == EPIPE && !was_pending) {
-		struct timespec now = {0, 0};
-		while (sigtimedwait(&pipe_set, NULL, &now) < 0 && errno == EINTR) {
+	if (!o->sigpipe) {
+		n = nbout_raw(o, buf, len);
+	} else {
+		/* A pipe whose reader is gone raises SIGPIPE in the writing thread, which would
+		 * kill a program embedding kvmini that never ignored it. Block it around the
+		 * write and take back the one this write raised (one already pending stays the
+		 * caller's). */
+		sigset_t pipe_set, old, pending;
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+		sigpending(&pending);
+		bool was_pending = sigismember(&pending, SIGPIPE);
+		n = nbout_raw(o, buf, len);
+		if (n == -EPIPE && !was_pending) {
+			struct timespec now = {0, 0};
+			while (sigtimedwait(&pipe_set, NULL, &now) < 0 && errno == EINTR) {
+			}
 		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (n < 0)
-		return err == EWOULDBLOCK ? -EAGAIN : -err;
-	return n == 0 ? -EAGAIN : n;
+	if (n == -EWOULDBLOCK || n == 0)
+		return -EAGAIN;
+	return n;
 }
 
 int nbout_wait(const struct nbout *o, int timeout_ms)
