@@ -43,9 +43,6 @@ void log_msg(struct logger *lg, int level, const char *fmt, ...)
 void log_guest(struct logger *lg, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Parse "error", "warn", "info" or "debug"; -EINVAL otherwise. */
-int log_parse_level(const char *s);
-
 #define log_err(lg, ...)   log_msg(lg, LOG_ERROR, __VA_ARGS__)
 #define log_warn(lg, ...)  log_msg(lg, LOG_WARN, __VA_ARGS__)
 #define log_info(lg, ...)  log_msg(lg, LOG_INFO, __VA_ARGS__)

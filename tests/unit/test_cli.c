@@ -140,6 +140,10 @@ static void test_refused_values(void **state)
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--cpus", ""), &e, 2, "--cpus");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--log-level", "x"), &e, 2,
 			   "--log-level");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--log-level", "verbose"), &e, 2,
+			   "--log-level");
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--log-level", "warning"), 0);
+	assert_int_equal(c.log_level, KVMINI_LOG_WARN);
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--name", ""), &e, 2, "--name");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--frob"), &e, 2, "--frob");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel"), &e, 2, "--kernel");

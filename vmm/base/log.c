@@ -84,14 +84,3 @@ void log_guest(struct logger *lg, int level, const char *fmt, ...)
 	log_vwrite(lg, level, fmt, ap);
 	va_end(ap);
 }
-
-int log_parse_level(const char *s)
-{
-	static const char *const names[] = {"error", "warn", "info", "debug"};
-	for (int i = 0; i < 4; i++)
-		if (strcmp(s, names[i]) == 0)
-			return i;
-	if (strcmp(s, "warning") == 0)
-		return LOG_WARN;
-	return -EINVAL;
-}
