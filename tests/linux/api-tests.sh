@@ -5,6 +5,14 @@
 #   KVMINI_TEST_PAUSE    tests/linux/pause-test (pause and resume through the API)
 # A test whose program is not given fails (never skipped): make linuxtest gives both.
 
+# need_prog PATH VAR: fail the current test unless PATH (the value of VAR) is executable.
+need_prog() {
+	if [ -z "$1" ] || [ ! -x "$1" ]; then
+		not_ok "$name" "$2 is not set to the built program"
+		return 1
+	fi
+}
+
 # The example program embeds the installed library, captures the console through the API
 # and reports the command's exit status.
 test_example_installed() {
@@ -12,10 +20,7 @@ test_example_installed() {
 	wanted "$name" || return 0
 	need "$BZIMAGE" "$INITRD" || return 0
 	b=$tmp/$name
-	if [ -z "${KVMINI_TEST_EXAMPLE:-}" ] || [ ! -x "$KVMINI_TEST_EXAMPLE" ]; then
-		not_ok "$name" "KVMINI_TEST_EXAMPLE is not set to the built example"
-		return 0
-	fi
+	need_prog "${KVMINI_TEST_EXAMPLE:-}" KVMINI_TEST_EXAMPLE || return 0
 	timeout -k 10 "$T" "$KVMINI_TEST_EXAMPLE" "$BZIMAGE" "$INITRD" 'echo from-the-api; exit 7' \
 		>"$b.out" 2>"$b.err" </dev/null
 	status=$?
@@ -37,10 +42,7 @@ test_pause_resume() {
 	wanted "$name" || return 0
 	need "$BZIMAGE" "$INITRD" || return 0
 	b=$tmp/$name
-	if [ -z "${KVMINI_TEST_PAUSE:-}" ] || [ ! -x "$KVMINI_TEST_PAUSE" ]; then
-		not_ok "$name" "KVMINI_TEST_PAUSE is not set to the built pause-test"
-		return 0
-	fi
+	need_prog "${KVMINI_TEST_PAUSE:-}" KVMINI_TEST_PAUSE || return 0
 	timeout -k 10 "$T" "$KVMINI_TEST_PAUSE" "$BZIMAGE" "$INITRD" >"$b.out" 2>"$b.err" </dev/null
 	status=$?
 	grep '^pause-test:' "$b.out" | sed 's/^/# /'
