@@ -1,4 +1,6 @@
-/* i8042: a minimal PS/2 controller: status, command byte, self-test, and the CPU reset line. */
+/* i8042: a minimal PS/2 controller: status, command byte, self-test, the CPU reset line, and a
+ * keyboard that types Ctrl-Alt-Del on request. */
+#include <errno.h>
 #include <string.h>
 
 #include "kvmini/i8042.h"
@@ -20,8 +22,17 @@
 #define I8042_CMD_WRITE_OUTP 0xd1
 #define I8042_CMD_RESET	     0xfe /* pulse output line 0: the CPU reset */
 #define I8042_OUTP_RESET     0x01 /* output port bit 0 low = CPU held in reset */
+#define I8042_CTR_KBDINT     0x01 /* command byte: interrupt on keyboard data */
+#define I8042_CTR_KBDDIS     0x10 /* command byte: keyboard clock disabled */
+#define I8042_CTR_XLATE	     0x40 /* command byte: translate to scan code set 1 */
 
-void i8042_init(struct i8042 *k, void (*reset)(void *opaque), void *opaque)
+/* Ctrl, Alt, Delete pressed, then released in reverse order. */
+static const uint8_t i8042_cad_set1[] = {0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d};
+static const uint8_t i8042_cad_set2[] = {0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+					 0x71, 0xf0, 0x11, 0xf0, 0x14};
+
+void i8042_init(struct i8042 *k, void (*reset)(void *opaque),
+		void (*set_irq)(void *opaque, int level), void *opaque)
 {
 	memset(k, 0, sizeof(*k));
 	pthread_mutex_init(&k->lock, NULL);
@@ -29,6 +40,7 @@ void i8042_init(struct i8042 *k, void (*reset)(void *opaque), void *opaque)
 	k->ctr = 0x45; /* keyboard interrupt on, system flag, translation */
 	k->outport = I8042_OUTP_RESET;
 	k->reset = reset;
+	k->set_irq = set_irq;
 	k->opaque = opaque;
 }
 
@@ -40,11 +52,53 @@ void i8042_fini(struct i8042 *k)
 static void i8042_reply(struct i8042 *k, uint8_t byte)
 {
 	k->out = byte;
+	k->out_kbd = false;
 	k->status |= I8042_STR_OBF;
 }
 
-/* Returns true if the guest asked for a CPU reset. */
-static bool i8042_command(struct i8042 *k, uint8_t cmd)
+/* With the output buffer free, move the next keyboard byte into it. Under the lock; true if
+ * that should raise IRQ 1 (the guest enabled keyboard interrupts and the keyboard). */
+static bool i8042_kbd_load(struct i8042 *k)
+{
+	if ((k->status & I8042_STR_OBF) || !k->kbd_len || (k->ctr & I8042_CTR_KBDDIS))
+		return false;
+	k->out = k->kbd[k->kbd_head];
+	k->kbd_head = (k->kbd_head + 1) % I8042_KBD_FIFO;
+	k->kbd_len--;
+	k->out_kbd = true;
+	k->status |= I8042_STR_OBF;
+	return (k->ctr & I8042_CTR_KBDINT) != 0;
+}
+
+/* An edge on IRQ 1, outside the lock. */
+static void i8042_pulse(struct i8042 *k, bool irq)
+{
+	if (irq && k->set_irq) {
+		k->set_irq(k->opaque, 1);
+		k->set_irq(k->opaque, 0);
+	}
+}
+
+int i8042_send_ctrl_alt_del(struct i8042 *k)
+{
+	pthread_mutex_lock(&k->lock);
+	bool set1 = (k->ctr & I8042_CTR_XLATE) != 0;
+	const uint8_t *codes = set1 ? i8042_cad_set1 : i8042_cad_set2;
+	unsigned int n = set1 ? sizeof(i8042_cad_set1) : sizeof(i8042_cad_set2);
+	if (k->kbd_len + n > I8042_KBD_FIFO) {
+		pthread_mutex_unlock(&k->lock);
+		return -EBUSY;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		k->kbd[(k->kbd_head + k->kbd_len++) % I8042_KBD_FIFO] = codes[i];
+	bool irq = i8042_kbd_load(k);
+	pthread_mutex_unlock(&k->lock);
+	i8042_pulse(k, irq);
+	return 0;
+}
+
+/* Returns true if the guest asked for a CPU reset; *irq: a keyboard byte became readable. */
+static bool i8042_command(struct i8042 *k, uint8_t cmd, bool *irq)
 {
 	switch (cmd) {
 	case I8042_CMD_READ_CTR:
@@ -64,10 +118,15 @@ static bool i8042_command(struct i8042 *k, uint8_t cmd)
 	case I8042_CMD_READ_OUTP:
 		i8042_reply(k, k->outport);
 		break;
+	case I8042_CMD_KBD_OFF:
+		k->ctr |= I8042_CTR_KBDDIS;
+		break;
+	case I8042_CMD_KBD_ON:
+		k->ctr &= (uint8_t)~I8042_CTR_KBDDIS;
+		*irq = i8042_kbd_load(k);
+		break;
 	case I8042_CMD_AUX_OFF:
 	case I8042_CMD_AUX_ON:
-	case I8042_CMD_KBD_OFF:
-	case I8042_CMD_KBD_ON:
 		break;
 	default:
 		/* 0xf0-0xff pulse output port lines; bit 0 is the CPU reset (0xfe, 0xfc...). */
@@ -81,17 +140,18 @@ static bool i8042_command(struct i8042 *k, uint8_t cmd)
 void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct i8042 *k = opaque;
-	bool reset = false;
+	bool reset = false, irq = false;
 	(void)offset;
 	pthread_mutex_lock(&k->lock);
 	if (is_write) {
 		k->status |= I8042_STR_CMD;
-		reset = i8042_command(k, data[0]);
+		reset = i8042_command(k, data[0], &irq);
 	} else {
 		memset(data, 0, len);
 		data[0] = k->status;
 	}
 	pthread_mutex_unlock(&k->lock);
+	i8042_pulse(k, irq);
 	/* Outside the lock: the callback stops the VM and kicks every vCPU. */
 	if (reset && k->reset)
 		k->reset(k->opaque);
@@ -100,13 +160,14 @@ void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bo
 void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct i8042 *k = opaque;
-	bool reset = false;
+	bool reset = false, irq = false;
 	(void)offset;
 	pthread_mutex_lock(&k->lock);
 	if (is_write) {
 		k->status &= (uint8_t)~I8042_STR_CMD;
 		if (k->pending_cmd == I8042_CMD_WRITE_CTR) {
 			k->ctr = data[0];
+			irq = i8042_kbd_load(k); /* keys typed before the guest was ready */
 		} else if (k->pending_cmd == I8042_CMD_WRITE_OUTP) {
 			k->outport = data[0];
 			reset = !(data[0] & I8042_OUTP_RESET);
@@ -117,8 +178,11 @@ void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 		memset(data, 0, len);
 		data[0] = k->out;
 		k->status &= (uint8_t)~I8042_STR_OBF;
+		k->out_kbd = false;
+		irq = i8042_kbd_load(k);
 	}
 	pthread_mutex_unlock(&k->lock);
+	i8042_pulse(k, irq);
 	if (reset && k->reset)
 		k->reset(k->opaque);
 }

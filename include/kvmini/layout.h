@@ -55,5 +55,6 @@
 #define LAYOUT_VIRTIO_IRQ_BASE 5
 #define LAYOUT_I8042_DATA      0x60
 #define LAYOUT_I8042_CMD       0x64
+#define LAYOUT_I8042_IRQ       1 /* keyboard */
 
 #endif
