@@ -94,6 +94,60 @@ enum kvmini_state {
 	KVMINI_STATE_STOPPED = 3, /* stopped (or stopping): see kvmini_vm_exit_status() */
 };
 
+/* VM exits as counted per vCPU (struct kvmini_stats). */
+enum kvmini_exit_kind {
+	KVMINI_EXIT_KIND_IO = 0,	   /* port I/O the VMM answered */
+	KVMINI_EXIT_KIND_MMIO = 1,	   /* MMIO the VMM answered */
+	KVMINI_EXIT_KIND_INTR = 2,	   /* KVM_RUN interrupted: a kick (pause, stop) or signal */
+	KVMINI_EXIT_KIND_HLT = 3,	   /* HLT without an in-kernel LAPIC (ends the VM) */
+	KVMINI_EXIT_KIND_SHUTDOWN = 4,	   /* triple fault */
+	KVMINI_EXIT_KIND_SYSTEM_EVENT = 5, /* reset, shutdown or crash reported by KVM */
+	KVMINI_EXIT_KIND_OTHER = 6,	   /* entry failures, internal errors, unknown reasons */
+	KVMINI_EXIT_KINDS = 7,
+};
+
+/* One disk's counters: requests by type as taken from its queue, bytes of the successful
+ * reads and writes. */
+struct kvmini_disk_stats {
+	char name[8]; /* "vda", "vdb", ... */
+	uint64_t reads, writes, flushes, discards, write_zeroes, get_ids;
+	uint64_t read_bytes, write_bytes;
+	uint64_t errors;	/* requests answered with an error (IOERR or UNSUPP) */
+	uint64_t inflight_peak; /* most requests on the host at once */
+	uint64_t needs_reset;	/* times the device gave up on the driver (DEVICE_NEEDS_RESET) */
+};
+
+/* One network card's counters; every dropped frame is counted in exactly one drop field. */
+struct kvmini_net_stats {
+	char name[8];		      /* "eth0", ... (the guest's order) */
+	uint64_t rx_frames, rx_bytes; /* delivered to the guest */
+	uint64_t tx_frames, tx_bytes; /* sent to the tap */
+	uint64_t rx_drop_oversize, rx_drop_short, rx_drop_offload, rx_drop_no_room, rx_drop_reset;
+	uint64_t rx_errors; /* tap read errors */
+	uint64_t tx_drop_short, tx_drop_bad_chain, tx_drop_oversize, tx_errors;
+	uint64_t tx_blocked; /* times the tap was full and a frame waited (not dropped) */
+	uint64_t needs_reset;
+};
+
+/* A snapshot of a VM's counters (kvmini_vm_stats). Each counter is read atomically; the set
+ * is not one consistent instant. Times in nanoseconds, sizes in bytes. */
+struct kvmini_stats {
+	int state;		   /* enum kvmini_state */
+	unsigned int cpus;	   /* vCPUs */
+	uint64_t memory;	   /* guest RAM configured */
+	uint64_t uptime_ns;	   /* since kvmini_vm_start() (0 before; frozen once stopped) */
+	uint64_t guest_resident;   /* guest RAM resident on the host */
+	uint64_t process_resident; /* the whole process's resident memory (every VM in it) */
+	uint64_t exits[KVMINI_MAX_CPUS][KVMINI_EXIT_KINDS]; /* per vCPU, by kind */
+	unsigned int nr_disks, nr_nets;
+	struct kvmini_disk_stats disk[KVMINI_MAX_VIRTIO];
+	struct kvmini_net_stats net[KVMINI_MAX_NETS];
+	uint64_t console_dropped, log_dropped;
+	/* The boot timer (0 until reached): first KVM_RUN and guest init, both counted from the
+	 * start time (kvmini_config_set_start_time), and init counted from the first KVM_RUN. */
+	uint64_t boot_first_run_ns, boot_init_ns, boot_init_since_run_ns;
+};
+
 /* A log line (no newline) at `level`; called on any of the VM's threads, must not block. */
 typedef void (*kvmini_log_fn)(void *opaque, int level, const char *line);
 
@@ -230,6 +284,25 @@ int kvmini_vm_state(const struct kvmini_vm *vm);
  * and NULL. */
 int kvmini_vm_exit_status(const struct kvmini_vm *vm);
 const char *kvmini_vm_stop_reason(const struct kvmini_vm *vm);
+
+/*
+ * Ask the guest to shut down: the keyboard controller (i8042) types Ctrl-Alt-Del, as on a PC
+ * without ACPI. A Linux guest needs CONFIG_SERIO_I8042, CONFIG_KEYBOARD_ATKBD and CONFIG_VT,
+ * and an init that handles it (sysctl kernel.ctrl-alt-del = 0 sends it SIGINT); kvmini's
+ * guest init syncs, unmounts and reboots, and the VM then stops with KVMINI_EXIT_OK. Returns
+ * at once; nothing forces the guest. -EINVAL unless RUNNING, -EBUSY when the guest has not
+ * read the previous request's keys yet.
+ */
+int kvmini_vm_send_ctrl_alt_del(struct kvmini_vm *vm, struct kvmini_error *err);
+
+/* Fill `out` with the VM's counters (see struct kvmini_stats). Any thread, cheap (no lock a
+ * vCPU or I/O thread takes; guest_resident walks the page tables with mincore()). 0 or
+ * -EINVAL. */
+int kvmini_vm_stats(const struct kvmini_vm *vm, struct kvmini_stats *out, struct kvmini_error *err);
+
+/* A readable name for an exit kind: "io", "mmio", "intr", "hlt", "shutdown", "system_event",
+ * "other" (NULL when unknown). */
+const char *kvmini_exit_kind_name(int kind);
 
 /* Console bytes and log lines dropped so far because their reader was too slow. */
 uint64_t kvmini_vm_console_dropped(const struct kvmini_vm *vm);

@@ -145,7 +145,7 @@ struct vblk_req {
 	gpa_t status_gpa;
 	uint64_t off;  /* file offset of the next transfer */
 	uint64_t left; /* bytes still to transfer (or to zero) */
-	uint64_t done; /* bytes read into guest buffers so far */
+	uint64_t done; /* bytes read into guest buffers (or written from them) so far */
 	unsigned int retries;
 	unsigned int iov_first, iov_nr;
 	struct iovec iov[VBLK_SEG_MAX];
@@ -186,7 +186,11 @@ struct vblk {
 	uint16_t free_slot[VBLK_QUEUE_SIZE];
 	struct vblk_req req[VBLK_QUEUE_SIZE];
 	struct virtq_chain chain;
+	struct vblk_stats stats; /* written by the I/O thread, read with vblk_get_stats() */
 };
+
+/* One writer (the I/O thread): a relaxed add, no lock on the request path. */
+#define VBLK_COUNT(b, field, v) __atomic_fetch_add(&(b)->stats.field, (v), __ATOMIC_RELAXED)
 
 static void vblk_put_le32(uint8_t *p, uint32_t v)
 {
@@ -251,6 +255,8 @@ static struct vblk_req *vblk_req_alloc(struct vblk *b)
 	memset(r, 0, offsetof(struct vblk_req, iov));
 	r->busy = true;
 	b->inflight++;
+	if (b->inflight > b->stats.inflight_peak)
+		__atomic_store_n(&b->stats.inflight_peak, b->inflight, __ATOMIC_RELAXED);
 	return r;
 }
 
@@ -327,6 +333,8 @@ static void vblk_answer(struct vblk *b, uint16_t head, gpa_t status_gpa, uint8_t
 	uint64_t written = status == VBLK_S_OK ? data_written + 1 : 1;
 	if (written > UINT32_MAX)
 		written = UINT32_MAX;
+	if (status != VBLK_S_OK)
+		VBLK_COUNT(b, errors, 1);
 	if (gmem_write(b->mem, status_gpa, &status, 1) < 0)
 		return; /* cannot happen: virtq_pop checked the buffer */
 	if (virtq_push(&b->t.vq[0], head, (uint32_t)written) == 0)
@@ -335,6 +343,10 @@ static void vblk_answer(struct vblk *b, uint16_t head, gpa_t status_gpa, uint8_t
 
 static void vblk_req_finish(struct vblk *b, struct vblk_req *r, uint8_t status)
 {
+	if (status == VBLK_S_OK && r->op == VBLK_OP_READ)
+		VBLK_COUNT(b, read_bytes, r->done);
+	else if (status == VBLK_S_OK && r->op == VBLK_OP_WRITE)
+		VBLK_COUNT(b, write_bytes, r->done);
 	vblk_answer(b, r->head, r->status_gpa, status, r->op == VBLK_OP_READ ? r->done : 0);
 	vblk_req_free(b, r);
 }
@@ -398,7 +410,7 @@ static void vblk_req_done(struct vblk *b, struct vblk_req *r, int res)
 	case VBLK_OP_ZERO_WRITE:
 		if (res <= 0 || (uint64_t)res > r->left)
 			break;
-		if (r->op == VBLK_OP_READ)
+		if (r->op != VBLK_OP_ZERO_WRITE)
 			r->done += (uint64_t)res;
 		r->off += (uint64_t)res;
 		r->left -= (uint64_t)res;
@@ -650,16 +662,26 @@ static void vblk_handle(struct vblk *b, const struct virtq_chain *c)
 	switch (type) {
 	case VBLK_T_IN:
 	case VBLK_T_OUT:
+		if (type == VBLK_T_OUT)
+			VBLK_COUNT(b, writes, 1);
+		else
+			VBLK_COUNT(b, reads, 1);
 		vblk_rw(b, c, type == VBLK_T_OUT, sector, status_gpa);
 		return;
 	case VBLK_T_FLUSH:
+		VBLK_COUNT(b, flushes, 1);
 		vblk_flush(b, c, status_gpa);
 		return;
 	case VBLK_T_GET_ID:
+		VBLK_COUNT(b, get_ids, 1);
 		vblk_get_id(b, c, status_gpa);
 		return;
 	case VBLK_T_DISCARD:
 	case VBLK_T_WRITE_ZEROES:
+		if (type == VBLK_T_DISCARD)
+			VBLK_COUNT(b, discards, 1);
+		else
+			VBLK_COUNT(b, write_zeroes, 1);
 		vblk_dwz(b, c, type, status_gpa);
 		return;
 	default:
@@ -1151,4 +1173,14 @@ void vblk_destroy(struct vblk *b)
 		pthread_mutex_destroy(&b->lock);
 	}
 	free(b);
+}
+
+void vblk_get_stats(const struct vblk *b, struct vblk_stats *out)
+{
+	_Static_assert(sizeof(*out) % sizeof(uint64_t) == 0, "vblk_stats holds uint64_t only");
+	const uint64_t *src = (const uint64_t *)&b->stats;
+	uint64_t *dst = (uint64_t *)out;
+	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	out->needs_reset = atomic_load_explicit(&b->t.needs_reset_count, memory_order_relaxed);
 }

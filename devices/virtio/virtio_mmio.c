@@ -268,6 +268,7 @@ void virtio_mmio_needs_reset(struct virtio_mmio *t, const char *why)
 	unsigned int old = atomic_fetch_or(&t->status, VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	if (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
 		return; /* already reported; the driver has to reset */
+	atomic_fetch_add_explicit(&t->needs_reset_count, 1, memory_order_relaxed);
 	log_guest(t->log, LOG_WARN, "%s: device needs reset: %s", t->name, why ? why : "error");
 	/* §2.1.2: with DRIVER_OK set, the device sends a configuration change notification. */
 	atomic_fetch_or(&t->int_status, VIRTIO_MMIO_INT_CONFIG);

@@ -1092,6 +1092,7 @@ void vnet_get_stats(const struct vnet *n, struct vnet_stats *out)
 	uint64_t *dst = (uint64_t *)out;
 	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	out->needs_reset = atomic_load_explicit(&n->t.needs_reset_count, memory_order_relaxed);
 }
 
 void vnet_destroy(struct vnet *n)

@@ -44,6 +44,10 @@ int gmem_layout(uint64_t ram_size, struct gmem_region *out);
  */
 int gmem_init(struct gmem *gm, uint64_t ram_size, struct vmerr *e);
 
+/* Bytes of guest RAM resident on the host now (mincore over the mapping; 0 for fake memory).
+ * 0 or -errno. */
+int gmem_resident(const struct gmem *gm, uint64_t *bytes);
+
 /* Release the mapping made by gmem_init(). Safe on a zeroed or half-built gmem. */
 void gmem_fini(struct gmem *gm);
 

@@ -15,6 +15,9 @@
  */
 const char *host_slow_kvm_reason(const char *sysfs, const char *cpuinfo);
 
+/* This process's resident memory in bytes (from /proc/self/statm). 0 or -errno. */
+int host_rss(uint64_t *bytes);
+
 /* Refuse guest memory larger than this host's RAM: KVMINI_EXIT_RESOURCE with a message. */
 int host_check_memory(uint64_t mem_size, struct vmerr *e);
 

@@ -52,8 +52,13 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	int kick_signal; /* set by vcpu_start */
-	uint64_t exits;	 /* exits handled by this vCPU's thread */
+	/* Exits by kind (enum kvmini_exit_kind); written by this vCPU's thread only, read with
+	 * vcpu_exit_count() from any thread. */
+	uint64_t exit_count[KVMINI_EXIT_KINDS];
 };
+
+/* Exits of `kind` (enum kvmini_exit_kind) so far; any thread. */
+uint64_t vcpu_exit_count(const struct vcpu *v, unsigned int kind);
 
 int vcpu_ctl_init(struct vcpu_ctl *ctl);
 void vcpu_ctl_fini(struct vcpu_ctl *ctl);

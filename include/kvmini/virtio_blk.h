@@ -44,6 +44,19 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 /* The device's transport: the VM registers its window and binds its eventfds. */
 struct virtio_mmio *vblk_transport(struct vblk *b);
 
+/* What the device did, for statistics: requests by type as taken from the queue (answered OK
+ * or not), bytes moved by the reads and writes that succeeded. */
+struct vblk_stats {
+	uint64_t reads, writes, flushes, discards, write_zeroes, get_ids;
+	uint64_t read_bytes, write_bytes;
+	uint64_t errors;	/* requests answered IOERR or UNSUPP */
+	uint64_t inflight_peak; /* most requests on the io_uring at once */
+	uint64_t needs_reset;	/* times the device entered DEVICE_NEEDS_RESET */
+};
+
+/* A snapshot of the counters (each read atomically; the set need not be consistent). */
+void vblk_get_stats(const struct vblk *b, struct vblk_stats *out);
+
 /* Capacity in 512-byte sectors (the image size rounded down). */
 uint64_t vblk_capacity(const struct vblk *b);
 

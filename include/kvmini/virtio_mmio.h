@@ -120,6 +120,7 @@ struct virtio_mmio {
 	atomic_uint status;	/* read by device threads (DRIVER_OK, NEEDS_RESET) */
 	atomic_uint int_status; /* InterruptStatus; set by device threads, ACKed by vCPUs */
 	atomic_uint config_generation;
+	atomic_uint needs_reset_count; /* times DEVICE_NEEDS_RESET was newly set */
 	struct virtio_mmio_queue q[VIRTIO_MMIO_MAX_QUEUES];
 	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES]; /* started at DRIVER_OK; the device uses these */
 

@@ -102,6 +102,8 @@ struct vm {
 	int exit_status;
 	char stop_reason[256];
 	int stop_fd; /* eventfd, readable once the VM is stopping */
+	/* CLOCK_MONOTONIC of vm_start and of the winning vm_stop (0: not yet), for the uptime. */
+	atomic_uint_fast64_t started_ns, stopped_ns;
 };
 
 /*
@@ -133,6 +135,10 @@ bool vm_stopping(const struct vm *vm);
 /* The state as callers see it (enum kvmini_state): STOPPED as soon as a stop was requested,
  * even before vm_wait has reaped the threads. Any thread. */
 int vm_state(const struct vm *vm);
+
+/* Type Ctrl-Alt-Del on the i8042 keyboard. -EINVAL unless RUNNING, -EBUSY while the
+ * guest has not read the previous keys. */
+int vm_ctrl_alt_del(struct vm *vm, struct vmerr *e);
 
 /* Pause (vCPUs parked, virtio I/O idle) and resume. -EINVAL in the wrong state. */
 int vm_pause(struct vm *vm, struct vmerr *e);

@@ -660,6 +660,40 @@ static void test_missing_status_byte(void **state)
 }
 
 /* A header shorter than 16 bytes, with a status byte: IOERR; a split header is fine. */
+/* Every request is counted by type, bytes only for what succeeded, refusals as errors, and a
+ * device that gave up as needs_reset. */
+static void test_stats(void **state)
+{
+	struct fx *f = *state;
+	struct vblk_stats st;
+	vblk_get_stats(f->b, &st);
+	assert_int_equal(st.reads + st.writes + st.flushes + st.errors + st.needs_reset, 0);
+	run_simple(f, 0, T_IN, 0, 1024, true, S_OK, 1025);
+	run_simple(f, 1, T_OUT, 2, SECTOR, false, S_OK, 1);
+	run_simple(f, 2, T_FLUSH, 0, 0, false, S_OK, 1);
+	run_simple(f, 3, T_IN, IMG_SECTORS, SECTOR, true, S_IOERR, 1); /* past the end */
+	run_simple(f, 4, 99, 0, 0, false, S_UNSUPP, 1);
+	vblk_get_stats(f->b, &st);
+	assert_int_equal(st.reads, 2);
+	assert_int_equal(st.writes, 1);
+	assert_int_equal(st.flushes, 1);
+	assert_int_equal(st.read_bytes, 1024); /* the refused read moved nothing */
+	assert_int_equal(st.write_bytes, SECTOR);
+	assert_int_equal(st.errors, 2);
+	assert_true(st.inflight_peak >= 1);
+	assert_int_equal(st.needs_reset, 0);
+
+	struct vdrv_buf d[2] = {
+		{put_hdr(f, 0, T_IN, 0), 16, false},
+		{data_gpa(0), 512, false},
+	};
+	vdrv_post(&f->d, d, 2); /* no status byte: the device needs a reset */
+	vdrv_kick(&f->d);
+	assert_true(vdrv_wait_needs_reset(&f->d, TIMEOUT_MS));
+	vblk_get_stats(f->b, &st);
+	assert_int_equal(st.needs_reset, 1);
+}
+
 static void test_short_header(void **state)
 {
 	struct fx *f = *state;
@@ -1056,6 +1090,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_zeroes_fallback, setup_tmpfs, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_refuses_writes, setup_ro, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_status_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_direction_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_direction_out, setup, teardown),

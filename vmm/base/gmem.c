@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "kvmini/gmem.h"
 #include "kvmini/layout.h"
@@ -82,6 +83,28 @@ int gmem_init(struct gmem *gm, uint64_t ram_size, struct vmerr *e)
 		gmem_add_region(gm, lay[i].gpa, lay[i].size, host);
 		host += lay[i].size;
 	}
+	return 0;
+}
+
+int gmem_resident(const struct gmem *gm, uint64_t *bytes)
+{
+	unsigned char vec[4096]; /* one chunk of pages per mincore() */
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t n = 0;
+	if (page <= 0)
+		return -EINVAL;
+	for (size_t off = 0; gm->map && off < gm->map_size;) {
+		size_t len = gm->map_size - off;
+		if (len > sizeof(vec) * (size_t)page)
+			len = sizeof(vec) * (size_t)page;
+		if (mincore((uint8_t *)gm->map + off, len, vec) < 0)
+			return -errno;
+		size_t pages = (len + (size_t)page - 1) / (size_t)page;
+		for (size_t i = 0; i < pages; i++)
+			n += vec[i] & 1;
+		off += len;
+	}
+	*bytes = n * (uint64_t)page;
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include "kvmini/host.h"
 
@@ -96,5 +97,20 @@ int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *
 		free(b);
 		return -ret;
 	}
+	return 0;
+}
+
+int host_rss(uint64_t *bytes)
+{
+	FILE *f = fopen("/proc/self/statm", "re");
+	if (!f)
+		return -errno;
+	unsigned long long size = 0, resident = 0;
+	int n = fscanf(f, "%llu %llu", &size, &resident);
+	fclose(f);
+	long page = sysconf(_SC_PAGESIZE);
+	if (n != 2 || page <= 0)
+		return -EIO;
+	*bytes = (uint64_t)resident * (uint64_t)page;
 	return 0;
 }

@@ -416,6 +416,40 @@ static void vcpu_stop(struct vcpu *v, int status, const char *fmt, ...)
 	v->env->stop(v->env->opaque, status, reason);
 }
 
+/* One writer per counter (this vCPU's thread): a relaxed load and store, no locked add. */
+static void vcpu_count(struct vcpu *v, unsigned int kind)
+{
+	uint64_t *c = &v->exit_count[kind];
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+uint64_t vcpu_exit_count(const struct vcpu *v, unsigned int kind)
+{
+	return kind < KVMINI_EXIT_KINDS ? __atomic_load_n(&v->exit_count[kind], __ATOMIC_RELAXED)
+					: 0;
+}
+
+/* The kind an exit is counted as. */
+static unsigned int vcpu_exit_kind(uint32_t reason)
+{
+	switch (reason) {
+	case KVM_EXIT_IO:
+		return KVMINI_EXIT_KIND_IO;
+	case KVM_EXIT_MMIO:
+		return KVMINI_EXIT_KIND_MMIO;
+	case KVM_EXIT_INTR:
+		return KVMINI_EXIT_KIND_INTR;
+	case KVM_EXIT_HLT:
+		return KVMINI_EXIT_KIND_HLT;
+	case KVM_EXIT_SHUTDOWN:
+		return KVMINI_EXIT_KIND_SHUTDOWN;
+	case KVM_EXIT_SYSTEM_EVENT:
+		return KVMINI_EXIT_KIND_SYSTEM_EVENT;
+	default:
+		return KVMINI_EXIT_KIND_OTHER;
+	}
+}
+
 /* One exit; returns false when the VM must stop (vcpu_stop() already called). */
 static bool vcpu_handle_exit(struct vcpu *v)
 {
@@ -488,6 +522,7 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu_clear_kick(v);
+				vcpu_count(v, KVMINI_EXIT_KIND_INTR);
 				if (trace_on(env->trace, TRACE_EXITS))
 					trace_emit(env->trace, "exit vcpu%u kick (signal)", v->id);
 				continue;
@@ -496,7 +531,7 @@ static void *vcpu_thread(void *arg)
 				  strerror(errno));
 			break;
 		}
-		v->exits++;
+		vcpu_count(v, vcpu_exit_kind(v->run->exit_reason));
 		if (!vcpu_handle_exit(v))
 			break;
 	}

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "kvmini.h"
+#include "kvmini/boottimer.h"
+#include "kvmini/gmem.h"
 #include "kvmini/host.h"
 #include "kvmini/trace.h"
 #include "kvmini/vm.h"
@@ -419,6 +421,94 @@ const char *kvmini_vm_stop_reason(const struct kvmini_vm *h)
 	if (!h || !vm_stopping(h->vm))
 		return NULL;
 	return h->vm->stop_reason;
+}
+
+int kvmini_vm_send_ctrl_alt_del(struct kvmini_vm *h, struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	struct vmerr e = {0};
+	int ret = vm_ctrl_alt_del(h->vm, &e);
+	return ret < 0 ? kvmini_from_vmerr(err, &e, ret) : 0;
+}
+
+const char *kvmini_exit_kind_name(int kind)
+{
+	static const char *const names[KVMINI_EXIT_KINDS] = {
+		"io", "mmio", "intr", "hlt", "shutdown", "system_event", "other",
+	};
+	return kind >= 0 && kind < KVMINI_EXIT_KINDS ? names[kind] : NULL;
+}
+
+int kvmini_vm_stats(const struct kvmini_vm *h, struct kvmini_stats *s, struct kvmini_error *err)
+{
+	KVMINI_CHECK(h && s, err, "no VM or no stats buffer");
+	const struct vm *vm = h->vm;
+	memset(s, 0, sizeof(*s));
+	s->state = vm_state(vm);
+	s->cpus = vm->cfg.cpus;
+	s->memory = vm->cfg.mem_size;
+	uint64_t t0 = atomic_load(&vm->started_ns), t1 = atomic_load(&vm->stopped_ns);
+	if (t0)
+		s->uptime_ns = (t1 >= t0 ? t1 : boottimer_now_ns()) - t0;
+	if (gmem_resident(&vm->mem, &s->guest_resident) < 0)
+		s->guest_resident = 0;
+	if (host_rss(&s->process_resident) < 0)
+		s->process_resident = 0;
+	for (unsigned int i = 0; i < vm->nr_vcpus && i < KVMINI_MAX_CPUS; i++)
+		for (unsigned int k = 0; k < KVMINI_EXIT_KINDS; k++)
+			s->exits[i][k] = vcpu_exit_count(&vm->vcpu[i], k);
+	for (unsigned int i = 0; i < VM_MAX_VIRTIO && s->nr_disks < KVMINI_MAX_VIRTIO; i++) {
+		if (!vm->blk[i])
+			continue;
+		struct kvmini_disk_stats *d = &s->disk[s->nr_disks++];
+		struct vblk_stats b;
+		vblk_get_stats(vm->blk[i], &b);
+		snprintf(d->name, sizeof(d->name), "vd%c", 'a' + (int)i);
+		d->reads = b.reads;
+		d->writes = b.writes;
+		d->flushes = b.flushes;
+		d->discards = b.discards;
+		d->write_zeroes = b.write_zeroes;
+		d->get_ids = b.get_ids;
+		d->read_bytes = b.read_bytes;
+		d->write_bytes = b.write_bytes;
+		d->errors = b.errors;
+		d->inflight_peak = b.inflight_peak;
+		d->needs_reset = b.needs_reset;
+	}
+	for (unsigned int i = 0; i < VM_MAX_NETS && s->nr_nets < KVMINI_MAX_NETS; i++) {
+		if (!vm->net[i])
+			continue;
+		struct kvmini_net_stats *n = &s->net[s->nr_nets++];
+		struct vnet_stats v;
+		vnet_get_stats(vm->net[i], &v);
+		snprintf(n->name, sizeof(n->name), "eth%u", i);
+		n->rx_frames = v.rx_frames;
+		n->rx_bytes = v.rx_bytes;
+		n->tx_frames = v.tx_frames;
+		n->tx_bytes = v.tx_bytes;
+		n->rx_drop_oversize = v.rx_oversize;
+		n->rx_drop_short = v.rx_short;
+		n->rx_drop_offload = v.rx_bad_offload;
+		n->rx_drop_no_room = v.rx_no_room;
+		n->rx_drop_reset = v.rx_reset;
+		n->rx_errors = v.rx_errors;
+		n->tx_drop_short = v.tx_short;
+		n->tx_drop_bad_chain = v.tx_bad_chain;
+		n->tx_drop_oversize = v.tx_oversize;
+		n->tx_errors = v.tx_errors;
+		n->tx_blocked = v.tx_blocked;
+		n->needs_reset = v.needs_reset;
+	}
+	s->console_dropped = atomic_load(&vm->con.dropped);
+	s->log_dropped = atomic_load(&vm->log.dropped) + atomic_load(&vm->trace.dropped);
+	struct boottimer_times bt;
+	if (boottimer_get(&vm->timer, &bt)) {
+		s->boot_first_run_ns = bt.vmm_start_wall;
+		s->boot_init_ns = bt.init_wall;
+		s->boot_init_since_run_ns = bt.init_since_run;
+	}
+	return 0;
 }
 
 uint64_t kvmini_vm_console_dropped(const struct kvmini_vm *h)

@@ -59,6 +59,15 @@ static const struct uart_ops vm_uart_ops = {
 	.rx_room = vm_uart_rx_room,
 };
 
+static void vm_kbc_irq(void *opaque, int level)
+{
+	struct vm *vm = opaque;
+	if (trace_on(&vm->trace, TRACE_IRQ))
+		trace_emit(&vm->trace, "irq gsi %u level %d (i8042 keyboard)", LAYOUT_I8042_IRQ,
+			   level);
+	kvm_vm_irq_line(&vm->kvm, LAYOUT_I8042_IRQ, level);
+}
+
 static void vm_kbc_reset(void *opaque)
 {
 	vm_stop(opaque, KVMINI_EXIT_OK, "guest reset the machine through the i8042 (reboot)");
@@ -75,7 +84,7 @@ static int vm_add_devices(struct vm *vm, struct vmerr *e)
 		console_set_sink(&vm->con, vm->cfg.console_fn, vm->cfg.console_opaque);
 	uart_init(&vm->com1, &vm_uart_ops, vm);
 	vm->com1_ready = true;
-	i8042_init(&vm->kbc, vm_kbc_reset, vm);
+	i8042_init(&vm->kbc, vm_kbc_reset, vm_kbc_irq, vm);
 	vm->kbc_ready = true;
 
 	boottimer_init(&vm->timer, &vm->log, vm->cfg.start_ns);
@@ -322,6 +331,7 @@ void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	pthread_mutex_lock(&vm->stop_lock);
 	if (!vm_stopping(vm)) {
 		vm->exit_status = status;
+		atomic_store(&vm->stopped_ns, boottimer_now_ns());
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(vm->stop_reason, sizeof(vm->stop_reason), fmt, ap);
@@ -367,6 +377,7 @@ int vm_start(struct vm *vm, struct vmerr *e)
 		pthread_mutex_unlock(&vm->life_lock);
 		return vmerr_set(e, KVMINI_EXIT_USAGE, EALREADY, "the VM was already started");
 	}
+	atomic_store(&vm->started_ns, boottimer_now_ns());
 	atomic_store(&vm->state, KVMINI_STATE_RUNNING);
 	console_raw(&vm->con); /* a terminal is raw while the VM runs */
 	int ret = host_thread_start(&vm->con_thread, vm_console_thread, vm, "console");
@@ -451,6 +462,20 @@ static void vm_pause_devices(struct vm *vm, bool paused)
 	for (unsigned int i = 0; i < VM_MAX_NETS; i++)
 		if (vm->net[i])
 			vnet_pause(vm->net[i], paused);
+}
+
+int vm_ctrl_alt_del(struct vm *vm, struct vmerr *e)
+{
+	int st = vm_state(vm);
+	if (st != KVMINI_STATE_RUNNING)
+		return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "the VM is %s, not running",
+				 kvmini_state_name(st));
+	if (i8042_send_ctrl_alt_del(&vm->kbc) < 0)
+		return vmerr_set(e, KVMINI_EXIT_USAGE, EBUSY,
+				 "the guest has not read the last Ctrl-Alt-Del yet (its keyboard "
+				 "driver is missing or busy)");
+	log_info(&vm->log, "sent Ctrl-Alt-Del to the guest");
+	return 0;
 }
 
 int vm_pause(struct vm *vm, struct vmerr *e)
