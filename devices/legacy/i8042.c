@@ -9,6 +9,7 @@
 #define I8042_STR_OBF	     0x01 /* output buffer full: a byte waits on port 0x60 */
 #define I8042_STR_SYSFLAG    0x04 /* self-test passed */
 #define I8042_STR_CMD	     0x08 /* last write was to the command port */
+#define I8042_STR_UNLOCKED   0x10 /* keyboard not inhibited (no keylock) */
 #define I8042_CMD_READ_CTR   0x20
 #define I8042_CMD_WRITE_CTR  0x60
 #define I8042_CMD_AUX_OFF    0xa7
@@ -36,7 +37,7 @@ void i8042_init(struct i8042 *k, void (*reset)(void *opaque),
 {
 	memset(k, 0, sizeof(*k));
 	pthread_mutex_init(&k->lock, NULL);
-	k->status = I8042_STR_SYSFLAG;
+	k->status = I8042_STR_SYSFLAG | I8042_STR_UNLOCKED;
 	k->ctr = 0x45; /* keyboard interrupt on, system flag, translation */
 	k->outport = I8042_OUTP_RESET;
 	k->reset = reset;

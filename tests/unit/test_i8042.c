@@ -35,6 +35,8 @@ static void test_status_ready_for_commands(void **state)
 	/* Linux's reboot path waits for bit 1 (input buffer full) to clear. */
 	assert_int_equal(rd(&k, true) & 0x02, 0);
 	assert_int_equal(rd(&k, true) & 0x01, 0);
+	/* No keylock: Linux warns "Keylock active" when bit 4 is clear. */
+	assert_int_equal(rd(&k, true) & 0x10, 0x10);
 	i8042_fini(&k);
 }
 
