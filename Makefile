@@ -16,6 +16,8 @@ CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude \
             -D_GNU_SOURCE -MMD -MP -fno-strict-aliasing
 LDLIBS   += -luring -lpthread
+# The frontends (vmm/cli: the command, its API server and client) also use these.
+FRONT_LIBS := -lmicrohttpd -ljansson -lcurl
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DKVMINI_VERSION='"$(VERSION)"'
 
@@ -74,7 +76,7 @@ $(B)/libcli.a: $(CLI_OBJ)
 	ar rcs $@ $^
 
 $(B)/kvmini: $(B)/obj/vmm/cli/main.o $(B)/libcli.a $(B)/libkvmini.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(FRONT_LIBS) $(LDLIBS)
 
 # reap: runs the test, benchmark and demo targets so that nothing they start (the nested
 # machine's QEMU, VMs, iperf3, fio) outlives them or make (scripts/reap.c).
@@ -89,7 +91,7 @@ $(REAP): scripts/reap.c
 $(B)/tests/%: tests/unit/%.c $(B)/libsupport.a $(B)/libcli.a $(B)/libkvmini.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/support -o $@ $< $(B)/libsupport.a $(B)/libcli.a $(B)/libkvmini.a \
-		-lcmocka $(LDLIBS)
+		-lcmocka $(FRONT_LIBS) $(LDLIBS)
 
 # Tiny test guests: freestanding 32-bit-entry ELF images with a PVH note.
 $(B)/guests/%.elf: tests/guests/%.S tests/guests/tiny.ld

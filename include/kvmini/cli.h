@@ -10,7 +10,13 @@
 
 enum cli_action { CLI_RUN, CLI_HELP, CLI_RUN_HELP, CLI_VERSION };
 
-#define CLI_ARG_MAX 4096
+/* Exit statuses of the management verbs, beside enum kvmini_status. */
+#define CLI_EXIT_STATE                                                        \
+	6 /* no VM by that name, the name is taken, or the VM is in the wrong \
+	     state for the verb (pause a paused VM) */
+
+#define CLI_ARG_MAX   4096
+#define CLI_OWNED_MAX 64 /* strings a struct cli owns (from a config file) */
 
 struct cli_disk {
 	const char *path;
@@ -30,16 +36,40 @@ struct cli {
 	bool no_default_cmdline;
 	uint64_t mem_size;
 	unsigned int cpus;
-	int log_level;		/* enum kvmini_log_level */
-	unsigned int trace;	/* enum kvmini_trace; 0: off */
-	const char *trace_file; /* or NULL: stderr */
+	int log_level;			      /* enum kvmini_log_level */
+	unsigned int trace;		      /* enum kvmini_trace; 0: off */
+	const char *trace_file;		      /* or NULL: stderr */
+	const char *config_file;	      /* --config FILE, or NULL */
+	bool detach;			      /* --detach */
+	bool name_set;			      /* --name given (or "name" in the config file) */
+	bool disks_from_file, nets_from_file; /* a --disk/--net replaces the file's list */
 	struct cli_disk disk[KVMINI_MAX_VIRTIO];
 	unsigned int nr_disks;
 	struct cli_net net[KVMINI_MAX_NETS];
 	unsigned int nr_nets;
 	char disk_arg[KVMINI_MAX_VIRTIO][CLI_ARG_MAX]; /* --disk texts, split in place */
 	char net_arg[KVMINI_MAX_NETS][CLI_ARG_MAX];    /* --net texts, split in place */
+	char *owned[CLI_OWNED_MAX];		       /* freed by cli_free() */
+	unsigned int nr_owned;
 };
+
+/* A copy of `s` that `c` owns (freed by cli_free), or NULL when out of memory or room. */
+const char *cli_own(struct cli *c, const char *s);
+
+/* Free what `c` owns. */
+void cli_free(struct cli *c);
+
+/* Fill the defaults (1 vCPU, 256 MiB, name "kvmini", log level warn, action run). */
+void cli_defaults(struct cli *c);
+
+/* True if `name` is a valid VM name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
+bool cli_name_ok(const char *name);
+
+/* Parse "error", "warn"/"warning", "info" or "debug"; -EINVAL otherwise. */
+int cli_parse_level(const char *s);
+
+/* The name of log level `l` ("warn" for KVMINI_LOG_WARN). */
+const char *cli_level_name(int l);
 
 /*
  * Parse argv (`kvmini [--help|--version]` or `kvmini run OPTIONS`). Fills defaults (1 vCPU,

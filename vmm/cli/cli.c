@@ -10,6 +10,53 @@
 #include <stdio.h>
 
 #include "kvmini/cli.h"
+#include "kvmini/vmconf.h"
+
+const char *cli_own(struct cli *c, const char *s)
+{
+	if (!s || c->nr_owned >= CLI_OWNED_MAX)
+		return NULL;
+	char *d = strdup(s);
+	if (d)
+		c->owned[c->nr_owned++] = d;
+	return d;
+}
+
+void cli_free(struct cli *c)
+{
+	for (unsigned int i = 0; i < c->nr_owned; i++)
+		free(c->owned[i]);
+	c->nr_owned = 0;
+}
+
+void cli_defaults(struct cli *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->action = CLI_RUN;
+	c->mem_size = KVMINI_DEFAULT_MEM;
+	c->cpus = 1;
+	c->name = "kvmini";
+	c->log_level = KVMINI_LOG_WARN;
+}
+
+bool cli_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n < 1 || n > 64 || !isalnum((unsigned char)name[0]))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-')
+			return false;
+	}
+	return true;
+}
+
+const char *cli_level_name(int l)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	return l >= 0 && l < 4 ? names[l] : "warn";
+}
 
 int cli_parse_size(const char *s, uint64_t *out)
 {
@@ -61,7 +108,8 @@ void cli_usage(FILE *f)
 	      "\n"
 	      "usage: kvmini run --kernel PATH [OPTIONS]   boot a Linux guest\n"
 	      "       kvmini run --help                    options of `run`\n"
-	      "       kvmini --help | --version\n",
+	      "       kvmini --help | --version\n"
+	      "Managing VMs by name (see the README):\n",
 	      f);
 }
 
@@ -85,7 +133,12 @@ void cli_run_usage(FILE *f)
 	      "                        virtio-net on host tap NAME, created if allowed "
 	      "(repeatable,\n"
 	      "                        up to 4; eth0, eth1, ...); default MAC derived from --name\n"
-	      "  --name NAME           VM name used in messages (default: kvmini)\n"
+	      "  --name NAME           manage the VM by this name: control socket, `kvmini list`\n"
+	      "                        ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}; default MAC from it)\n"
+	      "  --detach              run in the background: print the name (vmN without\n"
+	      "                        --name), exit 0 once the guest runs\n"
+	      "  --config FILE.json    settings from a JSON file (schema: README); options\n"
+	      "                        given here override it (--disk/--net replace its lists)\n"
 	      "  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
 	      "  --trace[=CATEGORIES]  one decoded line per event to stderr: exits, virtio, irq,\n"
 	      "                        io, comma-separated (default: all)\n"
@@ -105,6 +158,7 @@ void cli_run_usage(FILE *f)
 	      "  4    the host cannot provide it (/dev/kvm, a KVM capability, memory, a disk\n"
 	      "       image locked by another VM, a busy or forbidden tap, no /dev/net/tun)\n"
 	      "  5    the guest crashed (triple fault, unexpected exit)\n"
+	      "  6    the --name is taken by a running VM\n"
 	      "  128+N  stopped by signal N (SIGINT 130, SIGTERM 143)\n",
 	      f);
 }
@@ -122,6 +176,8 @@ enum {
 	OPT_NET,
 	OPT_TRACE,
 	OPT_TRACE_FILE,
+	OPT_CONFIG,
+	OPT_DETACH,
 };
 
 static const struct option cli_run_options[] = {
@@ -137,6 +193,8 @@ static const struct option cli_run_options[] = {
 	{"net", required_argument, NULL, OPT_NET},
 	{"trace", optional_argument, NULL, OPT_TRACE},
 	{"trace-file", required_argument, NULL, OPT_TRACE_FILE},
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"detach", no_argument, NULL, OPT_DETACH},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -161,8 +219,7 @@ static int cli_usage_error(struct kvmini_error *e, const char *what)
 	return cli_error(e, KVMINI_EXIT_USAGE, "%s; see 'kvmini run --help'", what);
 }
 
-/* Parse "error", "warn", "info" or "debug" ("warning" too); -EINVAL otherwise. */
-static int cli_parse_level(const char *s)
+int cli_parse_level(const char *s)
 {
 	static const char *const names[] = {"error", "warn", "info", "debug"};
 	for (int i = 0; i < 4; i++)
@@ -315,22 +372,40 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 			c->cpus = (unsigned int)v;
 			break;
 		case OPT_DISK: {
+			if (c->disks_from_file) { /* the command line's list replaces the file's */
+				c->nr_disks = 0;
+				c->disks_from_file = false;
+			}
 			int ret = cli_parse_disk(c, optarg, e);
 			if (ret < 0)
 				return ret;
 			break;
 		}
 		case OPT_NET: {
+			if (c->nets_from_file) {
+				c->nr_nets = 0;
+				c->nets_from_file = false;
+			}
 			int ret = cli_parse_net(c, optarg, e);
 			if (ret < 0)
 				return ret;
 			break;
 		}
 		case OPT_NAME:
-			if (!*optarg) {
-				return cli_usage_error(e, "--name must not be empty");
+			if (!cli_name_ok(optarg)) {
+				snprintf(msg, sizeof(msg),
+					 "--name '%.100s' must be 1..64 letters, digits, '_', '.' "
+					 "or '-', starting with a letter or digit",
+					 optarg);
+				return cli_usage_error(e, msg);
 			}
 			c->name = optarg;
+			c->name_set = true;
+			break;
+		case OPT_CONFIG:
+			break; /* read before this loop */
+		case OPT_DETACH:
+			c->detach = true;
 			break;
 		case OPT_LOG_LEVEL: {
 			int l = cli_parse_level(optarg);
@@ -373,7 +448,30 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 		return cli_usage_error(e, msg);
 	}
 	if (!c->kernel)
-		return cli_usage_error(e, "--kernel PATH is required");
+		return cli_usage_error(e, "--kernel PATH is required (or \"kernel\" in --config)");
+	return 0;
+}
+
+/* --config FILE is read first, so that every other option overrides what it sets. */
+static int cli_load_config(struct cli *c, int argc, char **argv, struct kvmini_error *e)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *file = NULL;
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			file = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			file = argv[i] + 9;
+		if (!file)
+			continue;
+		if (c->config_file)
+			return cli_usage_error(e, "--config given twice");
+		c->config_file = file;
+		int ret = vmconf_load(c, file, e);
+		if (ret < 0)
+			return ret;
+	}
 	return 0;
 }
 
@@ -429,12 +527,7 @@ int cli_apply(const struct cli *c, struct kvmini_config *cfg, int trace_fd, stru
 
 int cli_parse(struct cli *c, int argc, char **argv, struct kvmini_error *e)
 {
-	memset(c, 0, sizeof(*c));
-	c->action = CLI_RUN;
-	c->mem_size = KVMINI_DEFAULT_MEM;
-	c->cpus = 1;
-	c->name = "kvmini";
-	c->log_level = KVMINI_LOG_WARN;
+	cli_defaults(c);
 
 	if (argc < 2)
 		return cli_usage_error(e, "no command given (try 'kvmini run --kernel PATH')");
@@ -452,5 +545,6 @@ int cli_parse(struct cli *c, int argc, char **argv, struct kvmini_error *e)
 		snprintf(msg, sizeof(msg), "unknown command or option '%s'", cmd);
 		return cli_error(e, KVMINI_EXIT_USAGE, "%s; see 'kvmini --help'", msg);
 	}
-	return cli_parse_run(c, argc - 1, argv + 1, e);
+	int ret = cli_load_config(c, argc - 1, argv + 1, e);
+	return ret < 0 ? ret : cli_parse_run(c, argc - 1, argv + 1, e);
 }

@@ -1,0 +1,397 @@
+/* vmconf: a VM's configuration as JSON (--config, define, dumpconfig) to and from struct cli. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvmini/vmconf.h"
+
+#define VMCONF_MAX_MIB (KVMINI_MAX_MEM >> 20)
+#define VMCONF_MIN_MIB (KVMINI_MIN_MEM >> 20)
+
+/* Where a parse is: the source's label and the folder relative paths start from. */
+struct vmconf_ctx {
+	struct cli *c;
+	const char *label;
+	const char *base_dir;
+	struct kvmini_error *e;
+};
+
+static int vmconf_fail(const struct vmconf_ctx *x, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int vmconf_fail(const struct vmconf_ctx *x, int status, const char *fmt, ...)
+{
+	if (x->e && !x->e->status) {
+		int n = snprintf(x->e->msg, sizeof(x->e->msg), "%.200s: ", x->label);
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(x->e->msg + n, sizeof(x->e->msg) - (size_t)n, fmt, ap);
+		va_end(ap);
+		x->e->status = status;
+	}
+	return -EINVAL;
+}
+
+/* `key`: expected `what`, got <the value as JSON, shortened>. */
+static int vmconf_bad(const struct vmconf_ctx *x, const char *key, const char *what,
+		      const json_t *got)
+{
+	char *text = json_dumps(got, JSON_ENCODE_ANY | JSON_COMPACT);
+	char shown[64];
+	snprintf(shown, sizeof(shown), "%s", text ? text : "?");
+	if (text && strlen(text) >= sizeof(shown))
+		strcpy(shown + sizeof(shown) - 4, "...");
+	free(text);
+	return vmconf_fail(x, KVMINI_EXIT_INPUT, "\"%s\": expected %s, got %s", key, what, shown);
+}
+
+/* A copy owned by the cli; relative paths joined to the base folder when `is_path`. */
+static int vmconf_str(const struct vmconf_ctx *x, const char *key, const json_t *v, bool is_path,
+		      bool allow_empty, const char **out)
+{
+	if (!json_is_string(v))
+		return vmconf_bad(x, key, "a string", v);
+	const char *s = json_string_value(v);
+	if (strlen(s) != json_string_length(v))
+		return vmconf_bad(x, key, "a string without NUL bytes", v);
+	if (!allow_empty && !*s)
+		return vmconf_bad(x, key, "a non-empty string", v);
+	if (strlen(s) >= CLI_ARG_MAX)
+		return vmconf_bad(x, key, "a string shorter than 4096 bytes", v);
+	char joined[PATH_MAX + CLI_ARG_MAX];
+	if (is_path && s[0] != '/' && x->base_dir) {
+		snprintf(joined, sizeof(joined), "%s/%s", x->base_dir, s);
+		s = joined;
+	}
+	*out = cli_own(x->c, s);
+	if (!*out)
+		return vmconf_fail(x, KVMINI_EXIT_HOST, "out of memory (or more than %d strings)",
+				   CLI_OWNED_MAX);
+	return 0;
+}
+
+static int vmconf_int(const struct vmconf_ctx *x, const char *key, const json_t *v, long long min,
+		      long long max, long long *out)
+{
+	char what[80];
+	snprintf(what, sizeof(what), "an integer %lld..%lld", min, max);
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return vmconf_bad(x, key, what, v);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int vmconf_bool(const struct vmconf_ctx *x, const char *key, const json_t *v, bool *out)
+{
+	if (!json_is_boolean(v))
+		return vmconf_bad(x, key, "true or false", v);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int vmconf_disk(const struct vmconf_ctx *x, size_t i, const json_t *o)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "disks[%zu]", i);
+	if (!json_is_object(o))
+		return vmconf_bad(x, key, "an object with \"path\"", o);
+	struct cli_disk *d = &x->c->disk[x->c->nr_disks];
+	memset(d, 0, sizeof(*d));
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)o, k, v)
+	{
+		snprintf(key, sizeof(key), "disks[%zu].%s", i, k);
+		int ret = 0;
+		if (!strcmp(k, "path")) {
+			ret = vmconf_str(x, key, v, true, false, &d->path);
+		} else if (!strcmp(k, "readonly")) {
+			ret = vmconf_bool(x, key, v, &d->readonly);
+		} else if (!strcmp(k, "serial")) {
+			if (json_is_null(v))
+				d->serial = NULL;
+			else if (json_is_string(v) &&
+				 json_string_length(v) > KVMINI_DISK_SERIAL_MAX)
+				ret = vmconf_bad(x, key, "a string of at most 20 bytes", v);
+			else
+				ret = vmconf_str(x, key, v, false, true, &d->serial);
+		} else if (!strcmp(k, "cache")) {
+			const char *s = json_string_value(v);
+			if (s && !strcmp(s, "writeback"))
+				d->cache_unsafe = false;
+			else if (s && !strcmp(s, "unsafe"))
+				d->cache_unsafe = true;
+			else
+				ret = vmconf_bad(x, key, "\"writeback\" or \"unsafe\"", v);
+		} else {
+			ret = vmconf_fail(x, KVMINI_EXIT_INPUT,
+					  "\"%s\": unknown key (path, readonly, serial, cache)",
+					  key);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	if (!d->path)
+		return vmconf_fail(x, KVMINI_EXIT_INPUT, "\"disks[%zu]\": \"path\" is missing", i);
+	x->c->nr_disks++;
+	return 0;
+}
+
+static int vmconf_net(const struct vmconf_ctx *x, size_t i, const json_t *o)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "nets[%zu]", i);
+	if (!json_is_object(o))
+		return vmconf_bad(x, key, "an object with \"tap\"", o);
+	struct cli_net *n = &x->c->net[x->c->nr_nets];
+	memset(n, 0, sizeof(*n));
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)o, k, v)
+	{
+		snprintf(key, sizeof(key), "nets[%zu].%s", i, k);
+		int ret = 0;
+		if (!strcmp(k, "tap"))
+			ret = vmconf_str(x, key, v, false, false, &n->tap);
+		else if (!strcmp(k, "mac"))
+			ret = json_is_null(v) ? 0 : vmconf_str(x, key, v, false, false, &n->mac);
+		else
+			ret = vmconf_fail(x, KVMINI_EXIT_INPUT, "\"%s\": unknown key (tap, mac)",
+					  key);
+		if (ret < 0)
+			return ret;
+	}
+	if (!n->tap)
+		return vmconf_fail(x, KVMINI_EXIT_INPUT, "\"nets[%zu]\": \"tap\" is missing", i);
+	x->c->nr_nets++;
+	return 0;
+}
+
+static int vmconf_list(const struct vmconf_ctx *x, const char *key, const json_t *v, size_t max,
+		       int (*one)(const struct vmconf_ctx *, size_t, const json_t *))
+{
+	char what[64];
+	snprintf(what, sizeof(what), "an array of at most %zu objects", max);
+	if (!json_is_array(v) || json_array_size(v) > max)
+		return vmconf_bad(x, key, what, v);
+	for (size_t i = 0; i < json_array_size(v); i++) {
+		int ret = one(x, i, json_array_get(v, i));
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* One top-level key. */
+static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v)
+{
+	struct cli *c = x->c;
+	long long n;
+	int ret;
+	if (!strcmp(k, "name")) {
+		if (!json_is_string(v) || !cli_name_ok(json_string_value(v)))
+			return vmconf_bad(x, k, "a name of 1..64 letters, digits, '_', '.', '-'",
+					  v);
+		c->name_set = true;
+		return vmconf_str(x, k, v, false, false, &c->name);
+	}
+	if (!strcmp(k, "kernel"))
+		return vmconf_str(x, k, v, true, false, &c->kernel);
+	if (!strcmp(k, "initrd")) {
+		c->initrd = NULL;
+		return json_is_null(v) ? 0 : vmconf_str(x, k, v, true, false, &c->initrd);
+	}
+	if (!strcmp(k, "cmdline")) {
+		c->cmdline = NULL;
+		return json_is_null(v) ? 0 : vmconf_str(x, k, v, false, true, &c->cmdline);
+	}
+	if (!strcmp(k, "default_cmdline")) {
+		bool b = true;
+		ret = vmconf_bool(x, k, v, &b);
+		c->no_default_cmdline = !b;
+		return ret;
+	}
+	if (!strcmp(k, "cpus")) {
+		ret = vmconf_int(x, k, v, 1, KVMINI_MAX_CPUS, &n);
+		c->cpus = (unsigned int)n;
+		return ret;
+	}
+	if (!strcmp(k, "memory_mib")) {
+		if (json_is_integer(v) && json_integer_value(v) > (long long)VMCONF_MAX_MIB)
+			return vmconf_fail(x, KVMINI_EXIT_RESOURCE,
+					   "\"memory_mib\": %lld is more than kvmini supports "
+					   "(%llu, 1 TiB)",
+					   (long long)json_integer_value(v),
+					   (unsigned long long)VMCONF_MAX_MIB);
+		ret = vmconf_int(x, k, v, VMCONF_MIN_MIB, VMCONF_MAX_MIB, &n);
+		c->mem_size = (uint64_t)n << 20;
+		return ret;
+	}
+	if (!strcmp(k, "log_level")) {
+		int l = json_is_string(v) ? cli_parse_level(json_string_value(v)) : -EINVAL;
+		if (l < 0)
+			return vmconf_bad(x, k, "\"error\", \"warn\", \"info\" or \"debug\"", v);
+		c->log_level = l;
+		return 0;
+	}
+	if (!strcmp(k, "disks")) {
+		c->nr_disks = 0;
+		c->disks_from_file = true;
+		return vmconf_list(x, k, v, KVMINI_MAX_VIRTIO, vmconf_disk);
+	}
+	if (!strcmp(k, "nets")) {
+		c->nr_nets = 0;
+		c->nets_from_file = true;
+		return vmconf_list(x, k, v, KVMINI_MAX_NETS, vmconf_net);
+	}
+	return vmconf_fail(x, KVMINI_EXIT_INPUT,
+			   "\"%s\": unknown key (name, kernel, initrd, cmdline, default_cmdline, "
+			   "cpus, memory_mib, disks, nets, log_level)",
+			   k);
+}
+
+int vmconf_parse(struct cli *c, const char *text, size_t len, const char *label,
+		 const char *base_dir, struct kvmini_error *e)
+{
+	struct vmconf_ctx x = {
+		.c = c, .label = label ? label : "config", .base_dir = base_dir, .e = e};
+	if (len > VMCONF_MAX_SIZE)
+		return vmconf_fail(&x, KVMINI_EXIT_INPUT, "larger than %d bytes", VMCONF_MAX_SIZE);
+	json_error_t je;
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		return vmconf_fail(&x, KVMINI_EXIT_INPUT, "line %d column %d: not valid JSON: %s",
+				   je.line, je.column, je.text);
+	int ret = 0;
+	if (!json_is_object(root)) {
+		ret = vmconf_fail(&x, KVMINI_EXIT_INPUT, "expected a JSON object {...} at the top");
+	} else {
+		const char *k;
+		json_t *v;
+		json_object_foreach(root, k, v)
+		{
+			ret = vmconf_key(&x, k, v);
+			if (ret < 0)
+				break;
+		}
+	}
+	if (!ret && c->nr_disks + c->nr_nets > KVMINI_MAX_VIRTIO)
+		ret = vmconf_fail(&x, KVMINI_EXIT_INPUT,
+				  "\"disks\" and \"nets\": at most %d devices together",
+				  KVMINI_MAX_VIRTIO);
+	json_decref(root);
+	return ret;
+}
+
+int vmconf_load(struct cli *c, const char *path, struct kvmini_error *e)
+{
+	struct vmconf_ctx x = {.c = c, .label = path, .e = e};
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		return vmconf_fail(&x, KVMINI_EXIT_INPUT, "cannot open the config file: %s",
+				   strerror(err));
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > VMCONF_MAX_SIZE) {
+		close(fd);
+		return vmconf_fail(&x, KVMINI_EXIT_INPUT, "not a regular file of at most %d bytes",
+				   VMCONF_MAX_SIZE);
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	ssize_t n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
+	int err = errno;
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return vmconf_fail(&x, KVMINI_EXIT_INPUT, "cannot read the config file: %s",
+				   strerror(err));
+	}
+	/* Relative paths in the file are relative to the file's own folder. */
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	const char *base = ".";
+	if (slash == dir)
+		base = "/";
+	else if (slash) {
+		*slash = '\0';
+		base = dir;
+	}
+	int ret = vmconf_parse(c, buf, (size_t)n, path, base, e);
+	free(buf);
+	return ret;
+}
+
+/* Make one path absolute from the current directory. */
+static int vmconf_abs1(struct cli *c, const char **p)
+{
+	if (!*p || (*p)[0] == '/')
+		return 0;
+	char cwd[PATH_MAX], *joined = NULL;
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&joined, "%s/%s", cwd, *p) < 0)
+		return -ENOMEM;
+	*p = cli_own(c, joined);
+	free(joined);
+	return *p ? 0 : -ENOMEM;
+}
+
+int vmconf_absolute(struct cli *c)
+{
+	int ret = vmconf_abs1(c, &c->kernel);
+	if (!ret)
+		ret = vmconf_abs1(c, &c->initrd);
+	for (unsigned int i = 0; !ret && i < c->nr_disks; i++)
+		ret = vmconf_abs1(c, &c->disk[i].path);
+	return ret;
+}
+
+static json_t *vmconf_nullable(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+char *vmconf_dump(const struct cli *c, int pretty)
+{
+	json_t *disks = json_array(), *nets = json_array();
+	for (unsigned int i = 0; disks && i < c->nr_disks; i++) {
+		const struct cli_disk *d = &c->disk[i];
+		json_array_append_new(disks,
+				      json_pack("{s:s, s:b, s:o, s:s}", "path", d->path, "readonly",
+						d->readonly, "serial", vmconf_nullable(d->serial),
+						"cache", d->cache_unsafe ? "unsafe" : "writeback"));
+	}
+	for (unsigned int i = 0; nets && i < c->nr_nets; i++)
+		json_array_append_new(nets, json_pack("{s:s, s:o}", "tap", c->net[i].tap, "mac",
+						      vmconf_nullable(c->net[i].mac)));
+	json_t *root =
+		json_pack("{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:s}", "name", c->name,
+			  "kernel", c->kernel, "initrd", vmconf_nullable(c->initrd), "cmdline",
+			  vmconf_nullable(c->cmdline), "default_cmdline", !c->no_default_cmdline,
+			  "cpus", (int)c->cpus, "memory_mib", (json_int_t)(c->mem_size >> 20),
+			  "disks", disks, "nets", nets, "log_level", cli_level_name(c->log_level));
+	if (!root)
+		return NULL;
+	char *text = json_dumps(root, pretty ? JSON_INDENT(2) : JSON_COMPACT);
+	json_decref(root);
+	if (text && pretty) {
+		size_t n = strlen(text);
+		char *t = realloc(text, n + 2);
+		if (!t) {
+			free(text);
+			return NULL;
+		}
+		t[n] = '\n';
+		t[n + 1] = '\0';
+		text = t;
+	}
+	return text;
+}
