@@ -1,0 +1,653 @@
+/* runner: `kvmini run`: one VM, anonymous in the foreground, or managed (named, with a control
+ * socket, in the foreground or detached in the background). */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvmini.h"
+#include "kvmini/api.h"
+#include "kvmini/apisrv.h"
+#include "kvmini/runner.h"
+#include "kvmini/vmconf.h"
+#include "kvmini/vmdir.h"
+
+#define RUNNER_HELLO_OK	  "KVMINI-CONSOLE OK\n"
+#define RUNNER_HELLO_BUSY "KVMINI-CONSOLE BUSY\n"
+
+struct runner {
+	struct cli *c;
+	struct kvmini_vm *vm;
+	bool managed, detached;
+	char runtime[VMDIR_PATH_MAX];
+	struct vmdir_claim claim;
+	struct api api;
+	struct apisrv srv;
+	bool srv_started;
+	int sfd;      /* signalfd: SIGINT, SIGTERM, SIGHUP, SIGQUIT */
+	int timer_fd; /* the shutdown deadline (timerfd) */
+	atomic_uint shutdown_timeout;
+	int trace_fd;
+
+	/* Detached console: output to the capped log and an attached client, input from it. */
+	pthread_mutex_t con_lock; /* log_fd, log_size, client_fd */
+	int log_fd;
+	uint64_t log_size;
+	int client_fd;
+	int in_pipe[2];	 /* client -> the library's console input */
+	int con_listen;	 /* console.sock */
+	int con_stop_fd; /* eventfd: the console server ends */
+	pthread_t con_thread;
+	bool con_thread_started;
+};
+
+static uint64_t runner_now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static int runner_err(struct kvmini_error *e, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int runner_err(struct kvmini_error *e, int status, const char *fmt, ...)
+{
+	if (!e->status) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+		e->status = status;
+	}
+	return -1;
+}
+
+/* ---- the control socket's operations ---- */
+
+static int runner_op_state(void *o)
+{
+	struct runner *r = o;
+	return kvmini_vm_state(r->vm);
+}
+
+static int runner_op_pause(void *o, struct kvmini_error *e)
+{
+	struct runner *r = o;
+	return kvmini_vm_pause(r->vm, e);
+}
+
+static int runner_op_resume(void *o, struct kvmini_error *e)
+{
+	struct runner *r = o;
+	return kvmini_vm_resume(r->vm, e);
+}
+
+static int runner_op_shutdown(void *o, unsigned int timeout_s, struct kvmini_error *e)
+{
+	struct runner *r = o;
+	int ret = kvmini_vm_send_ctrl_alt_del(r->vm, e);
+	if (ret < 0 || !timeout_s)
+		return ret;
+	/* The main thread destroys the VM when this fires (a timerfd: any thread may arm it). */
+	atomic_store(&r->shutdown_timeout, timeout_s);
+	struct itimerspec its = {.it_value = {.tv_sec = (time_t)timeout_s}};
+	if (timerfd_settime(r->timer_fd, 0, &its, NULL) < 0) {
+		snprintf(e->msg, sizeof(e->msg), "cannot arm the shutdown timer: %s",
+			 strerror(errno));
+		e->status = KVMINI_EXIT_HOST;
+		return -errno;
+	}
+	return 0;
+}
+
+static int runner_op_destroy(void *o, struct kvmini_error *e)
+{
+	struct runner *r = o;
+	int ret = kvmini_vm_stop(r->vm, RUNNER_KILLED, "destroyed (forced off)");
+	if (ret < 0) {
+		snprintf(e->msg, sizeof(e->msg), "the VM is already stopping");
+		e->status = KVMINI_EXIT_USAGE;
+	}
+	return ret;
+}
+
+static int runner_op_stats(void *o, struct kvmini_stats *s, struct kvmini_error *e)
+{
+	struct runner *r = o;
+	return kvmini_vm_stats(r->vm, s, e);
+}
+
+static const struct api_vm_ops runner_ops = {
+	.state = runner_op_state,
+	.pause = runner_op_pause,
+	.resume = runner_op_resume,
+	.shutdown = runner_op_shutdown,
+	.destroy = runner_op_destroy,
+	.stats = runner_op_stats,
+};
+
+/* ---- the detached console ---- */
+
+/* Append to console.log; past RUNNER_LOG_CAP it becomes console.log.1 and a new one starts,
+ * so the two never hold more than twice the cap. Under con_lock. */
+static void runner_log_write(struct runner *r, const uint8_t *buf, size_t len)
+{
+	if (r->log_fd < 0)
+		return;
+	if (r->log_size + len > RUNNER_LOG_CAP) {
+		char p[VMDIR_PATH_MAX + 32], old[VMDIR_PATH_MAX + 40];
+		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_CONSOLE_LOG);
+		snprintf(old, sizeof(old), "%s.1", p);
+		close(r->log_fd);
+		rename(p, old);
+		r->log_fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+		r->log_size = 0;
+		if (r->log_fd < 0)
+			return;
+	}
+	ssize_t n = write(r->log_fd, buf, len);
+	if (n > 0)
+		r->log_size += (uint64_t)n;
+}
+
+/* Guest output, on the library's console thread. */
+static void runner_console_out(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct runner *r = opaque;
+	pthread_mutex_lock(&r->con_lock);
+	runner_log_write(r, buf, len);
+	if (r->client_fd >= 0) {
+		/* Never wait for a slow client: what it cannot take now is in the log. */
+		size_t off = 0;
+		while (off < len) {
+			ssize_t n = send(r->client_fd, buf + off, len - off,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+	}
+	pthread_mutex_unlock(&r->con_lock);
+}
+
+static void runner_client_close(struct runner *r)
+{
+	pthread_mutex_lock(&r->con_lock);
+	if (r->client_fd >= 0)
+		close(r->client_fd);
+	r->client_fd = -1;
+	pthread_mutex_unlock(&r->con_lock);
+}
+
+/* The console server: one client at a time; a second is told BUSY and closed. */
+static void *runner_console_thread(void *arg)
+{
+	struct runner *r = arg;
+	uint8_t buf[4096];
+	for (;;) {
+		pthread_mutex_lock(&r->con_lock);
+		int client = r->client_fd;
+		pthread_mutex_unlock(&r->con_lock);
+		struct pollfd p[3] = {
+			{.fd = r->con_stop_fd, .events = POLLIN},
+			{.fd = r->con_listen, .events = POLLIN},
+			{.fd = client, .events = POLLIN},
+		};
+		if (poll(p, client >= 0 ? 3 : 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents)
+			break;
+		if (p[1].revents & POLLIN) {
+			int fd = accept4(r->con_listen, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0 && client >= 0) {
+				if (send(fd, RUNNER_HELLO_BUSY, strlen(RUNNER_HELLO_BUSY),
+					 MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+					/* it left already */
+				}
+				close(fd);
+			} else if (fd >= 0) {
+				if (send(fd, RUNNER_HELLO_OK, strlen(RUNNER_HELLO_OK),
+					 MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+					close(fd);
+					continue;
+				}
+				pthread_mutex_lock(&r->con_lock);
+				r->client_fd = fd;
+				pthread_mutex_unlock(&r->con_lock);
+			}
+		}
+		if (client >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = recv(client, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				runner_client_close(r);
+			} else if (n > 0) {
+				/* Input beyond what the pipe holds is dropped: the guest is slow.
+				 */
+				if (write(r->in_pipe[1], buf, (size_t)n) < 0) {
+				}
+			}
+		}
+	}
+	runner_client_close(r);
+	return NULL;
+}
+
+static int runner_listen(const char *path, struct kvmini_error *e)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return runner_err(e, KVMINI_EXIT_RESOURCE, "%s: path longer than 107 bytes", path);
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return runner_err(e, KVMINI_EXIT_HOST, "socket: %s", strerror(errno));
+	unlink(path);
+	mode_t old = umask(0177);
+	int ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (ret < 0 || listen(fd, 8) < 0) {
+		runner_err(e, KVMINI_EXIT_RESOURCE, "cannot listen on %s: %s", path,
+			   strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Set up the detached console before the VM is created (the config needs the pipe). */
+static int runner_console_setup(struct runner *r, struct kvmini_error *e)
+{
+	char p[VMDIR_PATH_MAX + 32];
+	snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_CONSOLE_LOG);
+	r->log_fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (r->log_fd < 0)
+		return runner_err(e, KVMINI_EXIT_RESOURCE, "cannot create %s: %s", p,
+				  strerror(errno));
+	if (pipe2(r->in_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return runner_err(e, KVMINI_EXIT_HOST, "pipe: %s", strerror(errno));
+	r->con_stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (r->con_stop_fd < 0)
+		return runner_err(e, KVMINI_EXIT_HOST, "eventfd: %s", strerror(errno));
+	snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_CONSOLE_SOCK);
+	r->con_listen = runner_listen(p, e);
+	return r->con_listen < 0 ? -1 : 0;
+}
+
+static int runner_console_start(struct runner *r, struct kvmini_error *e)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int ret = pthread_create(&r->con_thread, NULL, runner_console_thread, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return runner_err(e, KVMINI_EXIT_HOST, "cannot start the console server: %s",
+				  strerror(ret));
+	r->con_thread_started = true;
+	return 0;
+}
+
+static void runner_console_stop(struct runner *r)
+{
+	if (r->con_thread_started) {
+		uint64_t one = 1;
+		if (write(r->con_stop_fd, &one, sizeof(one)) < 0) {
+		}
+		pthread_join(r->con_thread, NULL);
+		r->con_thread_started = false;
+	}
+	int *fds[] = {&r->con_listen, &r->con_stop_fd, &r->in_pipe[0], &r->in_pipe[1], &r->log_fd};
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+/* ---- running ---- */
+
+/* Until the VM stops: a signal stops it with 128 + N, the shutdown deadline destroys it. */
+static void runner_wait(struct runner *r)
+{
+	struct pollfd p[3] = {
+		{.fd = r->sfd, .events = POLLIN},
+		{.fd = kvmini_vm_stop_fd(r->vm), .events = POLLIN},
+		{.fd = r->timer_fd, .events = POLLIN},
+	};
+	while (kvmini_vm_wait(r->vm, 0, NULL) == -ETIMEDOUT) {
+		if (poll(p, 3, -1) < 0 && errno != EINTR) {
+			kvmini_vm_stop(r->vm, KVMINI_EXIT_HOST,
+				       "poll failed in the kvmini command");
+			break;
+		}
+		struct signalfd_siginfo si;
+		if ((p[0].revents & POLLIN) &&
+		    read(r->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			char why[128];
+			int sig = (int)si.ssi_signo;
+			snprintf(why, sizeof(why), "stopped by signal %d (%s)", sig,
+				 strsignal(sig));
+			kvmini_vm_stop(r->vm, KVMINI_EXIT_SIGNAL + sig, why);
+		}
+		uint64_t ticks;
+		if ((p[2].revents & POLLIN) && read(r->timer_fd, &ticks, sizeof(ticks)) > 0) {
+			char why[160];
+			snprintf(why, sizeof(why),
+				 "did not shut down within %u s of Ctrl-Alt-Del: destroyed",
+				 atomic_load(&r->shutdown_timeout));
+			kvmini_vm_stop(r->vm, RUNNER_KILLED, why);
+		}
+	}
+	kvmini_vm_wait(r->vm, -1, NULL);
+}
+
+/* What a detached child tells its parent: the status and, on failure, the message. */
+static void runner_tell(int fd, const struct kvmini_error *e)
+{
+	if (fd < 0)
+		return;
+	if (write(fd, e, sizeof(*e)) < 0) {
+		/* the parent is gone: nothing to tell */
+	}
+	close(fd);
+}
+
+/* A name for a detached VM without one: the first free vmN. */
+static int runner_pick_name(struct runner *r, struct kvmini_error *e)
+{
+	for (int i = 1; i < 10000; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "vm%d", i);
+		struct vmdir_info in;
+		vmdir_probe(r->runtime, name, &in);
+		if (in.state == VMDIR_RUNNING)
+			continue;
+		struct kvmini_error ce = {0};
+		if (vmdir_claim(&r->claim, r->runtime, name, &ce) == 0) {
+			r->c->name = cli_own(r->c, name);
+			if (!r->c->name)
+				return runner_err(e, KVMINI_EXIT_HOST, "out of memory");
+			return 0;
+		}
+		if (ce.status != CLI_EXIT_STATE) {
+			*e = ce;
+			return -1;
+		}
+	}
+	return runner_err(e, CLI_EXIT_STATE, "no free VM name vm1..vm9999; give one with --name");
+}
+
+/* Claim, configure, create and start; the control socket and console go up. */
+static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e)
+{
+	struct cli *c = r->c;
+	struct kvmini_config *cfg = NULL;
+	int ret = -1;
+	if (kvmini_config_new(&cfg) < 0)
+		return runner_err(e, KVMINI_EXIT_HOST, "out of memory");
+	kvmini_config_set_start_time(cfg, t0_ns, NULL);
+	if (cli_apply(c, cfg, r->trace_fd, e) < 0)
+		goto out;
+	if (r->detached) {
+		if (runner_console_setup(r, e) < 0)
+			goto out;
+		struct kvmini_error le = {0};
+		if (kvmini_config_set_console_fds(cfg, r->in_pipe[0], -1, &le) < 0 ||
+		    kvmini_config_set_console_callback(cfg, runner_console_out, r, &le) < 0) {
+			*e = le;
+			goto out;
+		}
+	}
+	if (kvmini_vm_create(cfg, &r->vm, e) < 0)
+		goto out;
+	if (r->managed) {
+		char *conf = vmconf_dump(c, 1);
+		if (conf)
+			vmdir_write(&r->claim, VMDIR_CONFIG, conf);
+		free(conf);
+		r->api =
+			(struct api){.ops = &runner_ops, .opaque = r, .config = c, .pid = getpid()};
+		char p[VMDIR_PATH_MAX + 32];
+		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_API_SOCK);
+		if (apisrv_start(&r->srv, p, &r->api, e) < 0)
+			goto out;
+		r->srv_started = true;
+	}
+	if (r->detached && runner_console_start(r, e) < 0)
+		goto out;
+	r->api.start_ns = runner_now_ns();
+	if (kvmini_vm_start(r->vm, e) < 0)
+		goto out;
+	if (r->managed) {
+		char pid[32];
+		snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+		vmdir_write(&r->claim, VMDIR_PID, pid);
+	}
+	ret = 0;
+out:
+	kvmini_config_free(&cfg);
+	return ret;
+}
+
+/* The VM ended: record how, for `kvmini list --all`. */
+static void runner_record(struct runner *r, int status, const char *reason)
+{
+	json_t *o = json_pack("{s:i, s:s, s:I}", "status", status, "reason", reason ? reason : "",
+			      "time", (json_int_t)time(NULL));
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (text)
+		vmdir_write(&r->claim, VMDIR_EXIT, text);
+	free(text);
+	json_decref(o);
+}
+
+/* A managed VM that never ran leaves nothing behind. */
+static void runner_forget(struct runner *r)
+{
+	static const char *const files[] = {VMDIR_CONFIG, VMDIR_CONSOLE_LOG, VMDIR_VMM_LOG,
+					    VMDIR_EXIT, VMDIR_LOCK};
+	char p[VMDIR_PATH_MAX + 32];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, files[i]);
+		unlink(p);
+	}
+	char dir[VMDIR_PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", r->claim.dir);
+	vmdir_release(&r->claim);
+	rmdir(dir);
+}
+
+/* Fork: the parent waits for the child to report that the guest runs (or why not). */
+static int runner_detach(struct runner *r, int *tell_fd, struct kvmini_error *e)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return runner_err(e, KVMINI_EXIT_HOST, "pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return runner_err(e, KVMINI_EXIT_HOST, "fork: %s", strerror(errno));
+	}
+	if (pid > 0) {
+		close(p[1]);
+		struct kvmini_error got = {0};
+		ssize_t n;
+		do
+			n = read(p[0], &got, sizeof(got));
+		while (n < 0 && errno == EINTR);
+		close(p[0]);
+		if (n != (ssize_t)sizeof(got))
+			return runner_err(e, KVMINI_EXIT_HOST,
+					  "the VM process ended while starting; see %s/%s",
+					  r->claim.dir, VMDIR_VMM_LOG);
+		if (got.status) {
+			*e = got;
+			return -1;
+		}
+		return 1; /* parent: done */
+	}
+	/* The child: its own session, no terminal, its messages to vmm.log. */
+	close(p[0]);
+	*tell_fd = p[1];
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	char log[VMDIR_PATH_MAX + 32];
+	snprintf(log, sizeof(log), "%s/%s", r->claim.dir, VMDIR_VMM_LOG);
+	int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(lfd >= 0 ? lfd : null, STDERR_FILENO);
+	}
+	if (null > STDERR_FILENO)
+		close(null);
+	if (lfd > STDERR_FILENO)
+		close(lfd);
+	if (chdir("/") < 0) {
+		/* paths are absolute already */
+	}
+	return 0;
+}
+
+int runner_run(struct cli *c, uint64_t t0_ns)
+{
+	struct runner r = {.c = c,
+			   .sfd = -1,
+			   .timer_fd = -1,
+			   .trace_fd = STDERR_FILENO,
+			   .log_fd = -1,
+			   .client_fd = -1,
+			   .in_pipe = {-1, -1},
+			   .con_listen = -1,
+			   .con_stop_fd = -1,
+			   .claim = {.lock_fd = -1}};
+	struct kvmini_error e = {0};
+	int status = 0, tell_fd = -1;
+	pthread_mutex_init(&r.con_lock, NULL);
+	r.detached = c->detach;
+	r.managed = c->detach || c->name_set;
+
+	/* SIGINT/SIGTERM/SIGHUP/SIGQUIT arrive on a signalfd; blocked before any thread exists
+	 * (the library's threads block every signal anyway). */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r.sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	r.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (r.sfd < 0 || r.timer_fd < 0) {
+		runner_err(&e, KVMINI_EXIT_HOST, "signalfd/timerfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (c->trace_file) {
+		r.trace_fd = open(c->trace_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (r.trace_fd < 0) {
+			runner_err(&e, KVMINI_EXIT_INPUT,
+				   "cannot open --trace-file %s: %s; check the path and its "
+				   "directory",
+				   c->trace_file, strerror(errno));
+			goto fail;
+		}
+	}
+	if (r.managed) {
+		if (vmconf_absolute(c) < 0) {
+			runner_err(&e, KVMINI_EXIT_HOST, "out of memory");
+			goto fail;
+		}
+		if (vmdir_runtime(r.runtime, sizeof(r.runtime), true, &e) < 0)
+			goto fail;
+		if (!c->name_set ? runner_pick_name(&r, &e) < 0
+				 : vmdir_claim(&r.claim, r.runtime, c->name, &e) < 0)
+			goto fail;
+	}
+	if (r.detached) {
+		int ret = runner_detach(&r, &tell_fd, &e);
+		if (ret < 0)
+			goto fail;
+		if (ret > 0) {
+			/* The parent: the child owns the VM (and the claim, shared until it
+			 * exits). */
+			printf("%s\n", c->name);
+			close(r.claim.lock_fd);
+			return 0;
+		}
+	}
+	if (runner_start(&r, t0_ns, &e) < 0)
+		goto fail;
+	runner_tell(tell_fd, &e); /* e.status is 0: the guest runs */
+	tell_fd = -1;
+
+	runner_wait(&r);
+	status = kvmini_vm_exit_status(r.vm);
+	const char *reason = kvmini_vm_stop_reason(r.vm);
+	if (status != KVMINI_EXIT_OK)
+		fprintf(stderr, "kvmini: %s: %s\n",
+			status >= KVMINI_EXIT_SIGNAL ? "stopped" : "error", reason);
+	else if (c->log_level >= KVMINI_LOG_INFO)
+		fprintf(stderr, "kvmini: info: %s\n", reason);
+	uint64_t dropped = kvmini_vm_console_dropped(r.vm);
+	if (dropped && c->log_level >= KVMINI_LOG_WARN)
+		fprintf(stderr,
+			"kvmini: warning: %llu bytes of console output were dropped (output too "
+			"slow)\n",
+			(unsigned long long)dropped);
+	uint64_t lost = kvmini_vm_log_dropped(r.vm);
+	if (lost)
+		fprintf(stderr,
+			"kvmini: warning: %llu log or trace lines were dropped (stderr too slow)\n",
+			(unsigned long long)lost);
+	if (r.srv_started)
+		apisrv_stop(&r.srv);
+	runner_console_stop(&r);
+	if (r.managed)
+		runner_record(&r, status, reason);
+	kvmini_vm_destroy(&r.vm);
+	vmdir_release(&r.claim);
+	goto out;
+
+fail:
+	fprintf(stderr, "kvmini: error: %s\n", e.msg);
+	status = e.status ? e.status : KVMINI_EXIT_HOST;
+	if (r.srv_started)
+		apisrv_stop(&r.srv);
+	runner_console_stop(&r);
+	if (!r.vm && c->trace_file && r.trace_fd != STDERR_FILENO)
+		unlink(c->trace_file); /* no trace of a VM that never was */
+	kvmini_vm_destroy(&r.vm);
+	if (r.claim.lock_fd >= 0)
+		runner_forget(&r);
+	runner_tell(tell_fd, &e);
+out:
+	if (r.trace_fd >= 0 && r.trace_fd != STDERR_FILENO)
+		close(r.trace_fd);
+	if (r.sfd >= 0)
+		close(r.sfd);
+	if (r.timer_fd >= 0)
+		close(r.timer_fd);
+	pthread_mutex_destroy(&r.con_lock);
+	return status;
+}
