@@ -71,7 +71,11 @@ static bool i8042_kbd_load(struct i8042 *k)
 	return (k->ctr & I8042_CTR_KBDINT) != 0;
 }
 
-/* An edge on IRQ 1, outside the lock. */
+/*
+ * An edge on IRQ 1 (high, then low), under the lock: two threads pulsing at once (a vCPU
+ * reading the previous byte, another thread typing) must not interleave into 1, 1, 0, 0,
+ * which is one edge and a byte the guest never hears of.
+ */
 static void i8042_pulse(struct i8042 *k, bool irq)
 {
 	if (irq && k->set_irq) {
@@ -92,9 +96,8 @@ int i8042_send_ctrl_alt_del(struct i8042 *k)
 	}
 	for (unsigned int i = 0; i < n; i++)
 		k->kbd[(k->kbd_head + k->kbd_len++) % I8042_KBD_FIFO] = codes[i];
-	bool irq = i8042_kbd_load(k);
+	i8042_pulse(k, i8042_kbd_load(k));
 	pthread_mutex_unlock(&k->lock);
-	i8042_pulse(k, irq);
 	return 0;
 }
 
@@ -151,8 +154,8 @@ void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bo
 		memset(data, 0, len);
 		data[0] = k->status;
 	}
-	pthread_mutex_unlock(&k->lock);
 	i8042_pulse(k, irq);
+	pthread_mutex_unlock(&k->lock);
 	/* Outside the lock: the callback stops the VM and kicks every vCPU. */
 	if (reset && k->reset)
 		k->reset(k->opaque);
@@ -182,8 +185,8 @@ void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 		k->out_kbd = false;
 		irq = i8042_kbd_load(k);
 	}
-	pthread_mutex_unlock(&k->lock);
 	i8042_pulse(k, irq);
+	pthread_mutex_unlock(&k->lock);
 	if (reset && k->reset)
 		k->reset(k->opaque);
 }

@@ -95,11 +95,18 @@ static void test_command_byte_and_self_test(void **state)
 struct kbd_ctx {
 	int resets; /* first: on_reset counts it */
 	int rises, falls, level;
+	struct i8042 *k;
+	int unlocked; /* edges driven without the controller's lock held */
 };
 
 static void on_irq(void *opaque, int level)
 {
 	struct kbd_ctx *c = opaque;
+	/* Edges from two threads must not interleave: the line is driven under the lock. */
+	if (c->k && pthread_mutex_trylock(&c->k->lock) == 0) {
+		c->unlocked++;
+		pthread_mutex_unlock(&c->k->lock);
+	}
 	if (level && !c->level)
 		c->rises++;
 	if (!level && c->level)
@@ -121,7 +128,7 @@ static void test_ctrl_alt_del_set1_with_irqs(void **state)
 {
 	(void)state;
 	struct i8042 k;
-	struct kbd_ctx c = {0};
+	struct kbd_ctx c = {.k = &k};
 	i8042_init(&k, on_reset, on_irq, &c);
 	/* Linux's default: translation on, keyboard interrupt on (0x45 from init). */
 	assert_int_equal(i8042_send_ctrl_alt_del(&k), 0);
@@ -133,6 +140,7 @@ static void test_ctrl_alt_del_set1_with_irqs(void **state)
 	assert_int_equal(n, sizeof(want));
 	assert_memory_equal(got, want, sizeof(want));
 	assert_int_equal(c.rises, (int)sizeof(want)); /* one interrupt per byte */
+	assert_int_equal(c.unlocked, 0);
 	assert_int_equal(c.resets, 0);
 	i8042_fini(&k);
 }
