@@ -49,10 +49,10 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/kernels"
 cp "$kvmini" "$work/kvmini"
-cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
+cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/ctl-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
 # Host tools the disk tests use; L2 is busybox only. Their libraries follow (run.sh).
 mkdir -p "$work/tools"
-for t in mke2fs debugfs e2fsck setpriv ip nft; do
+for t in mke2fs debugfs e2fsck setpriv ip nft curl; do
 	p="$(command -v "$t")" || { echo "$0: $t is missing (./setup.sh --deps-only installs it)" >&2; exit 2; }
 	cp "$p" "$work/tools/"
 done

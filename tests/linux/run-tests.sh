@@ -349,6 +349,9 @@ test_sigterm() {
 # --- tests: the library and --trace ----------------------------------------------------------
 . "$here/api-tests.sh"
 
+# --- tests: VMs managed by name, the control socket -------------------------------------------
+. "$here/ctl-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -369,6 +372,7 @@ test_sigterm
 run_disk_tests
 run_net_tests
 run_api_tests
+run_ctl_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"
