@@ -27,8 +27,9 @@
 #include "kvmini/vmconf.h"
 #include "kvmini/vmdir.h"
 
-#define RUNNER_HELLO_OK	  "KVMINI-CONSOLE OK\n"
-#define RUNNER_HELLO_BUSY "KVMINI-CONSOLE BUSY\n"
+#define RUNNER_CAD_RESEND_S 5 /* Ctrl-Alt-Del again: a guest still booting loses the keys */
+#define RUNNER_HELLO_OK	    "KVMINI-CONSOLE OK\n"
+#define RUNNER_HELLO_BUSY   "KVMINI-CONSOLE BUSY\n"
 
 struct runner {
 	struct cli *c;
@@ -40,8 +41,9 @@ struct runner {
 	struct apisrv srv;
 	bool srv_started;
 	int sfd;      /* signalfd: SIGINT, SIGTERM, SIGHUP, SIGQUIT */
-	int timer_fd; /* the shutdown deadline (timerfd) */
+	int timer_fd; /* ticks every RUNNER_CAD_RESEND_S while a shutdown is pending (timerfd) */
 	atomic_uint shutdown_timeout;
+	atomic_uint_fast64_t shutdown_deadline_ns; /* destroy from then on (0: no shutdown) */
 	int trace_fd;
 
 	/* Detached console: output to the capped log and an attached client, input from it. */
@@ -103,9 +105,15 @@ static int runner_op_shutdown(void *o, unsigned int timeout_s, struct kvmini_err
 	int ret = kvmini_vm_send_ctrl_alt_del(r->vm, e);
 	if (ret < 0 || !timeout_s)
 		return ret;
-	/* The main thread destroys the VM when this fires (a timerfd: any thread may arm it). */
+	/* The main thread sends Ctrl-Alt-Del again at each tick (a guest still booting
+	 * flushes its keyboard) and destroys the VM at the deadline (a timerfd: any thread
+	 * may arm it). */
 	atomic_store(&r->shutdown_timeout, timeout_s);
-	struct itimerspec its = {.it_value = {.tv_sec = (time_t)timeout_s}};
+	atomic_store(&r->shutdown_deadline_ns,
+		     runner_now_ns() + (uint64_t)timeout_s * 1000000000ULL);
+	time_t first = timeout_s < RUNNER_CAD_RESEND_S ? (time_t)timeout_s : RUNNER_CAD_RESEND_S;
+	struct itimerspec its = {.it_value = {.tv_sec = first},
+				 .it_interval = {.tv_sec = RUNNER_CAD_RESEND_S}};
 	if (timerfd_settime(r->timer_fd, 0, &its, NULL) < 0) {
 		snprintf(e->msg, sizeof(e->msg), "cannot arm the shutdown timer: %s",
 			 strerror(errno));
@@ -349,6 +357,10 @@ static void runner_wait(struct runner *r)
 		}
 		uint64_t ticks;
 		if ((p[2].revents & POLLIN) && read(r->timer_fd, &ticks, sizeof(ticks)) > 0) {
+			if (runner_now_ns() + 1000000 < atomic_load(&r->shutdown_deadline_ns)) {
+				kvmini_vm_send_ctrl_alt_del(r->vm, NULL); /* -EBUSY: still queued */
+				continue;
+			}
 			char why[160];
 			snprintf(why, sizeof(why),
 				 "did not shut down within %u s of Ctrl-Alt-Del: destroyed",
