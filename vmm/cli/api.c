@@ -36,15 +36,16 @@ const struct api_route *api_routes(size_t *n)
 	return api_route_table;
 }
 
-/* Answer with `body` (taken; NULL for none). */
+/* Answer with `body` (taken; NULL for none: 204). A body that could not be built (out of
+ * memory) is a 500 with a fixed error body. */
 static void api_reply(struct api_response *r, int status, json_t *body)
 {
 	r->status = status;
 	r->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
-	if (body && !r->body) {
+	if (status != 204 && !r->body) {
 		r->status = 500;
-		r->body = NULL;
+		r->body = strdup("{\"error\":\"the answer could not be encoded\"}");
 	}
 }
 
@@ -57,6 +58,11 @@ static void api_error(struct api_response *r, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* The message may quote the client's URL or keys: printable ASCII only, so it is valid
+	 * UTF-8 (JSON strings must be) and one line. */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	api_reply(r, status, json_pack("{s:s}", "error", msg));
 }
 
