@@ -129,12 +129,13 @@ FUZZ_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno
 
 fuzz-lib:
 	@$(MAKE) --no-print-directory B=build/fuzz CC=clang \
-		CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" build/fuzz/libkvmini.a build/fuzz/libsupport.a
+		CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" build/fuzz/libkvmini.a build/fuzz/libsupport.a \
+		build/fuzz/libcli.a
 
 build/fuzz/bin/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h tests/support/*.h) fuzz-lib
 	@mkdir -p $(dir $@)
 	clang $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -Itests/support -o $@ $< \
-		build/fuzz/libsupport.a build/fuzz/libkvmini.a $(LDLIBS)
+		build/fuzz/libsupport.a build/fuzz/libcli.a build/fuzz/libkvmini.a $(FRONT_LIBS) $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
@@ -257,14 +258,21 @@ $(EXAMPLE): examples/run-command.c $(B)/kvmini lib $(B)/kvmini.pc docs/man/kvmin
 installtest: $(EXAMPLE)
 	@tests/install-test.sh $(STAGE) $(EXAMPLE)
 
-# The docs cite only names and paths that exist (scripts/check-doc-names.sh), and the check
-# must catch one that does not.
+# The docs cite only names and paths that exist (scripts/check-doc-names.sh), docs/api.yaml
+# describes exactly the routes served (scripts/check-api-doc.sh), and each check must catch a
+# doc that is wrong.
 doccheck:
 	@scripts/check-doc-names.sh
 	@t=$$(mktemp); echo 'calls `vcpu_handle_teleport()` in `vmm/kvm/gone.c`' >$$t; \
 	if scripts/check-doc-names.sh $$t >/dev/null; then rm -f $$t; \
 		echo "doc check: missed a name that does not exist"; exit 1; fi; rm -f $$t; \
 	echo "doc check: catches a function and a file that do not exist"
+	@scripts/check-api-doc.sh
+	@set -e; t=$$(mktemp -d); trap 'rm -rf $$t' EXIT; mkdir -p $$t/vmm/cli $$t/docs; \
+	cp vmm/cli/api.c $$t/vmm/cli/; grep -v '^  /vm/destroy:' docs/api.yaml >$$t/docs/api.yaml; \
+	if scripts/check-api-doc.sh $$t >/dev/null; then \
+		echo "doc check: missed a route that docs/api.yaml does not describe"; exit 1; fi; \
+	echo "doc check: catches a route missing from docs/api.yaml"
 
 # The floors of the source tree (scripts/check-layers.sh holds the allow-list).
 # Then the check must catch a device that includes the machine, and a CLI that reaches
