@@ -17,9 +17,11 @@ struct apisrv {
 /*
  * Listen on unix socket `path` (created 0600; a stale file there is replaced) and serve `api`
  * on one thread of its own (libmicrohttpd's), which every request runs on: a slow or vanished
- * client never holds a lock a vCPU or I/O thread needs. 0 or -errno with `e`.
+ * client never holds a lock a vCPU or I/O thread needs. A client silent for `timeout_s`
+ * seconds (0: APISRV_TIMEOUT_S) is disconnected. 0 or -errno with `e`.
  */
-int apisrv_start(struct apisrv *s, const char *path, const struct api *api, struct kvmini_error *e);
+int apisrv_start(struct apisrv *s, const char *path, const struct api *api, unsigned int timeout_s,
+		 struct kvmini_error *e);
 
 /* Stop serving (in-flight responses are dropped) and close the socket. Idempotent. */
 void apisrv_stop(struct apisrv *s);

@@ -113,7 +113,8 @@ static int apisrv_fail(struct kvmini_error *e, int err, const char *what, const 
 	return -err;
 }
 
-int apisrv_start(struct apisrv *s, const char *path, const struct api *api, struct kvmini_error *e)
+int apisrv_start(struct apisrv *s, const char *path, const struct api *api, unsigned int timeout_s,
+		 struct kvmini_error *e)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -139,7 +140,8 @@ int apisrv_start(struct apisrv *s, const char *path, const struct api *api, stru
 	s->fd = fd;
 	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
 				  apisrv_access, s, MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)APISRV_TIMEOUT_S,
+				  MHD_OPTION_CONNECTION_TIMEOUT,
+				  timeout_s ? timeout_s : (unsigned int)APISRV_TIMEOUT_S,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)APISRV_MAX_CONN,
 				  MHD_OPTION_NOTIFY_COMPLETED, apisrv_done, s, MHD_OPTION_END);
 	if (!s->mhd) {

@@ -439,7 +439,7 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 			(struct api){.ops = &runner_ops, .opaque = r, .config = c, .pid = getpid()};
 		char p[VMDIR_PATH_MAX + 32];
 		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_API_SOCK);
-		if (apisrv_start(&r->srv, p, &r->api, e) < 0)
+		if (apisrv_start(&r->srv, p, &r->api, 0, e) < 0)
 			goto out;
 		r->srv_started = true;
 	}
