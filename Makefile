@@ -16,8 +16,11 @@ CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude \
             -D_GNU_SOURCE -MMD -MP -fno-strict-aliasing
 LDLIBS   += -luring -lpthread
-# The frontends (vmm/cli: the command, its API server and client) also use these.
-FRONT_LIBS := -lmicrohttpd -ljansson -lcurl
+# The frontends (vmm/cli: the command, its API server and client) also use these. The kvmini
+# command links them (and liburing) statically: each shared library a process maps costs
+# resident pages, which count in every VM's memory overhead (bench/ctl.sh measures it).
+FRONT_LIBS := -levent_core -levent_extra -ljansson -ldl
+KVMINI_LIBS := -Wl,-Bstatic -levent_extra -levent_core -ljansson -luring -Wl,-Bdynamic -ldl -lpthread
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DKVMINI_VERSION='"$(VERSION)"'
 
@@ -76,7 +79,7 @@ $(B)/libcli.a: $(CLI_OBJ)
 	ar rcs $@ $^
 
 $(B)/kvmini: $(B)/obj/vmm/cli/main.o $(B)/libcli.a $(B)/libkvmini.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(FRONT_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(KVMINI_LIBS)
 
 # reap: runs the test, benchmark and demo targets so that nothing they start (the nested
 # machine's QEMU, VMs, iperf3, fio) outlives them or make (scripts/reap.c).

@@ -1,10 +1,14 @@
-/* apisrv: the control socket: HTTP/1.1 on a unix socket (libmicrohttpd), requests to api. */
+/* apisrv: the control socket: HTTP/1.1 on a unix socket (libevent's evhttp), requests to api. */
 #include <errno.h>
-#include <fcntl.h>
-#include <microhttpd.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,104 +16,104 @@
 
 #include "kvmini/apisrv.h"
 
-/* One request being received: its body so far, or the note that it is too large. */
-struct apisrv_req {
-	char *body;
-	size_t len;
-	bool too_big;
-};
-
-static enum MHD_Result apisrv_send(struct MHD_Connection *conn, int status, char *body,
-				   const char *allow)
+static const char *apisrv_method(enum evhttp_cmd_type t)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		body ? strlen(body) : 0, body ? body : (char *)"",
-		body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-	if (!resp) {
-		free(body);
-		return MHD_NO;
+	switch (t) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
 	}
-	if (body)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return "?";
 }
 
-static enum MHD_Result apisrv_access(void *cls, struct MHD_Connection *conn, const char *url,
-				     const char *method, const char *version,
-				     const char *upload_data, size_t *upload_size, void **con_cls)
+static const char *apisrv_reason(int status)
 {
-	struct apisrv *s = cls;
-	struct apisrv_req *q = *con_cls;
-	(void)version;
-	if (!q) {
-		/* Headers are in: refuse a declared oversized body before reading it. */
-		q = calloc(1, sizeof(*q));
-		if (!q)
-			return MHD_NO;
-		const char *cl =
-			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
-			q->too_big = true;
-		*con_cls = q;
-		return MHD_YES;
+	switch (status) {
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	default:
+		return "Internal Server Error";
 	}
-	if (*upload_size) {
-		size_t n = *upload_size;
-		*upload_size = 0;
-		if (q->too_big)
-			return MHD_YES; /* read and dropped, so the 413 can be sent */
-		if (q->len + n > API_BODY_MAX) {
-			q->too_big = true;
-			free(q->body);
-			q->body = NULL;
-			q->len = 0;
-			return MHD_YES;
-		}
-		char *b = realloc(q->body, q->len + n);
-		if (!b)
-			return MHD_NO;
-		memcpy(b + q->len, upload_data, n);
-		q->body = b;
-		q->len += n;
-		return MHD_YES;
-	}
+}
+
+/* One whole request (libevent has read the headers and the body). */
+static void apisrv_request(struct evhttp_request *req, void *arg)
+{
+	struct apisrv *s = arg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	struct api_response r;
-	if (q->too_big) {
-		char *msg = NULL;
-		if (asprintf(&msg, "{\"error\":\"the body is larger than %d bytes\"}",
-			     API_BODY_MAX) < 0)
-			return MHD_NO;
-		return apisrv_send(conn, 413, msg, NULL);
+	api_handle(s->api, apisrv_method(evhttp_request_get_command(req)),
+		   evhttp_request_get_uri(req), body ? body : "", body ? len : 0, &r);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *out = evbuffer_new();
+	if (r.body) {
+		evhttp_add_header(h, "Content-Type", "application/json");
+		if (out)
+			evbuffer_add(out, r.body, strlen(r.body));
 	}
-	api_handle(s->api, method, url, q->body ? q->body : "", q->len, &r);
-	return apisrv_send(conn, r.status, r.body, r.allow);
+	if (r.allow)
+		evhttp_add_header(h, "Allow", r.allow);
+	evhttp_send_reply(req, r.status, apisrv_reason(r.status), out);
+	if (out)
+		evbuffer_free(out);
+	free(r.body);
 }
 
-static void apisrv_done(void *cls, struct MHD_Connection *conn, void **con_cls,
-			enum MHD_RequestTerminationCode toe)
+static void apisrv_on_stop(evutil_socket_t fd, short what, void *arg)
 {
-	struct apisrv_req *q = *con_cls;
-	(void)cls;
-	(void)conn;
-	(void)toe;
-	if (q) {
-		free(q->body);
-		free(q);
-		*con_cls = NULL;
-	}
+	struct apisrv *s = arg;
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(s->base);
 }
 
-static int apisrv_fail(struct kvmini_error *e, int err, const char *what, const char *path)
+static void *apisrv_thread(void *arg)
+{
+	struct apisrv *s = arg;
+	event_base_dispatch(s->base);
+	return NULL;
+}
+
+static int apisrv_fail(struct apisrv *s, struct kvmini_error *e, int err, const char *what,
+		       const char *path)
 {
 	if (e && !e->status) {
 		snprintf(e->msg, sizeof(e->msg), "control socket %s: %s: %s", path, what,
 			 strerror(err));
 		e->status = KVMINI_EXIT_RESOURCE;
 	}
+	apisrv_stop(s);
 	return -err;
 }
 
@@ -118,49 +122,72 @@ int apisrv_start(struct apisrv *s, const char *path, const struct api *api, unsi
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
+	s->stop_fd = -1;
 	s->api = api;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return apisrv_fail(e, ENAMETOOLONG, "path longer than 107 bytes", path);
-	strcpy(sa.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return apisrv_fail(e, errno, "socket", path);
+		return apisrv_fail(s, e, ENAMETOOLONG, "path longer than 107 bytes", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->fd < 0)
+		return apisrv_fail(s, e, errno, "socket", path);
 	unlink(path);
 	/* Created 0600 from the start: no moment where another user could connect. */
 	mode_t old = umask(0177);
-	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int r = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
 	int err = errno;
 	umask(old);
-	if (r < 0 || listen(fd, 128) < 0) {
-		err = r < 0 ? err : errno;
-		close(fd);
-		return apisrv_fail(e, err, "cannot listen", path);
-	}
-	s->fd = fd;
-	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
-				  apisrv_access, s, MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_CONNECTION_TIMEOUT,
-				  timeout_s ? timeout_s : (unsigned int)APISRV_TIMEOUT_S,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)APISRV_MAX_CONN,
-				  MHD_OPTION_NOTIFY_COMPLETED, apisrv_done, s, MHD_OPTION_END);
-	if (!s->mhd) {
-		close(fd);
-		unlink(path);
-		s->fd = -1;
-		return apisrv_fail(e, EIO, "libmicrohttpd would not start", path);
-	}
+	if (r < 0 || listen(s->fd, 128) < 0)
+		return apisrv_fail(s, e, r < 0 ? err : errno, "cannot listen", path);
+	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->base = event_base_new();
+	s->http = s->base ? evhttp_new(s->base) : NULL;
+	if (s->stop_fd < 0 || !s->http)
+		return apisrv_fail(s, e, s->stop_fd < 0 ? errno : ENOMEM, "cannot set up libevent",
+				   path);
+	/* Every method reaches the handler, which answers 405 with a JSON body. */
+	evhttp_set_allowed_methods(s->http, 0x1ff);
+	evhttp_set_timeout(s->http, (int)(timeout_s ? timeout_s : APISRV_TIMEOUT_S));
+	evhttp_set_max_body_size(s->http, APISRV_HARD_MAX);
+	evhttp_set_max_headers_size(s->http, 16384);
+	evhttp_set_gencb(s->http, apisrv_request, s);
+	if (!evhttp_accept_socket_with_handle(s->http, s->fd))
+		return apisrv_fail(s, e, EIO, "libevent would not accept on it", path);
+	s->fd_given = true;
+	s->stop_ev = event_new(s->base, s->stop_fd, EV_READ, apisrv_on_stop, s);
+	if (!s->stop_ev || event_add(s->stop_ev, NULL) < 0)
+		return apisrv_fail(s, e, ENOMEM, "cannot set up libevent", path);
+	r = cli_thread_start(&s->thread, apisrv_thread, s, "api");
+	if (r < 0)
+		return apisrv_fail(s, e, -r, "cannot start its thread", path);
+	s->started = true;
 	return 0;
 }
 
 void apisrv_stop(struct apisrv *s)
 {
-	if (s->mhd) {
-		MHD_stop_daemon(s->mhd);
-		s->mhd = NULL;
+	if (s->started) {
+		uint64_t one = 1;
+		if (write(s->stop_fd, &one, sizeof(one)) < 0) {
+			/* cannot fail for a fresh eventfd */
+		}
+		pthread_join(s->thread, NULL);
+		s->started = false;
 	}
-	if (s->fd >= 0) {
+	if (s->stop_ev)
+		event_free(s->stop_ev);
+	s->stop_ev = NULL;
+	if (s->http)
+		evhttp_free(s->http); /* closes the listening socket it accepted on */
+	if (s->fd >= 0 && !s->fd_given)
 		close(s->fd);
-		s->fd = -1;
-	}
+	s->fd_given = false;
+	s->http = NULL;
+	s->fd = -1;
+	if (s->base)
+		event_base_free(s->base);
+	s->base = NULL;
+	if (s->stop_fd >= 0)
+		close(s->stop_fd);
+	s->stop_fd = -1;
 }

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +38,25 @@ void cli_defaults(struct cli *c)
 	c->cpus = 1;
 	c->name = "kvmini";
 	c->log_level = KVMINI_LOG_WARN;
+}
+
+int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+{
+	pthread_attr_t attr;
+	int ret = pthread_attr_init(&attr);
+	if (ret)
+		return -ret;
+	ret = pthread_attr_setstacksize(&attr, CLI_THREAD_STACK);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (!ret)
+		ret = pthread_create(t, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (!ret)
+		pthread_setname_np(*t, name);
+	return -ret;
 }
 
 bool cli_name_ok(const char *name)
