@@ -1,6 +1,7 @@
 /* ctl: the management verbs (list, define, start, console, pause, shutdown, stats...): clients
  * of each VM's control socket and of the runtime and definition folders. */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -63,7 +64,65 @@ void ctl_usage(FILE *f)
 	      f);
 }
 
-/* ---- HTTP over the control socket (libcurl) ---- */
+/* ---- HTTP over the control socket (libcurl, loaded when a verb needs it) ---- */
+
+/*
+ * libcurl is opened with dlopen() by the verbs, never linked: the VMM process (the same
+ * binary) then does not map libcurl and the TLS libraries behind it, which would add MiBs to
+ * every VM's resident memory.
+ */
+struct ctl {
+	void *so;
+	CURLcode (*global_init)(long flags);
+	void (*global_cleanup)(void);
+	CURL *(*init)(void);
+	CURLcode (*setopt)(CURL *h, CURLoption opt, ...);
+	CURLcode (*perform)(CURL *h);
+	CURLcode (*getinfo)(CURL *h, CURLINFO info, ...);
+	void (*cleanup)(CURL *h);
+	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+	void (*slist_free_all)(struct curl_slist *l);
+};
+
+static int ctl_open_curl(struct ctl *x)
+{
+	x->so = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (!x->so)
+		return ctl_fail(KVMINI_EXIT_RESOURCE,
+				"the management verbs need libcurl (apt-get install libcurl4): %s",
+				dlerror());
+	void **fn[] = {
+		(void **)&x->global_init, (void **)&x->global_cleanup, (void **)&x->init,
+		(void **)&x->setopt,	  (void **)&x->perform,	       (void **)&x->getinfo,
+		(void **)&x->cleanup,	  (void **)&x->slist_append,   (void **)&x->slist_free_all};
+	static const char *const names[] = {
+		"curl_global_init",  "curl_global_cleanup", "curl_easy_init",
+		"curl_easy_setopt",  "curl_easy_perform",   "curl_easy_getinfo",
+		"curl_easy_cleanup", "curl_slist_append",   "curl_slist_free_all"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		*fn[i] = dlsym(x->so, names[i]);
+		if (!*fn[i]) {
+			dlclose(x->so);
+			x->so = NULL;
+			return ctl_fail(KVMINI_EXIT_RESOURCE, "libcurl has no %s", names[i]);
+		}
+	}
+	if (x->global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
+		dlclose(x->so);
+		x->so = NULL;
+		return ctl_fail(KVMINI_EXIT_HOST, "libcurl would not initialise");
+	}
+	return 0;
+}
+
+static void ctl_close_curl(struct ctl *x)
+{
+	if (x->so) {
+		x->global_cleanup();
+		dlclose(x->so);
+		x->so = NULL;
+	}
+}
 
 struct ctl_buf {
 	char *data;
@@ -87,33 +146,33 @@ static size_t ctl_collect(char *p, size_t size, size_t n, void *opaque)
 }
 
 /* One request; the HTTP status (0: no answer) and the body (malloc'd, or NULL). */
-static long ctl_http(const char *sock, const char *method, const char *path, const char *body,
-		     char **resp)
+static long ctl_http(const struct ctl *x, const char *sock, const char *method, const char *path,
+		     const char *body, char **resp)
 {
 	struct ctl_buf b = {0};
 	long status = 0;
 	char url[256];
 	snprintf(url, sizeof(url), "http://localhost%s", path);
-	CURL *h = curl_easy_init();
+	CURL *h = x->init();
 	if (!h)
 		return 0;
 	struct curl_slist *hdr = NULL;
-	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)CTL_HTTP_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, ctl_collect);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	x->setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
+	x->setopt(h, CURLOPT_URL, url);
+	x->setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	x->setopt(h, CURLOPT_TIMEOUT_MS, (long)CTL_HTTP_TIMEOUT_MS);
+	x->setopt(h, CURLOPT_NOSIGNAL, 1L);
+	x->setopt(h, CURLOPT_WRITEFUNCTION, ctl_collect);
+	x->setopt(h, CURLOPT_WRITEDATA, &b);
 	if (body) {
-		hdr = curl_slist_append(hdr, "Content-Type: application/json");
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		hdr = x->slist_append(hdr, "Content-Type: application/json");
+		x->setopt(h, CURLOPT_HTTPHEADER, hdr);
+		x->setopt(h, CURLOPT_POSTFIELDS, body);
 	}
-	if (curl_easy_perform(h) == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(h);
+	if (x->perform(h) == CURLE_OK)
+		x->getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	x->slist_free_all(hdr);
+	x->cleanup(h);
 	if (!status) {
 		free(b.data);
 		b.data = NULL;
@@ -171,15 +230,15 @@ static int ctl_status_of(long http)
 }
 
 /* One request to VM `name`; 0 with *out (caller frees) on 2xx, else the exit status. */
-static int ctl_call(const char *name, const char *method, const char *path, const char *body,
-		    char **out)
+static int ctl_call(const struct ctl *x, const char *name, const char *method, const char *path,
+		    const char *body, char **out)
 {
 	char sock[VMDIR_PATH_MAX + 32];
 	int ret = ctl_socket(name, sock, sizeof(sock));
 	if (ret)
 		return ret;
 	char *resp = NULL;
-	long st = ctl_http(sock, method, path, body, &resp);
+	long st = ctl_http(x, sock, method, path, body, &resp);
 	if (st < 200 || st >= 300) {
 		ctl_api_error(name, st, resp);
 		free(resp);
@@ -234,7 +293,7 @@ static void ctl_row_config(struct ctl_row *r, const char *path)
 	json_decref(o);
 }
 
-static void ctl_row_fill(struct ctl_row *r, const char *rt, const char *cfgdir)
+static void ctl_row_fill(const struct ctl *x, struct ctl_row *r, const char *rt, const char *cfgdir)
 {
 	char p[VMDIR_PATH_MAX + 64];
 	struct vmdir_info in;
@@ -251,7 +310,7 @@ static void ctl_row_fill(struct ctl_row *r, const char *rt, const char *cfgdir)
 		r->pid = (int)in.pid;
 		char sock[VMDIR_PATH_MAX + 32], *resp = NULL;
 		vmdir_path(sock, sizeof(sock), rt, r->name, VMDIR_API_SOCK);
-		if (ctl_http(sock, "GET", "/vm", NULL, &resp) == 200) {
+		if (ctl_http(x, sock, "GET", "/vm", NULL, &resp) == 200) {
 			json_t *o = json_loads(resp, 0, NULL);
 			const char *s = json_string_value(json_object_get(o, "state"));
 			if (s && !strcmp(s, "paused"))
@@ -309,7 +368,7 @@ static int ctl_row_cmp(const void *a, const void *b)
 	return strcmp(((const struct ctl_row *)a)->name, ((const struct ctl_row *)b)->name);
 }
 
-static int ctl_list(int argc, char **argv)
+static int ctl_list(const struct ctl *x, int argc, char **argv)
 {
 	bool all = false, as_json = false;
 	for (int i = 2; i < argc; i++) {
@@ -349,7 +408,7 @@ static int ctl_list(int argc, char **argv)
 		       "PID", "UPTIME", "EXIT");
 	for (int i = 0; i < n; i++) {
 		struct ctl_row *r = &rows[i];
-		ctl_row_fill(r, rt, cfgdir);
+		ctl_row_fill(x, r, rt, cfgdir);
 		bool up = strcmp(r->state, "shut off") != 0;
 		if (!up && !all)
 			continue;
@@ -424,6 +483,8 @@ static int ctl_define(int argc, char **argv)
 				  argv[2]);
 	} else if (!c.kernel) {
 		status = ctl_fail(KVMINI_EXIT_INPUT, "%s: \"kernel\" is missing", argv[2]);
+	} else if (vmconf_absolute(&c) < 0) {
+		status = ctl_fail(KVMINI_EXIT_HOST, "out of memory");
 	} else {
 		char path[VMDIR_PATH_MAX + 64];
 		char *text = vmconf_dump(&c, 1);
@@ -549,19 +610,20 @@ static int ctl_name_arg(int argc, char **argv, const char *usage)
 	return 0;
 }
 
-static int ctl_simple(int argc, char **argv, const char *path, const char *done)
+static int ctl_simple(const struct ctl *x, int argc, char **argv, const char *path,
+		      const char *done)
 {
 	char usage[64];
 	snprintf(usage, sizeof(usage), "%s NAME", argv[1]);
 	int ret = ctl_name_arg(argc, argv, usage);
 	if (!ret)
-		ret = ctl_call(argv[2], "PUT", path, NULL, NULL);
+		ret = ctl_call(x, argv[2], "PUT", path, NULL, NULL);
 	if (!ret)
 		printf("%s %s\n", argv[2], done);
 	return ret;
 }
 
-static int ctl_shutdown(int argc, char **argv)
+static int ctl_shutdown(const struct ctl *x, int argc, char **argv)
 {
 	const char *name = NULL;
 	long timeout = 30;
@@ -584,7 +646,7 @@ static int ctl_shutdown(int argc, char **argv)
 				"usage: kvmini shutdown NAME [--timeout SECONDS]");
 	char body[64];
 	snprintf(body, sizeof(body), "{\"timeout_s\":%ld}", timeout);
-	int ret = ctl_call(name, "PUT", "/vm/shutdown", body, NULL);
+	int ret = ctl_call(x, name, "PUT", "/vm/shutdown", body, NULL);
 	if (ret)
 		return ret;
 	struct vmdir_info in;
@@ -598,15 +660,18 @@ static int ctl_shutdown(int argc, char **argv)
 				"%s did not shut down within %ld s and was destroyed (does its "
 				"init handle Ctrl-Alt-Del? see the README)",
 				name, timeout);
+	if (in.state == VMDIR_EXITED && in.exit_status != 0)
+		return ctl_fail(in.exit_status, "%s stopped with status %d while shutting down: %s",
+				name, in.exit_status, in.reason);
 	printf("%s shut down%s%s\n", name, in.reason[0] ? ": " : "", in.reason);
 	return 0;
 }
 
-static int ctl_destroy(int argc, char **argv)
+static int ctl_destroy(const struct ctl *x, int argc, char **argv)
 {
 	int ret = ctl_name_arg(argc, argv, "destroy NAME");
 	if (!ret)
-		ret = ctl_call(argv[2], "PUT", "/vm/destroy", NULL, NULL);
+		ret = ctl_call(x, argv[2], "PUT", "/vm/destroy", NULL, NULL);
 	if (ret)
 		return ret;
 	struct vmdir_info in;
@@ -682,33 +747,42 @@ static void ctl_print_stats(const char *name, json_t *o)
 	       json_real_value(json_object_get(boot, "init_ms")));
 }
 
-static int ctl_stats(int argc, char **argv)
+static int ctl_stats(const struct ctl *x, int argc, char **argv)
 {
-	bool as_json = argc == 4 && !strcmp(argv[3], "--json");
-	if ((argc != 3 && !as_json) || !cli_name_ok(argv[2]))
+	bool as_json = false;
+	const char *name = NULL;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			as_json = true;
+		else if (!name && cli_name_ok(argv[i]))
+			name = argv[i];
+		else
+			name = "";
+	}
+	if (!name || !*name)
 		return ctl_fail(KVMINI_EXIT_USAGE, "usage: kvmini stats NAME [--json]");
 	char *resp = NULL;
-	int ret = ctl_call(argv[2], "GET", "/vm/stats", NULL, &resp);
+	int ret = ctl_call(x, name, "GET", "/vm/stats", NULL, &resp);
 	if (ret)
 		return ret;
 	json_t *o = json_loads(resp, 0, NULL);
 	if (!o) {
 		free(resp);
-		return ctl_fail(KVMINI_EXIT_HOST, "%s: the stats are not JSON", argv[2]);
+		return ctl_fail(KVMINI_EXIT_HOST, "%s: the stats are not JSON", name);
 	}
 	if (as_json) {
 		char *t = json_dumps(o, JSON_INDENT(2));
 		printf("%s\n", t ? t : "{}");
 		free(t);
 	} else {
-		ctl_print_stats(argv[2], o);
+		ctl_print_stats(name, o);
 	}
 	json_decref(o);
 	free(resp);
 	return 0;
 }
 
-static int ctl_dumpconfig(int argc, char **argv)
+static int ctl_dumpconfig(const struct ctl *x, int argc, char **argv)
 {
 	int ret = ctl_name_arg(argc, argv, "dumpconfig NAME");
 	if (ret)
@@ -722,7 +796,7 @@ static int ctl_dumpconfig(int argc, char **argv)
 	json_t *o = NULL;
 	if (in.state == VMDIR_RUNNING) {
 		char *resp = NULL;
-		if ((ret = ctl_call(name, "GET", "/vm/config", NULL, &resp)))
+		if ((ret = ctl_call(x, name, "GET", "/vm/config", NULL, &resp)))
 			return ret;
 		o = json_loads(resp, 0, NULL);
 		free(resp);
@@ -873,11 +947,15 @@ int ctl_main(int argc, char **argv, unsigned long long t0_ns)
 		ctl_usage(stdout);
 		return 0;
 	}
-	if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
-		return ctl_fail(KVMINI_EXIT_HOST, "libcurl would not initialise");
+	/* The verbs that talk to a control socket load libcurl; the others do not need it. */
+	struct ctl x = {0};
+	bool http = strcmp(v, "define") && strcmp(v, "undefine") && strcmp(v, "start") &&
+		    strcmp(v, "console");
+	if (http && ctl_open_curl(&x))
+		return KVMINI_EXIT_RESOURCE;
 	int ret;
 	if (!strcmp(v, "list"))
-		ret = ctl_list(argc, argv);
+		ret = ctl_list(&x, argc, argv);
 	else if (!strcmp(v, "define"))
 		ret = ctl_define(argc, argv);
 	else if (!strcmp(v, "undefine"))
@@ -887,17 +965,17 @@ int ctl_main(int argc, char **argv, unsigned long long t0_ns)
 	else if (!strcmp(v, "console"))
 		ret = ctl_console(argc, argv);
 	else if (!strcmp(v, "pause"))
-		ret = ctl_simple(argc, argv, "/vm/pause", "paused");
+		ret = ctl_simple(&x, argc, argv, "/vm/pause", "paused");
 	else if (!strcmp(v, "resume"))
-		ret = ctl_simple(argc, argv, "/vm/resume", "resumed");
+		ret = ctl_simple(&x, argc, argv, "/vm/resume", "resumed");
 	else if (!strcmp(v, "shutdown"))
-		ret = ctl_shutdown(argc, argv);
+		ret = ctl_shutdown(&x, argc, argv);
 	else if (!strcmp(v, "destroy"))
-		ret = ctl_destroy(argc, argv);
+		ret = ctl_destroy(&x, argc, argv);
 	else if (!strcmp(v, "stats"))
-		ret = ctl_stats(argc, argv);
+		ret = ctl_stats(&x, argc, argv);
 	else
-		ret = ctl_dumpconfig(argc, argv);
-	curl_global_cleanup();
+		ret = ctl_dumpconfig(&x, argc, argv);
+	ctl_close_curl(&x);
 	return ret;
 }
