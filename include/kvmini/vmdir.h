@@ -35,7 +35,7 @@
 int vmdir_runtime(char *out, size_t n, bool create, struct kvmini_error *e);
 
 /* $KVMINI_CONFIG_DIR, else $XDG_CONFIG_HOME/kvmini/vms, else ~/.config/kvmini/vms, else
- * /etc/kvmini/vms for root without a home. Created 0700 when `create`. */
+ * (no HOME) /etc/kvmini/vms. Created 0700 when `create`. */
 int vmdir_config(char *out, size_t n, bool create, struct kvmini_error *e);
 
 /* `dir`/`name`/`file` into `out`; -ENAMETOOLONG if it does not fit. */

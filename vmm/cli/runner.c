@@ -99,6 +99,19 @@ static int runner_op_resume(void *o, struct kvmini_error *e)
 	return kvmini_vm_resume(r->vm, e);
 }
 
+/* The next shutdown tick: in RUNNER_CAD_RESEND_S, or at the deadline if that comes first. */
+static int runner_arm(struct runner *r)
+{
+	uint64_t now = runner_now_ns(), end = atomic_load(&r->shutdown_deadline_ns);
+	uint64_t left = end > now ? end - now : 1;
+	uint64_t step = (uint64_t)RUNNER_CAD_RESEND_S * 1000000000ULL;
+	if (left < step)
+		step = left;
+	struct itimerspec its = {.it_value = {.tv_sec = (time_t)(step / 1000000000ULL),
+					      .tv_nsec = (long)(step % 1000000000ULL)}};
+	return timerfd_settime(r->timer_fd, 0, &its, NULL);
+}
+
 static int runner_op_shutdown(void *o, unsigned int timeout_s, struct kvmini_error *e)
 {
 	struct runner *r = o;
@@ -111,10 +124,7 @@ static int runner_op_shutdown(void *o, unsigned int timeout_s, struct kvmini_err
 	atomic_store(&r->shutdown_timeout, timeout_s);
 	atomic_store(&r->shutdown_deadline_ns,
 		     runner_now_ns() + (uint64_t)timeout_s * 1000000000ULL);
-	time_t first = timeout_s < RUNNER_CAD_RESEND_S ? (time_t)timeout_s : RUNNER_CAD_RESEND_S;
-	struct itimerspec its = {.it_value = {.tv_sec = first},
-				 .it_interval = {.tv_sec = RUNNER_CAD_RESEND_S}};
-	if (timerfd_settime(r->timer_fd, 0, &its, NULL) < 0) {
+	if (runner_arm(r) < 0) {
 		snprintf(e->msg, sizeof(e->msg), "cannot arm the shutdown timer: %s",
 			 strerror(errno));
 		e->status = KVMINI_EXIT_HOST;
@@ -128,7 +138,7 @@ static int runner_op_destroy(void *o, struct kvmini_error *e)
 	struct runner *r = o;
 	int ret = kvmini_vm_stop(r->vm, RUNNER_KILLED, "destroyed (forced off)");
 	if (ret < 0) {
-		snprintf(e->msg, sizeof(e->msg), "the VM is already stopping");
+		snprintf(e->msg, sizeof(e->msg), "the VM is not running yet, or already stopping");
 		e->status = KVMINI_EXIT_USAGE;
 	}
 	return ret;
@@ -301,14 +311,10 @@ static int runner_console_setup(struct runner *r, struct kvmini_error *e)
 
 static int runner_console_start(struct runner *r, struct kvmini_error *e)
 {
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int ret = pthread_create(&r->con_thread, NULL, runner_console_thread, r);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret)
+	int ret = cli_thread_start(&r->con_thread, runner_console_thread, r, "console-srv");
+	if (ret < 0)
 		return runner_err(e, KVMINI_EXIT_HOST, "cannot start the console server: %s",
-				  strerror(ret));
+				  strerror(-ret));
 	r->con_thread_started = true;
 	return 0;
 }
@@ -359,6 +365,7 @@ static void runner_wait(struct runner *r)
 		if ((p[2].revents & POLLIN) && read(r->timer_fd, &ticks, sizeof(ticks)) > 0) {
 			if (runner_now_ns() + 1000000 < atomic_load(&r->shutdown_deadline_ns)) {
 				kvmini_vm_send_ctrl_alt_del(r->vm, NULL); /* -EBUSY: still queued */
+				runner_arm(r);
 				continue;
 			}
 			char why[160];
@@ -474,8 +481,9 @@ static void runner_record(struct runner *r, int status, const char *reason)
 /* A managed VM that never ran leaves nothing behind. */
 static void runner_forget(struct runner *r)
 {
-	static const char *const files[] = {VMDIR_CONFIG, VMDIR_CONSOLE_LOG, VMDIR_VMM_LOG,
-					    VMDIR_EXIT, VMDIR_LOCK};
+	static const char *const files[] = {
+		VMDIR_CONFIG,  VMDIR_CONSOLE_LOG, VMDIR_CONSOLE_LOG ".1",
+		VMDIR_VMM_LOG, VMDIR_EXIT,	  VMDIR_LOCK};
 	char p[VMDIR_PATH_MAX + 32];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, files[i]);
@@ -508,6 +516,10 @@ static int runner_detach(struct runner *r, int *tell_fd, struct kvmini_error *e)
 			n = read(p[0], &got, sizeof(got));
 		while (n < 0 && errno == EINTR);
 		close(p[0]);
+		/* The child owns the claim and its clean-up from here on: the parent keeps none
+		 * of it, so a child that died leaves its vmm.log to read. */
+		close(r->claim.lock_fd);
+		r->claim.lock_fd = -1;
 		if (n != (ssize_t)sizeof(got))
 			return runner_err(e, KVMINI_EXIT_HOST,
 					  "the VM process ended while starting; see %s/%s",
@@ -604,7 +616,6 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 			/* The parent: the child owns the VM (and the claim, shared until it
 			 * exits). */
 			printf("%s\n", c->name);
-			close(r.claim.lock_fd);
 			return 0;
 		}
 	}

@@ -190,7 +190,7 @@ static int vmconf_list(const struct vmconf_ctx *x, const char *key, const json_t
 static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v)
 {
 	struct cli *c = x->c;
-	long long n;
+	long long n = 0;
 	int ret;
 	if (!strcmp(k, "name")) {
 		if (!json_is_string(v) || !cli_name_ok(json_string_value(v)))
