@@ -12,6 +12,7 @@
 #   BENCH_DISK     0: skip the disk benchmark
 #   BENCH_NET      0: skip the network benchmark (bench/net.sh; its BENCH_NET_* settings)
 #   BENCH_BOOT     0: skip the boot benchmark (bench/boot.sh; its BENCH_BOOT_* and BENCH_DENSITY_* settings)
+#   BENCH_CTL      0: skip the control-plane benchmark (bench/ctl.sh; its BENCH_CTL_* settings)
 #
 # Disk (virtio-blk): build/bench/blk_bench drives the device model through its virtio-mmio
 # registers with fake guest memory, real io_uring and a real image file; fio's io_uring engine
@@ -31,6 +32,10 @@
 # start-up, memory overhead at idle and density (20 VMs at once), medians (inside the nested
 # machine on hosts without hardware virtualization); its report becomes the "boot" section of
 # results.json. Its goals are reported (met or missed), never a strict failure.
+#
+# Control plane (bench/ctl.sh): the same guest run by `kvmini run --detach` and by QEMU's
+# microvm with QMP: state query, pause and resume latency (median, p99) and the VMM's memory
+# overhead with its control server up; its report becomes the "ctl" section. Goals reported.
 set -euo pipefail
 
 die() {
@@ -203,6 +208,11 @@ fi
 # Boot rows, merged as "boot". Goals reported only: no strict failure.
 if [ "${BENCH_BOOT:-1}" != 0 ]; then
 	run_part boot || true
+fi
+
+# Control-plane rows, merged as "ctl". Goals reported only.
+if [ "${BENCH_CTL:-1}" != 0 ]; then
+	run_part ctl || true
 fi
 phase "done"
 echo "bench: results in $dir/results.json"
