@@ -10,6 +10,7 @@
 
 #define APISRV_TIMEOUT_S 10	   /* a client silent this long mid-request is disconnected */
 #define APISRV_HARD_MAX	 (1 << 20) /* bodies past this are refused by libevent itself */
+#define APISRV_DRAIN_MS	 100	   /* apisrv_stop: time for queued answers to go out */
 
 struct apisrv {
 	struct event_base *base;
@@ -33,7 +34,8 @@ struct apisrv {
 int apisrv_start(struct apisrv *s, const char *path, const struct api *api, unsigned int timeout_s,
 		 struct kvmini_error *e);
 
-/* Stop serving (in-flight responses are dropped) and close the socket. Idempotent. */
+/* Stop serving (answers already queued get APISRV_DRAIN_MS to go out; requests still being
+ * read are dropped) and close the socket. Idempotent. */
 void apisrv_stop(struct apisrv *s);
 
 #endif

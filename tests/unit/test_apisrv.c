@@ -54,12 +54,24 @@ static int fake_stats(void *o, struct kvmini_stats *s, struct kvmini_error *e)
 	return 0;
 }
 
+/* destroy tells the test it ran (the test then stops the server at once). */
+static int destroyed_pipe[2] = {-1, -1};
+
+static int fake_destroy(void *o, struct kvmini_error *e)
+{
+	(void)o;
+	(void)e;
+	if (destroyed_pipe[1] >= 0 && write(destroyed_pipe[1], "d", 1) != 1)
+		return -EIO;
+	return 0;
+}
+
 static const struct api_vm_ops ops = {
 	.state = fake_state,
 	.pause = fake_ok,
 	.resume = fake_ok,
 	.shutdown = fake_shutdown,
-	.destroy = fake_ok,
+	.destroy = fake_destroy,
 	.stats = fake_stats,
 };
 
@@ -285,6 +297,25 @@ static void test_100_concurrent_clients(void **state)
 	assert_int_equal(ok, N);
 }
 
+/* The VMM stops its server as soon as a destroy has stopped the VM: the 202 must still reach
+ * the client. */
+static void test_answer_survives_stop(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(pipe(destroyed_pipe), 0);
+	int fd = dial(f);
+	const char *q = "PUT /vm/destroy HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+	send_all(fd, q, strlen(q));
+	char c;
+	assert_int_equal(read(destroyed_pipe[0], &c, 1), 1);
+	apisrv_stop(&f->srv);
+	assert_int_equal(read_response(fd, NULL, 0, 3000), 202);
+	close(fd);
+	close(destroyed_pipe[0]);
+	close(destroyed_pipe[1]);
+	destroyed_pipe[0] = destroyed_pipe[1] = -1;
+}
+
 static void test_start_errors(void **state)
 {
 	(void)state;
@@ -312,6 +343,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanishing_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_100_concurrent_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answer_survives_stop, setup, teardown),
 		cmocka_unit_test(test_start_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

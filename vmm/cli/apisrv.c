@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -90,12 +91,15 @@ static void apisrv_request(struct evhttp_request *req, void *arg)
 	free(r.body);
 }
 
+/* Stop, but first let the loop write out what is queued: the answer to PUT /vm/destroy is
+ * usually still in its output buffer when the VM has already stopped. */
 static void apisrv_on_stop(evutil_socket_t fd, short what, void *arg)
 {
 	struct apisrv *s = arg;
 	(void)fd;
 	(void)what;
-	event_base_loopbreak(s->base);
+	struct timeval drain = {.tv_sec = 0, .tv_usec = APISRV_DRAIN_MS * 1000};
+	event_base_loopexit(s->base, &drain);
 }
 
 static void *apisrv_thread(void *arg)
