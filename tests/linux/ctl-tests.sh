@@ -404,6 +404,7 @@ test_ctl_curl_routes() {
 		bad="$bad [PUT /vm/shutdown did not end the VM]"
 	fi
 	ctl_start "$b-2" t-curl --cmdline '-- sleep 600'
+	[ "$status" = 0 ] || bad="$bad [a second t-curl: exit $status: $(cat "$b-2.err")]"
 	check PUT /vm/destroy 202 '' 'destroying'
 	wait_state t-curl shut 20 || bad="$bad [PUT /vm/destroy did not end the VM]"
 	if [ -n "$bad" ]; then
