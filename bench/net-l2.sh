@@ -32,6 +32,8 @@ base_cmdline="console=ttyS0 panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumb
 # what microvm itself appends for one device (QEMU 7.2: the last of its 8 transports).
 qemu_mmio=${BENCH_NET_QEMU_MMIO:-virtio_mmio.device=512@0xfeb00e00:12}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-netbench.XXXXXX") || exit 1
+# netbench is a named (managed) VM: its runtime folder goes under $tmp.
+export KVMINI_RUNTIME_DIR="$tmp/run"
 ns=kvmini-netbench-$$
 
 cleanup() {

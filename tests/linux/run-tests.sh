@@ -48,6 +48,8 @@ WRAP=""
 here=$(cd "$(dirname "$0")" && pwd)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-tests.XXXXXX") || exit 1
+# VMs given a --name are managed: their runtime folders go under $tmp, not /run/kvmini.
+export KVMINI_RUNTIME_DIR="$tmp/run" KVMINI_CONFIG_DIR="$tmp/vms"
 passed=0
 failed=0
 bg_pid=""
