@@ -170,6 +170,8 @@ crash_round() { # ROUND
 		fi
 		sleep 1
 	done
+	early=0
+	[ "$acked" = 1 ] || alive "$bg_pid" || early=1
 	# A random delay of 0..1.99 s after the first acknowledgement.
 	r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 	sleep "$((r % 2)).$((r % 100 / 10))$((r % 10))"
@@ -186,9 +188,14 @@ crash_round() { # ROUND
 		return 0
 	fi
 	wait "$bg_pid" 2>/dev/null
+	st=$?
 	bg_pid=""
 	if [ "$acked" = 0 ]; then
-		echo "no-ack"
+		if [ "$early" = 1 ]; then
+			echo "no-ack (kvmini ended by itself with status $st after $(($(now) - t0)) s)"
+		else
+			echo "no-ack (none within $T s)"
+		fi
 		return 0
 	fi
 	last=$(tr -d '\r' <"$b.out" | sed -n 's/^ACK \([0-9][0-9]*\)$/\1/p' | tail -n 1)
@@ -211,8 +218,8 @@ test_disk_crash() {
 	while [ "$round" -le "$CRASH_ROUNDS" ]; do
 		res=$(crash_round "$round")
 		case "$res" in
-		no-ack)
-			not_ok "$name" "round $round: the guest acknowledged no record" "$tmp/crash-$round"
+		no-ack*)
+			not_ok "$name" "round $round: the guest acknowledged no record: ${res#no-ack }" "$tmp/crash-$round"
 			return 0
 			;;
 		unkillable)
