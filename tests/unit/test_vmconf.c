@@ -269,6 +269,21 @@ static void test_command_line_overrides(void **state)
 	unlink(path);
 }
 
+/* The example the README points to is a valid configuration (run from the checkout's top). */
+static void test_shipped_example(void **state)
+{
+	(void)state;
+	struct kvmini_error e = {0};
+	cli_free(&c);
+	cli_defaults(&c);
+	if (vmconf_load(&c, "examples/web.json", &e) < 0)
+		fail_msg("examples/web.json: %s", e.msg);
+	assert_string_equal(c.name, "web");
+	assert_int_equal(c.nr_disks, 2);
+	assert_int_equal(c.nr_nets, 1);
+	assert_non_null(strstr(c.kernel, "examples/../build/guest/bzImage"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +293,7 @@ int main(void)
 		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_command_line_overrides),
+		cmocka_unit_test(test_shipped_example),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	cli_free(&c);
