@@ -79,6 +79,10 @@ struct vmdir_info {
 /* What became of VM `name` under `runtime`, without taking or disturbing its lock. */
 void vmdir_probe(const char *runtime, const char *name, struct vmdir_info *out);
 
+/* Forget the record of VM `name`'s last run (its exit record, config, logs), holding its
+ * lock meanwhile. 0, -EBUSY while it runs, -ENOENT when there was nothing to forget. */
+int vmdir_forget(const char *runtime, const char *name);
+
 /* The names in folder `dir` (sub-folders for the runtime, NAME.json files for definitions
  * when `json`), sorted; *names is malloc'd, each entry too. Returns the count or -errno. */
 int vmdir_names(const char *dir, bool json, char ***names);

@@ -123,7 +123,38 @@ static void test_claim_probe_release(void **state)
 	assert_int_equal(in.state, VMDIR_RUNNING);
 	vmdir_release(&b);
 	vmdir_probe(root, "web", &in);
-	assert_int_equal(in.state, VMDIR_DIED); /* released without an exit record */
+	assert_int_equal(in.state, VMDIR_NONE); /* only its lock is left: no VM */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(vmdir_claim(&b, root, "web", &e), 0);
+	assert_int_equal(vmdir_write(&b, VMDIR_CONFIG, "{}"), 0);
+	vmdir_release(&b);
+	vmdir_probe(root, "web", &in);
+	assert_int_equal(in.state, VMDIR_DIED); /* it ran, and recorded no exit */
+}
+
+/* Forgetting a record holds the lock: refused while the VM runs, and the lock file stays
+ * (a run may already have it open). */
+static void test_forget(void **state)
+{
+	(void)state;
+	struct vmdir_claim a;
+	struct kvmini_error e = {0};
+	struct vmdir_info in;
+	assert_int_equal(vmdir_forget(root, "db"), -ENOENT);
+	assert_int_equal(vmdir_claim(&a, root, "db", &e), 0);
+	assert_int_equal(vmdir_write(&a, VMDIR_CONFIG, "{}"), 0);
+	assert_int_equal(vmdir_forget(root, "db"), -EBUSY);
+	assert_int_equal(vmdir_write(&a, VMDIR_EXIT, "{\"status\": 0}"), 0);
+	vmdir_release(&a);
+	vmdir_probe(root, "db", &in);
+	assert_int_equal(in.state, VMDIR_EXITED);
+	assert_int_equal(vmdir_forget(root, "db"), 0);
+	vmdir_probe(root, "db", &in);
+	assert_int_equal(in.state, VMDIR_NONE);
+	char p[VMDIR_PATH_MAX + 32];
+	snprintf(p, sizeof(p), "%s/db/%s", root, VMDIR_LOCK);
+	assert_int_equal(access(p, F_OK), 0);
+	assert_int_equal(vmdir_forget(root, "db"), -ENOENT); /* nothing left to forget */
 }
 
 /* A claim held by a process killed with SIGKILL: not running, and claimable again, which
@@ -222,6 +253,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claim_probe_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigkill_leaves_stale_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
 		cmocka_unit_test(test_name_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -241,6 +241,17 @@ void vmdir_probe(const char *runtime, const char *name, struct vmdir_info *out)
 			return;
 		}
 	}
+	/* Only a lock (a run that failed to start, or a forgotten record): no VM. */
+	static const char *const traces[] = {VMDIR_PID, VMDIR_CONFIG, VMDIR_EXIT};
+	bool any = false;
+	for (size_t i = 0; i < sizeof(traces) / sizeof(traces[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, traces[i]);
+		any |= access(p, F_OK) == 0;
+	}
+	if (!any) {
+		out->pid = 0;
+		return;
+	}
 	snprintf(p, sizeof(p), "%s/%s", dir, VMDIR_EXIT);
 	json_t *x = vmdir_read(p, buf, sizeof(buf)) > 0 ? json_loads(buf, 0, NULL) : NULL;
 	if (x && json_is_integer(json_object_get(x, "status"))) {
@@ -256,6 +267,34 @@ void vmdir_probe(const char *runtime, const char *name, struct vmdir_info *out)
 	}
 	json_decref(x);
 	out->pid = 0;
+}
+
+int vmdir_forget(const char *runtime, const char *name)
+{
+	char dir[VMDIR_PATH_MAX], p[VMDIR_PATH_MAX + 32];
+	if (vmdir_path(dir, sizeof(dir), runtime, name, NULL) < 0)
+		return -ENAMETOOLONG;
+	snprintf(p, sizeof(p), "%s/%s", dir, VMDIR_LOCK);
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	struct flock fl;
+	if (vmdir_lock(fd, F_OFD_SETLK, &fl) < 0) {
+		int err = errno;
+		close(fd);
+		return err == EAGAIN || err == EACCES ? -EBUSY : -err;
+	}
+	/* Held: no run can claim the name while its files go. The lock file stays. */
+	static const char *const files[] = {
+		VMDIR_EXIT,    VMDIR_CONFIG, VMDIR_CONSOLE_LOG, VMDIR_CONSOLE_LOG ".1",
+		VMDIR_VMM_LOG, VMDIR_PID,    VMDIR_API_SOCK,	VMDIR_CONSOLE_SOCK};
+	int removed = 0;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		removed += unlink(p) == 0;
+	}
+	close(fd);
+	return removed ? 0 : -ENOENT;
 }
 
 static int vmdir_cmp(const void *a, const void *b)
