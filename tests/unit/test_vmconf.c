@@ -261,6 +261,12 @@ static void test_command_line_overrides(void **state)
 	assert_int_equal(c.nr_disks, 1);
 	assert_string_equal(c.disk[0].path, "/c");
 	cli_free(&c);
+	char *argv5[] = {"kvmini", "run", "--conf", path,
+			 NULL}; /* abbreviated: not silently lost */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(cli_parse(&c, 4, argv5, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "write --config in full"));
+	cli_free(&c);
 	char *argv4[] = {"kvmini", "run", "--config", path, "--config", path, NULL};
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(cli_parse(&c, 6, argv4, &e), -EINVAL);

@@ -423,7 +423,12 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 			c->name_set = true;
 			break;
 		case OPT_CONFIG:
-			break; /* read before this loop */
+			/* Read before this loop, when spelt out; an abbreviation was not. */
+			if (optarg != c->config_file)
+				return cli_usage_error(e,
+						       "write --config in full (--config FILE or "
+						       "--config=FILE)");
+			break;
 		case OPT_DETACH:
 			c->detach = true;
 			break;
