@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -328,8 +330,11 @@ static void ctl_row_fill(const struct ctl *x, struct ctl_row *r, const char *rt,
 		free(resp);
 		return;
 	}
-	if (in.state == VMDIR_NONE)
+	if (in.state == VMDIR_NONE) {
+		if (!r->defined)
+			r->state = NULL; /* no VM: not listed */
 		return;
+	}
 	if (!r->defined) {
 		vmdir_path(p, sizeof(p), rt, r->name, VMDIR_CONFIG);
 		ctl_row_config(r, p);
@@ -409,6 +414,8 @@ static int ctl_list(const struct ctl *x, int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		struct ctl_row *r = &rows[i];
 		ctl_row_fill(x, r, rt, cfgdir);
+		if (!r->state)
+			continue;
 		bool up = strcmp(r->state, "shut off") != 0;
 		if (!up && !all)
 			continue;
@@ -515,25 +522,9 @@ static int ctl_define(int argc, char **argv)
 /* Remove a VM's runtime record (when it is not running). */
 static bool ctl_forget_runtime(const char *name)
 {
-	char rt[VMDIR_PATH_MAX], dir[VMDIR_PATH_MAX], p[VMDIR_PATH_MAX + 32];
+	char rt[VMDIR_PATH_MAX];
 	struct kvmini_error e = {0};
-	if (vmdir_runtime(rt, sizeof(rt), false, &e) < 0 ||
-	    vmdir_path(dir, sizeof(dir), rt, name, NULL) < 0)
-		return false;
-	struct vmdir_info in;
-	vmdir_probe(rt, name, &in);
-	if (in.state == VMDIR_NONE || in.state == VMDIR_RUNNING)
-		return false;
-	static const char *const files[] = {
-		VMDIR_EXIT,    VMDIR_CONFIG, VMDIR_CONSOLE_LOG, VMDIR_CONSOLE_LOG ".1",
-		VMDIR_VMM_LOG, VMDIR_PID,    VMDIR_API_SOCK,	VMDIR_CONSOLE_SOCK,
-		VMDIR_LOCK,
-	};
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
-		unlink(p);
-	}
-	return rmdir(dir) == 0;
+	return vmdir_runtime(rt, sizeof(rt), false, &e) == 0 && vmdir_forget(rt, name) == 0;
 }
 
 static int ctl_undefine(int argc, char **argv)
@@ -660,7 +651,10 @@ static int ctl_shutdown(const struct ctl *x, int argc, char **argv)
 				"%s did not shut down within %ld s and was destroyed (does its "
 				"init handle Ctrl-Alt-Del? see the README)",
 				name, timeout);
-	if (in.state == VMDIR_EXITED && in.exit_status != 0)
+	if (in.state != VMDIR_EXITED)
+		return ctl_fail(KVMINI_EXIT_HOST, "%s: the VMM ended without recording how (%s)",
+				name, in.reason[0] ? in.reason : "killed?");
+	if (in.exit_status != 0)
 		return ctl_fail(in.exit_status, "%s stopped with status %d while shutting down: %s",
 				name, in.exit_status, in.reason);
 	printf("%s shut down%s%s\n", name, in.reason[0] ? ": " : "", in.reason);
@@ -846,10 +840,13 @@ static int ctl_console(int argc, char **argv)
 				"its console is that terminal)",
 				name);
 	}
-	/* The greeting: OK, or BUSY when another console is attached. */
+	/* The greeting: OK, or BUSY when another console is attached; 10 s at most. */
 	char hello[32] = "";
 	size_t got = 0;
 	while (got < sizeof(hello) - 1 && !strchr(hello, '\n')) {
+		struct pollfd gp = {.fd = fd, .events = POLLIN};
+		if (poll(&gp, 1, CTL_HTTP_TIMEOUT_MS) != 1)
+			break;
 		ssize_t n = read(fd, hello + got, 1);
 		if (n <= 0)
 			break;
@@ -865,6 +862,17 @@ static int ctl_console(int argc, char **argv)
 					name);
 		return ctl_fail(KVMINI_EXIT_HOST, "%s: the console did not answer", name);
 	}
+	/* A vanished reader of our stdout is an error to see, not a death with the terminal
+	 * left raw; so are SIGINT, SIGTERM, SIGHUP, SIGQUIT: they end the client cleanly. */
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	struct termios saved, raw;
 	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
 	if (tty) {
@@ -876,10 +884,13 @@ static int ctl_console(int argc, char **argv)
 	bool escape = false, detached = false, in_eof = false;
 	uint8_t buf[4096], out[8192];
 	for (;;) {
-		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
-				      {.fd = in_eof ? -1 : STDIN_FILENO, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0)
+		struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
+				      {.fd = in_eof ? -1 : STDIN_FILENO, .events = POLLIN},
+				      {.fd = sfd, .events = POLLIN}};
+		if (poll(p, 3, -1) < 0 || p[2].revents) {
+			detached = true; /* a signal: leave the VM running */
 			break;
+		}
 		if (p[0].revents) {
 			ssize_t n = read(fd, buf, sizeof(buf));
 			if (n <= 0)
@@ -918,6 +929,8 @@ static int ctl_console(int argc, char **argv)
 	}
 	if (tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	if (sfd >= 0)
+		close(sfd);
 	close(fd);
 	if (detached)
 		fprintf(stderr, "\r\nkvmini: detached from %s (it keeps running)\n", name);
