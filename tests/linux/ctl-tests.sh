@@ -448,6 +448,32 @@ test_ctl_stats() {
 	ctl_cleanup t-stats
 }
 
+# A start that fails removes only a --trace-file it created: never an existing file, never
+# /dev/null (as root, a taken name used to delete it).
+test_ctl_trace_file_kept() {
+	name=ctl-failed-start-keeps-trace-file
+	wanted "$name" || return 0
+	need "$BZIMAGE" "$INITRD" || return 0
+	b=$tmp/$name
+	echo old >"$b.trace"
+	kv run --kernel "$BZIMAGE" --mem 1T --trace-file "$b.trace" >"$b.out" 2>"$b.err" </dev/null
+	st1=$?
+	ctl_start "$b" t-trace --cmdline '-- sleep 600'
+	kv run --name t-trace --kernel "$BZIMAGE" --trace-file /dev/null >"$b.2.out" 2>"$b.2.err" </dev/null
+	st2=$?
+	kv run --kernel "$BZIMAGE" --mem 1T --trace-file "$b.new" >/dev/null 2>&1 </dev/null
+	if [ "$st1" != 4 ] || [ ! -f "$b.trace" ]; then
+		not_ok "$name" "--mem 1T: exit $st1, the existing trace file is $( [ -f "$b.trace" ] && echo kept || echo gone)" "$b"
+	elif [ "$st2" != 6 ] || [ ! -c /dev/null ]; then
+		not_ok "$name" "a taken name: exit $st2, /dev/null is $( [ -c /dev/null ] && echo kept || echo gone)" "$b.2"
+	elif [ -e "$b.new" ]; then
+		not_ok "$name" "a trace file this run created is left behind" "$b"
+	else
+		ok "$name"
+	fi
+	ctl_cleanup t-trace
+}
+
 run_ctl_tests() {
 	mkdir -p "$CTL_RT" "$CTL_DEFS"
 	test_ctl_detach_list_destroy
@@ -459,4 +485,5 @@ run_ctl_tests() {
 	test_ctl_five_vms
 	test_ctl_curl_routes
 	test_ctl_stats
+	test_ctl_trace_file_kept
 }

@@ -27,7 +27,8 @@
 #include "kvmini/vmconf.h"
 #include "kvmini/vmdir.h"
 
-#define RUNNER_CAD_RESEND_S 5 /* Ctrl-Alt-Del again: a guest still booting loses the keys */
+#define RUNNER_CAD_RESEND_S 5	 /* Ctrl-Alt-Del again: a guest still booting loses the keys */
+#define RUNNER_ESCAPE	    0x01 /* Ctrl-A: the library console's escape byte */
 #define RUNNER_HELLO_OK	    "KVMINI-CONSOLE OK\n"
 #define RUNNER_HELLO_BUSY   "KVMINI-CONSOLE BUSY\n"
 
@@ -45,6 +46,7 @@ struct runner {
 	atomic_uint shutdown_timeout;
 	atomic_uint_fast64_t shutdown_deadline_ns; /* destroy from then on (0: no shutdown) */
 	int trace_fd;
+	bool trace_created; /* this run created the --trace-file (a regular file) */
 
 	/* Detached console: output to the capped log and an attached client, input from it. */
 	pthread_mutex_t con_lock; /* log_fd, log_size, client_fd */
@@ -116,8 +118,14 @@ static int runner_op_shutdown(void *o, unsigned int timeout_s, struct kvmini_err
 {
 	struct runner *r = o;
 	int ret = kvmini_vm_send_ctrl_alt_del(r->vm, e);
-	if (ret < 0 || !timeout_s)
+	if (ret < 0)
 		return ret;
+	if (!timeout_s) { /* never destroyed: an earlier deadline is cancelled */
+		atomic_store(&r->shutdown_deadline_ns, 0);
+		struct itimerspec off = {0};
+		timerfd_settime(r->timer_fd, 0, &off, NULL);
+		return 0;
+	}
 	/* The main thread sends Ctrl-Alt-Del again at each tick (a guest still booting
 	 * flushes its keyboard) and destroys the VM at the deadline (a timerfd: any thread
 	 * may arm it). */
@@ -235,6 +243,8 @@ static void *runner_console_thread(void *arg)
 			break;
 		if (p[1].revents & POLLIN) {
 			int fd = accept4(r->con_listen, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+				usleep(100 * 1000); /* out of fds: do not spin */
 			if (fd >= 0 && client >= 0) {
 				if (send(fd, RUNNER_HELLO_BUSY, strlen(RUNNER_HELLO_BUSY),
 					 MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
@@ -257,9 +267,18 @@ static void *runner_console_thread(void *arg)
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 				runner_client_close(r);
 			} else if (n > 0) {
-				/* Input beyond what the pipe holds is dropped: the guest is slow.
-				 */
-				if (write(r->in_pipe[1], buf, (size_t)n) < 0) {
+				/* Every Ctrl-A doubled: the library's console reads Ctrl-A x as
+				 * "stop the VM", and no client byte may do that (the attached
+				 * client detaches on its own Ctrl-A x). What the pipe cannot
+				 * hold is dropped: the guest is slow to read. */
+				uint8_t esc[2 * sizeof(buf)];
+				size_t m = 0;
+				for (ssize_t i = 0; i < n; i++) {
+					esc[m++] = buf[i];
+					if (buf[i] == RUNNER_ESCAPE)
+						esc[m++] = RUNNER_ESCAPE;
+				}
+				if (write(r->in_pipe[1], esc, m) < 0) {
 				}
 			}
 		}
@@ -328,12 +347,17 @@ static void runner_console_stop(struct runner *r)
 		pthread_join(r->con_thread, NULL);
 		r->con_thread_started = false;
 	}
-	int *fds[] = {&r->con_listen, &r->con_stop_fd, &r->in_pipe[0], &r->in_pipe[1], &r->log_fd};
+	int *fds[] = {&r->con_listen, &r->con_stop_fd, &r->in_pipe[0], &r->in_pipe[1]};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
 		*fds[i] = -1;
 	}
+	pthread_mutex_lock(&r->con_lock);
+	if (r->log_fd >= 0)
+		close(r->log_fd);
+	r->log_fd = -1;
+	pthread_mutex_unlock(&r->con_lock);
 }
 
 /* ---- running ---- */
@@ -363,7 +387,10 @@ static void runner_wait(struct runner *r)
 		}
 		uint64_t ticks;
 		if ((p[2].revents & POLLIN) && read(r->timer_fd, &ticks, sizeof(ticks)) > 0) {
-			if (runner_now_ns() + 1000000 < atomic_load(&r->shutdown_deadline_ns)) {
+			uint64_t end = atomic_load(&r->shutdown_deadline_ns);
+			if (!end)
+				continue; /* cancelled meanwhile */
+			if (runner_now_ns() + 1000000 < end) {
 				kvmini_vm_send_ctrl_alt_del(r->vm, NULL); /* -EBUSY: still queued */
 				runner_arm(r);
 				continue;
@@ -389,6 +416,18 @@ static void runner_tell(int fd, const struct kvmini_error *e)
 	close(fd);
 }
 
+/* True if a VM definition by that name exists. */
+static bool runner_defined(const char *name)
+{
+	char dir[VMDIR_PATH_MAX], p[VMDIR_PATH_MAX + 80];
+	struct kvmini_error e = {0};
+	struct stat st;
+	if (vmdir_config(dir, sizeof(dir), false, &e) < 0)
+		return false;
+	snprintf(p, sizeof(p), "%s/%s.json", dir, name);
+	return stat(p, &st) == 0;
+}
+
 /* A name for a detached VM without one: the first free vmN. */
 static int runner_pick_name(struct runner *r, struct kvmini_error *e)
 {
@@ -397,8 +436,8 @@ static int runner_pick_name(struct runner *r, struct kvmini_error *e)
 		snprintf(name, sizeof(name), "vm%d", i);
 		struct vmdir_info in;
 		vmdir_probe(r->runtime, name, &in);
-		if (in.state == VMDIR_RUNNING)
-			continue;
+		if (in.state != VMDIR_NONE || runner_defined(name))
+			continue; /* running, or the record of a past run, or a definition */
 		struct kvmini_error ce = {0};
 		if (vmdir_claim(&r->claim, r->runtime, name, &ce) == 0) {
 			r->c->name = cli_own(r->c, name);
@@ -481,18 +520,16 @@ static void runner_record(struct runner *r, int status, const char *reason)
 /* A managed VM that never ran leaves nothing behind. */
 static void runner_forget(struct runner *r)
 {
-	static const char *const files[] = {
-		VMDIR_CONFIG,  VMDIR_CONSOLE_LOG, VMDIR_CONSOLE_LOG ".1",
-		VMDIR_VMM_LOG, VMDIR_EXIT,	  VMDIR_LOCK};
+	/* Never the lock: another run may hold it open already (vmdir_claim). A folder left
+	 * with only its lock is no VM (vmdir_probe). */
+	static const char *const files[] = {VMDIR_CONFIG, VMDIR_CONSOLE_LOG, VMDIR_CONSOLE_LOG ".1",
+					    VMDIR_VMM_LOG, VMDIR_EXIT};
 	char p[VMDIR_PATH_MAX + 32];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, files[i]);
 		unlink(p);
 	}
-	char dir[VMDIR_PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", r->claim.dir);
 	vmdir_release(&r->claim);
-	rmdir(dir);
 }
 
 /* Fork: the parent waits for the child to report that the guest runs (or why not). */
@@ -550,6 +587,17 @@ static int runner_detach(struct runner *r, int *tell_fd, struct kvmini_error *e)
 	if (chdir("/") < 0) {
 		/* paths are absolute already */
 	}
+	/* Nothing else the caller had open stays open for the VM's life (a harness waiting
+	 * for EOF on a pipe would wait forever). */
+	int keep[] = {p[1], r->claim.lock_fd, r->sfd, r->timer_fd, r->trace_fd};
+	long max = sysconf(_SC_OPEN_MAX);
+	for (int fd = STDERR_FILENO + 1; fd < (max > 0 && max < 65536 ? max : 65536); fd++) {
+		bool kept = false;
+		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+			kept |= keep[i] == fd;
+		if (!kept)
+			close(fd);
+	}
 	return 0;
 }
 
@@ -588,7 +636,12 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 		goto fail;
 	}
 	if (c->trace_file) {
-		r.trace_fd = open(c->trace_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		/* Remember whether it is ours: only a file this run created is removed when the VM
+		 * never comes to be (never /dev/null, a FIFO or someone's existing file). */
+		r.trace_fd = open(c->trace_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		r.trace_created = r.trace_fd >= 0;
+		if (r.trace_fd < 0 && errno == EEXIST)
+			r.trace_fd = open(c->trace_file, O_WRONLY | O_TRUNC | O_CLOEXEC);
 		if (r.trace_fd < 0) {
 			runner_err(&e, KVMINI_EXIT_INPUT,
 				   "cannot open --trace-file %s: %s; check the path and its "
@@ -643,12 +696,12 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 		fprintf(stderr,
 			"kvmini: warning: %llu log or trace lines were dropped (stderr too slow)\n",
 			(unsigned long long)lost);
+	if (r.managed)
+		runner_record(&r, status, reason); /* first: list says shut off from now on */
 	if (r.srv_started)
 		apisrv_stop(&r.srv);
-	runner_console_stop(&r);
-	if (r.managed)
-		runner_record(&r, status, reason);
 	kvmini_vm_destroy(&r.vm);
+	runner_console_stop(&r);
 	vmdir_release(&r.claim);
 	goto out;
 
@@ -657,10 +710,10 @@ fail:
 	status = e.status ? e.status : KVMINI_EXIT_HOST;
 	if (r.srv_started)
 		apisrv_stop(&r.srv);
-	runner_console_stop(&r);
-	if (!r.vm && c->trace_file && r.trace_fd != STDERR_FILENO)
+	if (!r.vm && r.trace_created && tell_fd < 0 && !r.detached)
 		unlink(c->trace_file); /* no trace of a VM that never was */
-	kvmini_vm_destroy(&r.vm);
+	kvmini_vm_destroy(&r.vm);      /* joins the library's threads before their fds close */
+	runner_console_stop(&r);
 	if (r.claim.lock_fd >= 0)
 		runner_forget(&r);
 	runner_tell(tell_fd, &e);
