@@ -63,6 +63,23 @@ void cli_free(struct cli *c);
 /* Fill the defaults (1 vCPU, 256 MiB, name "kvmini", log level warn, action run). */
 void cli_defaults(struct cli *c);
 
+/* Record the first failure in `e` (its status and one line; later ones do not overwrite it;
+ * `e` may be NULL) and return -err (-EINVAL when `err` is 0). */
+int cli_fail(struct kvmini_error *e, int status, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* A listening unix socket at `path`, created 0600 from the start (a stale file there is
+ * replaced); `flags` go to socket() with SOCK_CLOEXEC (SOCK_NONBLOCK...). The fd, or -errno
+ * with `e` (KVMINI_EXIT_RESOURCE). */
+int cli_listen_unix(const char *path, int flags, struct kvmini_error *e);
+
+/* Block SIGINT, SIGTERM, SIGHUP and SIGQUIT and return a signalfd for them (or -errno):
+ * each front end turns them into a clean stop. Before any thread starts. */
+int cli_stop_signalfd(void);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t cli_now_ns(void);
+
 /*
  * Start `fn(arg)` on a thread named `name` with every signal blocked (they belong to the main
  * thread's signalfd) and a CLI_THREAD_STACK stack: the default 8 MiB stack is eligible for a

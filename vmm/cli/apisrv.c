@@ -10,9 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "kvmini/apisrv.h"
@@ -128,21 +126,9 @@ int apisrv_start(struct apisrv *s, const char *path, const struct api *api, unsi
 	s->fd = -1;
 	s->stop_fd = -1;
 	s->api = api;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return apisrv_fail(s, e, ENAMETOOLONG, "path longer than 107 bytes", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	s->fd = cli_listen_unix(path, SOCK_NONBLOCK, e);
 	if (s->fd < 0)
-		return apisrv_fail(s, e, errno, "socket", path);
-	unlink(path);
-	/* Created 0600 from the start: no moment where another user could connect. */
-	mode_t old = umask(0177);
-	int r = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
-	int err = errno;
-	umask(old);
-	if (r < 0 || listen(s->fd, 128) < 0)
-		return apisrv_fail(s, e, r < 0 ? err : errno, "cannot listen", path);
+		return s->fd;
 	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	s->base = event_base_new();
 	s->http = s->base ? evhttp_new(s->base) : NULL;
@@ -161,7 +147,7 @@ int apisrv_start(struct apisrv *s, const char *path, const struct api *api, unsi
 	s->stop_ev = event_new(s->base, s->stop_fd, EV_READ, apisrv_on_stop, s);
 	if (!s->stop_ev || event_add(s->stop_ev, NULL) < 0)
 		return apisrv_fail(s, e, ENOMEM, "cannot set up libevent", path);
-	r = cli_thread_start(&s->thread, apisrv_thread, s, "api");
+	int r = cli_thread_start(&s->thread, apisrv_thread, s, "api");
 	if (r < 0)
 		return apisrv_fail(s, e, -r, "cannot start its thread", path);
 	s->started = true;

@@ -3,6 +3,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -57,6 +62,55 @@ int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *n
 	if (!ret)
 		pthread_setname_np(*t, name);
 	return -ret;
+}
+
+int cli_listen_unix(const char *path, int flags, struct kvmini_error *e)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = strlen(path);
+	if (n >= sizeof(sa.sun_path))
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, ENAMETOOLONG,
+				"%s: path longer than 107 bytes", path);
+	memcpy(sa.sun_path, path, n + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0)
+		return cli_fail(e, KVMINI_EXIT_HOST, errno, "socket: %s", strerror(errno));
+	unlink(path);
+	/* 0600 from the start: no moment where another user could connect. */
+	mode_t old = umask(0177);
+	int ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int err = errno;
+	umask(old);
+	if (!ret && listen(fd, 128) < 0) {
+		ret = -1;
+		err = errno;
+	}
+	if (ret < 0) {
+		close(fd);
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, err, "cannot listen on %s: %s", path,
+				strerror(err));
+	}
+	return fd;
+}
+
+int cli_stop_signalfd(void)
+{
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	int fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+uint64_t cli_now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
 }
 
 bool cli_name_ok(const char *name)
@@ -219,10 +273,7 @@ static const struct option cli_run_options[] = {
 	{NULL, 0, NULL, 0},
 };
 
-/* Record the first error (status and one line) and return -EINVAL. */
-static int cli_error(struct kvmini_error *e, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int cli_error(struct kvmini_error *e, int status, const char *fmt, ...)
+int cli_fail(struct kvmini_error *e, int status, int err, const char *fmt, ...)
 {
 	if (e && !e->status) {
 		va_list ap;
@@ -231,12 +282,12 @@ static int cli_error(struct kvmini_error *e, int status, const char *fmt, ...)
 		va_end(ap);
 		e->status = status;
 	}
-	return -EINVAL;
+	return -(err ? err : EINVAL);
 }
 
 static int cli_usage_error(struct kvmini_error *e, const char *what)
 {
-	return cli_error(e, KVMINI_EXIT_USAGE, "%s; see 'kvmini run --help'", what);
+	return cli_fail(e, KVMINI_EXIT_USAGE, EINVAL, "%s; see 'kvmini run --help'", what);
 }
 
 int cli_parse_level(const char *s)
@@ -372,9 +423,9 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 				return cli_usage_error(e, msg);
 			}
 			if (v > KVMINI_MAX_MEM) {
-				return cli_error(e, KVMINI_EXIT_RESOURCE,
-						 "--mem %s is more than kvmini supports (1T)",
-						 optarg);
+				return cli_fail(e, KVMINI_EXIT_RESOURCE, EINVAL,
+						"--mem %s is more than kvmini supports (1T)",
+						optarg);
 			}
 			/* Whole pages; KVM maps memory by the page. */
 			c->mem_size = (v + 0xfff) & ~0xfffULL;
@@ -506,8 +557,8 @@ static int cli_lib(int ret, struct kvmini_error *e, const struct kvmini_error *l
 {
 	if (ret >= 0)
 		return 0;
-	cli_error(e, le->status ? le->status : KVMINI_EXIT_USAGE, "%s%s%s", option ? option : "",
-		  option ? ": " : "", le->msg);
+	cli_fail(e, le->status ? le->status : KVMINI_EXIT_USAGE, EINVAL, "%s%s%s",
+		 option ? option : "", option ? ": " : "", le->msg);
 	return ret;
 }
 
@@ -568,7 +619,7 @@ int cli_parse(struct cli *c, int argc, char **argv, struct kvmini_error *e)
 	if (strcmp(cmd, "run") != 0) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "unknown command or option '%s'", cmd);
-		return cli_error(e, KVMINI_EXIT_USAGE, "%s; see 'kvmini --help'", msg);
+		return cli_fail(e, KVMINI_EXIT_USAGE, EINVAL, "%s; see 'kvmini --help'", msg);
 	}
 	int ret = cli_load_config(c, argc - 1, argv + 1, e);
 	return ret < 0 ? ret : cli_parse_run(c, argc - 1, argv + 1, e);

@@ -865,14 +865,7 @@ static int ctl_console(int argc, char **argv)
 	/* A vanished reader of our stdout is an error to see, not a death with the terminal
 	 * left raw; so are SIGINT, SIGTERM, SIGHUP, SIGQUIT: they end the client cleanly. */
 	signal(SIGPIPE, SIG_IGN);
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	int sfd = cli_stop_signalfd();
 	struct termios saved, raw;
 	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
 	if (tty) {

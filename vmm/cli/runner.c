@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,27 +59,6 @@ struct runner {
 	bool con_thread_started;
 };
 
-static uint64_t runner_now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
-
-static int runner_err(struct kvmini_error *e, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int runner_err(struct kvmini_error *e, int status, const char *fmt, ...)
-{
-	if (!e->status) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-		e->status = status;
-	}
-	return -1;
-}
-
 /* ---- the control socket's operations ---- */
 
 static int runner_op_state(void *o)
@@ -104,7 +82,7 @@ static int runner_op_resume(void *o, struct kvmini_error *e)
 /* The next shutdown tick: in RUNNER_CAD_RESEND_S, or at the deadline if that comes first. */
 static int runner_arm(struct runner *r)
 {
-	uint64_t now = runner_now_ns(), end = atomic_load(&r->shutdown_deadline_ns);
+	uint64_t now = cli_now_ns(), end = atomic_load(&r->shutdown_deadline_ns);
 	uint64_t left = end > now ? end - now : 1;
 	uint64_t step = (uint64_t)RUNNER_CAD_RESEND_S * 1000000000ULL;
 	if (left < step)
@@ -130,8 +108,7 @@ static int runner_op_shutdown(void *o, unsigned int timeout_s, struct kvmini_err
 	 * flushes its keyboard) and destroys the VM at the deadline (a timerfd: any thread
 	 * may arm it). */
 	atomic_store(&r->shutdown_timeout, timeout_s);
-	atomic_store(&r->shutdown_deadline_ns,
-		     runner_now_ns() + (uint64_t)timeout_s * 1000000000ULL);
+	atomic_store(&r->shutdown_deadline_ns, cli_now_ns() + (uint64_t)timeout_s * 1000000000ULL);
 	if (runner_arm(r) < 0) {
 		snprintf(e->msg, sizeof(e->msg), "cannot arm the shutdown timer: %s",
 			 strerror(errno));
@@ -287,28 +264,6 @@ static void *runner_console_thread(void *arg)
 	return NULL;
 }
 
-static int runner_listen(const char *path, struct kvmini_error *e)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return runner_err(e, KVMINI_EXIT_RESOURCE, "%s: path longer than 107 bytes", path);
-	strcpy(sa.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return runner_err(e, KVMINI_EXIT_HOST, "socket: %s", strerror(errno));
-	unlink(path);
-	mode_t old = umask(0177);
-	int ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (ret < 0 || listen(fd, 8) < 0) {
-		runner_err(e, KVMINI_EXIT_RESOURCE, "cannot listen on %s: %s", path,
-			   strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Set up the detached console before the VM is created (the config needs the pipe). */
 static int runner_console_setup(struct runner *r, struct kvmini_error *e)
 {
@@ -316,15 +271,15 @@ static int runner_console_setup(struct runner *r, struct kvmini_error *e)
 	snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_CONSOLE_LOG);
 	r->log_fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (r->log_fd < 0)
-		return runner_err(e, KVMINI_EXIT_RESOURCE, "cannot create %s: %s", p,
-				  strerror(errno));
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, EINVAL, "cannot create %s: %s", p,
+				strerror(errno));
 	if (pipe2(r->in_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return runner_err(e, KVMINI_EXIT_HOST, "pipe: %s", strerror(errno));
+		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "pipe: %s", strerror(errno));
 	r->con_stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (r->con_stop_fd < 0)
-		return runner_err(e, KVMINI_EXIT_HOST, "eventfd: %s", strerror(errno));
+		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "eventfd: %s", strerror(errno));
 	snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_CONSOLE_SOCK);
-	r->con_listen = runner_listen(p, e);
+	r->con_listen = cli_listen_unix(p, 0, e);
 	return r->con_listen < 0 ? -1 : 0;
 }
 
@@ -332,8 +287,8 @@ static int runner_console_start(struct runner *r, struct kvmini_error *e)
 {
 	int ret = cli_thread_start(&r->con_thread, runner_console_thread, r, "console-srv");
 	if (ret < 0)
-		return runner_err(e, KVMINI_EXIT_HOST, "cannot start the console server: %s",
-				  strerror(-ret));
+		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "cannot start the console server: %s",
+				strerror(-ret));
 	r->con_thread_started = true;
 	return 0;
 }
@@ -390,7 +345,7 @@ static void runner_wait(struct runner *r)
 			uint64_t end = atomic_load(&r->shutdown_deadline_ns);
 			if (!end)
 				continue; /* cancelled meanwhile */
-			if (runner_now_ns() + 1000000 < end) {
+			if (cli_now_ns() + 1000000 < end) {
 				kvmini_vm_send_ctrl_alt_del(r->vm, NULL); /* -EBUSY: still queued */
 				runner_arm(r);
 				continue;
@@ -442,7 +397,7 @@ static int runner_pick_name(struct runner *r, struct kvmini_error *e)
 		if (vmdir_claim(&r->claim, r->runtime, name, &ce) == 0) {
 			r->c->name = cli_own(r->c, name);
 			if (!r->c->name)
-				return runner_err(e, KVMINI_EXIT_HOST, "out of memory");
+				return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "out of memory");
 			return 0;
 		}
 		if (ce.status != CLI_EXIT_STATE) {
@@ -450,7 +405,8 @@ static int runner_pick_name(struct runner *r, struct kvmini_error *e)
 			return -1;
 		}
 	}
-	return runner_err(e, CLI_EXIT_STATE, "no free VM name vm1..vm9999; give one with --name");
+	return cli_fail(e, CLI_EXIT_STATE, EINVAL,
+			"no free VM name vm1..vm9999; give one with --name");
 }
 
 /* Claim, configure, create and start; the control socket and console go up. */
@@ -460,7 +416,7 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 	struct kvmini_config *cfg = NULL;
 	int ret = -1;
 	if (kvmini_config_new(&cfg) < 0)
-		return runner_err(e, KVMINI_EXIT_HOST, "out of memory");
+		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "out of memory");
 	kvmini_config_set_start_time(cfg, t0_ns, NULL);
 	if (cli_apply(c, cfg, r->trace_fd, e) < 0)
 		goto out;
@@ -491,7 +447,7 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 	}
 	if (r->detached && runner_console_start(r, e) < 0)
 		goto out;
-	r->api.start_ns = runner_now_ns();
+	r->api.start_ns = cli_now_ns();
 	if (kvmini_vm_start(r->vm, e) < 0)
 		goto out;
 	if (r->managed) {
@@ -537,13 +493,13 @@ static int runner_detach(struct runner *r, int *tell_fd, struct kvmini_error *e)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return runner_err(e, KVMINI_EXIT_HOST, "pipe: %s", strerror(errno));
+		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "pipe: %s", strerror(errno));
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
-		return runner_err(e, KVMINI_EXIT_HOST, "fork: %s", strerror(errno));
+		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "fork: %s", strerror(errno));
 	}
 	if (pid > 0) {
 		close(p[1]);
@@ -558,9 +514,9 @@ static int runner_detach(struct runner *r, int *tell_fd, struct kvmini_error *e)
 		close(r->claim.lock_fd);
 		r->claim.lock_fd = -1;
 		if (n != (ssize_t)sizeof(got))
-			return runner_err(e, KVMINI_EXIT_HOST,
-					  "the VM process ended while starting; see %s/%s",
-					  r->claim.dir, VMDIR_VMM_LOG);
+			return cli_fail(e, KVMINI_EXIT_HOST, EINVAL,
+					"the VM process ended while starting; see %s/%s",
+					r->claim.dir, VMDIR_VMM_LOG);
 		if (got.status) {
 			*e = got;
 			return -1;
@@ -621,18 +577,11 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 
 	/* SIGINT/SIGTERM/SIGHUP/SIGQUIT arrive on a signalfd; blocked before any thread exists
 	 * (the library's threads block every signal anyway). */
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	r.sfd = cli_stop_signalfd();
 	signal(SIGPIPE, SIG_IGN);
-	r.sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	r.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (r.sfd < 0 || r.timer_fd < 0) {
-		runner_err(&e, KVMINI_EXIT_HOST, "signalfd/timerfd: %s", strerror(errno));
+		cli_fail(&e, KVMINI_EXIT_HOST, EINVAL, "signalfd/timerfd: %s", strerror(errno));
 		goto fail;
 	}
 	if (c->trace_file) {
@@ -643,16 +592,16 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 		if (r.trace_fd < 0 && errno == EEXIST)
 			r.trace_fd = open(c->trace_file, O_WRONLY | O_TRUNC | O_CLOEXEC);
 		if (r.trace_fd < 0) {
-			runner_err(&e, KVMINI_EXIT_INPUT,
-				   "cannot open --trace-file %s: %s; check the path and its "
-				   "directory",
-				   c->trace_file, strerror(errno));
+			cli_fail(&e, KVMINI_EXIT_INPUT, EINVAL,
+				 "cannot open --trace-file %s: %s; check the path and its "
+				 "directory",
+				 c->trace_file, strerror(errno));
 			goto fail;
 		}
 	}
 	if (r.managed) {
 		if (vmconf_absolute(c) < 0) {
-			runner_err(&e, KVMINI_EXIT_HOST, "out of memory");
+			cli_fail(&e, KVMINI_EXIT_HOST, EINVAL, "out of memory");
 			goto fail;
 		}
 		if (vmdir_runtime(r.runtime, sizeof(r.runtime), true, &e) < 0)

@@ -14,51 +14,37 @@
 #include "kvmini/cli.h"
 #include "kvmini/vmdir.h"
 
-static int vmdir_fail(struct kvmini_error *e, int status, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int vmdir_fail(struct kvmini_error *e, int status, int err, const char *fmt, ...)
-{
-	if (e && !e->status) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-		e->status = status;
-	}
-	return -err;
-}
-
 /* mkdir -p with mode 0700 for every folder it creates; the last one must be ours and 0700. */
 static int vmdir_mkdirs(const char *path, struct kvmini_error *e)
 {
 	char p[VMDIR_PATH_MAX];
 	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
-		return vmdir_fail(e, KVMINI_EXIT_USAGE, ENAMETOOLONG, "%s: path too long", path);
+		return cli_fail(e, KVMINI_EXIT_USAGE, ENAMETOOLONG, "%s: path too long", path);
 	for (char *s = p + 1;; s++) {
 		if (*s != '/' && *s != '\0')
 			continue;
 		char c = *s;
 		*s = '\0';
 		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			return vmdir_fail(e, KVMINI_EXIT_RESOURCE, errno,
-					  "cannot create %s: %s; set KVMINI_RUNTIME_DIR or "
-					  "KVMINI_CONFIG_DIR to a folder you may write",
-					  p, strerror(errno));
+			return cli_fail(e, KVMINI_EXIT_RESOURCE, errno,
+					"cannot create %s: %s; set KVMINI_RUNTIME_DIR or "
+					"KVMINI_CONFIG_DIR to a folder you may write",
+					p, strerror(errno));
 		*s = c;
 		if (!c)
 			break;
 	}
 	struct stat st;
 	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-		return vmdir_fail(e, KVMINI_EXIT_RESOURCE, ENOTDIR, "%s is not a folder", path);
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, ENOTDIR, "%s is not a folder", path);
 	if (st.st_uid != geteuid())
-		return vmdir_fail(e, KVMINI_EXIT_RESOURCE, EPERM,
-				  "%s belongs to another user; use a folder of your own "
-				  "(KVMINI_RUNTIME_DIR, KVMINI_CONFIG_DIR)",
-				  path);
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, EPERM,
+				"%s belongs to another user; use a folder of your own "
+				"(KVMINI_RUNTIME_DIR, KVMINI_CONFIG_DIR)",
+				path);
 	if ((st.st_mode & 077) && chmod(path, 0700) < 0)
-		return vmdir_fail(e, KVMINI_EXIT_RESOURCE, errno, "cannot make %s private: %s",
-				  path, strerror(errno));
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, errno, "cannot make %s private: %s", path,
+				strerror(errno));
 	return 0;
 }
 
@@ -72,9 +58,9 @@ static int vmdir_pick(char *out, size_t n, bool create, struct kvmini_error *e, 
 	int len = vsnprintf(out, n, fmt, ap);
 	va_end(ap);
 	if (len < 0 || (size_t)len >= n || len + 40 > VMDIR_PATH_MAX)
-		return vmdir_fail(e, KVMINI_EXIT_USAGE, ENAMETOOLONG,
-				  "the folder %.100s... is too long (max %d bytes)", out,
-				  VMDIR_PATH_MAX - 40);
+		return cli_fail(e, KVMINI_EXIT_USAGE, ENAMETOOLONG,
+				"the folder %.100s... is too long (max %d bytes)", out,
+				VMDIR_PATH_MAX - 40);
 	return create ? vmdir_mkdirs(out, e) : 0;
 }
 
@@ -135,7 +121,7 @@ int vmdir_claim(struct vmdir_claim *cl, const char *runtime, const char *name,
 {
 	cl->lock_fd = -1;
 	if (vmdir_path(cl->dir, sizeof(cl->dir), runtime, name, NULL) < 0)
-		return vmdir_fail(e, KVMINI_EXIT_USAGE, ENAMETOOLONG, "runtime path too long");
+		return cli_fail(e, KVMINI_EXIT_USAGE, ENAMETOOLONG, "runtime path too long");
 	int ret = vmdir_mkdirs(cl->dir, e);
 	if (ret < 0)
 		return ret;
@@ -143,8 +129,8 @@ int vmdir_claim(struct vmdir_claim *cl, const char *runtime, const char *name,
 	snprintf(p, sizeof(p), "%s/%s", cl->dir, VMDIR_LOCK);
 	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return vmdir_fail(e, KVMINI_EXIT_RESOURCE, errno, "cannot open %s: %s", p,
-				  strerror(errno));
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, errno, "cannot open %s: %s", p,
+				strerror(errno));
 	struct flock fl;
 	if (vmdir_lock(fd, F_OFD_SETLK, &fl) < 0) {
 		int err = errno;
@@ -152,13 +138,12 @@ int vmdir_claim(struct vmdir_claim *cl, const char *runtime, const char *name,
 		if (err == EAGAIN || err == EACCES) {
 			struct vmdir_info in;
 			vmdir_probe(runtime, name, &in);
-			return vmdir_fail(
-				e, CLI_EXIT_STATE, EBUSY,
-				"a VM named '%s' is already running (pid %d); pick another "
-				"--name, or stop it with 'kvmini shutdown %s'",
-				name, (int)in.pid, name);
+			return cli_fail(e, CLI_EXIT_STATE, EBUSY,
+					"a VM named '%s' is already running (pid %d); pick another "
+					"--name, or stop it with 'kvmini shutdown %s'",
+					name, (int)in.pid, name);
 		}
-		return vmdir_fail(e, KVMINI_EXIT_HOST, err, "cannot lock %s: %s", p, strerror(err));
+		return cli_fail(e, KVMINI_EXIT_HOST, err, "cannot lock %s: %s", p, strerror(err));
 	}
 	cl->lock_fd = fd;
 	/* Whatever is here belongs to a VM that is gone (its lock was free). */
