@@ -29,6 +29,11 @@ int vmconf_load(struct cli *c, const char *path, struct kvmini_error *e);
  * -ENOMEM. */
 int vmconf_absolute(struct cli *c);
 
+/* The configuration `c` as a jansson object (every key, in schema order; the caller owns the
+ * reference), or NULL when out of memory. */
+struct json_t;
+struct json_t *vmconf_json(const struct cli *c);
+
 /* The configuration `c` as a JSON object text (every key, in schema order), malloc'd; NULL
  * when out of memory. `pretty`: indented, with a final newline. */
 char *vmconf_dump(const struct cli *c, int pretty);

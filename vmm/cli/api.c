@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kvmini/api.h"
 #include "kvmini/vmconf.h"
@@ -113,9 +112,7 @@ static json_t *api_body(const char *body, size_t len, const char *const *keys,
 
 static json_t *api_config(const struct api *a)
 {
-	char *text = a->config ? vmconf_dump(a->config, 0) : NULL;
-	json_t *o = text ? json_loads(text, 0, NULL) : NULL;
-	free(text);
+	json_t *o = a->config ? vmconf_json(a->config) : NULL;
 	return o ? o : json_object();
 }
 
@@ -123,9 +120,7 @@ static json_t *api_config(const struct api *a)
 static void api_vm(const struct api *a, struct api_response *r)
 {
 	const char *state = kvmini_state_name(a->ops->state(a->opaque));
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	uint64_t now_ns = cli_now_ns();
 	double up = a->start_ns && now_ns > a->start_ns ? (double)(now_ns - a->start_ns) / 1e9 : 0;
 	const struct cli *c = a->config;
 	api_reply(r, 200,

@@ -357,7 +357,7 @@ static json_t *vmconf_nullable(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-char *vmconf_dump(const struct cli *c, int pretty)
+json_t *vmconf_json(const struct cli *c)
 {
 	json_t *disks = json_array(), *nets = json_array();
 	for (unsigned int i = 0; disks && i < c->nr_disks; i++) {
@@ -370,12 +370,16 @@ char *vmconf_dump(const struct cli *c, int pretty)
 	for (unsigned int i = 0; nets && i < c->nr_nets; i++)
 		json_array_append_new(nets, json_pack("{s:s, s:o}", "tap", c->net[i].tap, "mac",
 						      vmconf_nullable(c->net[i].mac)));
-	json_t *root =
-		json_pack("{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:s}", "name", c->name,
-			  "kernel", c->kernel, "initrd", vmconf_nullable(c->initrd), "cmdline",
-			  vmconf_nullable(c->cmdline), "default_cmdline", !c->no_default_cmdline,
-			  "cpus", (int)c->cpus, "memory_mib", (json_int_t)(c->mem_size >> 20),
-			  "disks", disks, "nets", nets, "log_level", cli_level_name(c->log_level));
+	return json_pack("{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:s}", "name", c->name,
+			 "kernel", c->kernel, "initrd", vmconf_nullable(c->initrd), "cmdline",
+			 vmconf_nullable(c->cmdline), "default_cmdline", !c->no_default_cmdline,
+			 "cpus", (int)c->cpus, "memory_mib", (json_int_t)(c->mem_size >> 20),
+			 "disks", disks, "nets", nets, "log_level", cli_level_name(c->log_level));
+}
+
+char *vmconf_dump(const struct cli *c, int pretty)
+{
+	json_t *root = vmconf_json(c);
 	if (!root)
 		return NULL;
 	char *text = json_dumps(root, pretty ? JSON_INDENT(2) : JSON_COMPACT);
