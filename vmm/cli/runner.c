@@ -473,19 +473,12 @@ static void runner_record(struct runner *r, int status, const char *reason)
 	json_decref(o);
 }
 
-/* A managed VM that never ran leaves nothing behind. */
+/* A managed VM that never ran leaves nothing behind: the claim goes, then the record (under
+ * the lock again, so a run that claimed the name meanwhile keeps its files). */
 static void runner_forget(struct runner *r)
 {
-	/* Never the lock: another run may hold it open already (vmdir_claim). A folder left
-	 * with only its lock is no VM (vmdir_probe). */
-	static const char *const files[] = {VMDIR_CONFIG, VMDIR_CONSOLE_LOG, VMDIR_CONSOLE_LOG ".1",
-					    VMDIR_VMM_LOG, VMDIR_EXIT};
-	char p[VMDIR_PATH_MAX + 32];
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, files[i]);
-		unlink(p);
-	}
 	vmdir_release(&r->claim);
+	vmdir_forget(r->runtime, r->c->name);
 }
 
 /* Fork: the parent waits for the child to report that the guest runs (or why not). */
