@@ -675,6 +675,18 @@ static int ctl_destroy(const struct ctl *x, int argc, char **argv)
 	return 0;
 }
 
+/* " key value" for each integer member of object `o`, in its order. */
+static void ctl_print_counts(json_t *o)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		if (json_is_integer(v))
+			printf(" %s %lld", k, json_integer_value(v));
+	}
+}
+
 static void ctl_print_stats(const char *name, json_t *o)
 {
 	printf("%s: %s, up %.1f s, %d vCPU(s), %lld MiB\n", name,
@@ -686,52 +698,29 @@ static void ctl_print_stats(const char *name, json_t *o)
 	printf("memory: guest resident %.1f MiB, VMM overhead %.1f MiB\n",
 	       (double)json_integer_value(json_object_get(res, "guest_bytes")) / 1048576.0,
 	       (double)json_integer_value(json_object_get(res, "vmm_overhead_bytes")) / 1048576.0);
-	json_t *exits = json_object_get(o, "exits"), *per = json_object_get(exits, "per_vcpu");
-	const char *k;
-	json_t *v;
+	json_t *exits = json_object_get(o, "exits"), *v;
 	printf("exits:");
-	json_object_foreach(json_object_get(exits, "total"), k, v)
-	{
-		printf(" %s %lld", k, json_integer_value(v));
-	}
+	ctl_print_counts(json_object_get(exits, "total"));
 	printf("\n");
 	size_t i;
-	json_array_foreach(per, i, v)
+	json_array_foreach(json_object_get(exits, "per_vcpu"), i, v)
 	{
 		printf("  vcpu%zu:", i);
-		json_t *c;
-		json_object_foreach(v, k, c)
-		{
-			printf(" %s %lld", k, json_integer_value(c));
-		}
+		ctl_print_counts(v);
 		printf("\n");
 	}
 	json_array_foreach(json_object_get(o, "disks"), i, v)
 	{
 		printf("disk %s:", json_string_value(json_object_get(v, "name")));
-		json_t *c;
-		json_object_foreach(v, k, c)
-		{
-			if (json_is_integer(c))
-				printf(" %s %lld", k, json_integer_value(c));
-		}
+		ctl_print_counts(v);
 		printf("\n");
 	}
 	json_array_foreach(json_object_get(o, "nets"), i, v)
 	{
 		printf("net %s:", json_string_value(json_object_get(v, "name")));
-		json_t *c;
-		json_object_foreach(v, k, c)
-		{
-			if (json_is_integer(c))
-				printf(" %s %lld", k, json_integer_value(c));
-		}
-		json_t *d = json_object_get(v, "dropped");
+		ctl_print_counts(v);
 		printf(" dropped:");
-		json_object_foreach(d, k, c)
-		{
-			printf(" %s %lld", k, json_integer_value(c));
-		}
+		ctl_print_counts(json_object_get(v, "dropped"));
 		printf("\n");
 	}
 	json_t *boot = json_object_get(o, "boot");

@@ -500,8 +500,8 @@ int kvmini_vm_stats(const struct kvmini_vm *h, struct kvmini_stats *s, struct kv
 		n->tx_blocked = v.tx_blocked;
 		n->needs_reset = v.needs_reset;
 	}
-	s->console_dropped = atomic_load(&vm->con.dropped);
-	s->log_dropped = atomic_load(&vm->log.dropped) + atomic_load(&vm->trace.dropped);
+	s->console_dropped = kvmini_vm_console_dropped(h);
+	s->log_dropped = kvmini_vm_log_dropped(h);
 	struct boottimer_times bt;
 	if (boottimer_get(&vm->timer, &bt)) {
 		s->boot_first_run_ns = bt.vmm_start_wall;
