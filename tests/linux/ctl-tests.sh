@@ -33,24 +33,27 @@ ctl_field() {
 	kv list --all 2>/dev/null | awk -v n="$1" -v c="$2" '$1 == n { if ($2 == "shut") c++; print $c }'
 }
 
-# wait_log NAME TEXT SECS: wait until the detached VM's console log has TEXT.
+# wait_log NAME TEXT SECS: wait until the detached VM's console log has TEXT; give up at once
+# when the VM has stopped (its exit record is written) without it. Its own loop variable:
+# callers loop with i.
 wait_log() {
-	i=0
-	while [ "$i" -lt "$(($3 * 10))" ]; do
+	_w=0
+	while [ "$_w" -lt "$(($3 * 10))" ]; do
 		grep -q "$2" "$CTL_RT/$1/console.log" 2>/dev/null && return 0
+		[ ! -e "$CTL_RT/$1/exit" ] || { grep -q "$2" "$CTL_RT/$1/console.log" 2>/dev/null; return; }
 		sleep 0.1
-		i=$((i + 1))
+		_w=$((_w + 1))
 	done
 	return 1
 }
 
 # wait_state NAME STATE SECS
 wait_state() {
-	i=0
-	while [ "$i" -lt "$(($3 * 10))" ]; do
+	_w=0
+	while [ "$_w" -lt "$(($3 * 10))" ]; do
 		[ "$(ctl_state "$1")" = "$2" ] && return 0
 		sleep 0.1
-		i=$((i + 1))
+		_w=$((_w + 1))
 	done
 	return 1
 }
