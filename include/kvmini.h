@@ -204,6 +204,18 @@ int kvmini_config_add_net(struct kvmini_config *c, const char *tap, const char *
  * kvmini_vm_console_dropped()). A terminal in_fd is put into raw mode while the VM runs, and
  * Ctrl-A x typed on it stops the VM.
  */
+/*
+ * Give the VM a virtio-vsock device (one per VM) with guest CID `cid`, or with 0 a CID unique
+ * among the host's running VMs (3 + pid * 1024 + the VM's fd number mod 1024). With `uds_path`
+ * (or NULL) host programs reach guest listeners through that unix socket the way Firecracker
+ * does: connect, write "CONNECT <port>\n", read "OK <hostport>\n", then the byte stream; a
+ * guest connecting to host port P reaches a program listening on "<uds_path>_P". The socket is
+ * created by kvmini_vm_create() (a stale one replaced, one in use refused) and removed by
+ * kvmini_vm_destroy(). Setting it again replaces the earlier values.
+ */
+int kvmini_config_set_vsock(struct kvmini_config *c, uint64_t cid, const char *uds_path,
+			    struct kvmini_error *err);
+
 int kvmini_config_set_console_fds(struct kvmini_config *c, int in_fd, int out_fd,
 				  struct kvmini_error *err);
 /* Or guest output to a callback (replaces out_fd). */
@@ -303,6 +315,18 @@ int kvmini_vm_stats(const struct kvmini_vm *vm, struct kvmini_stats *out, struct
 /* A readable name for an exit kind: "io", "mmio", "intr", "hlt", "shutdown", "system_event",
  * "other" (NULL when unknown). */
 const char *kvmini_exit_kind_name(int kind);
+
+/* The guest's vsock CID, 0 without a vsock device. */
+uint64_t kvmini_vm_vsock_cid(const struct kvmini_vm *vm);
+
+/*
+ * Connect to the guest's vsock listener on `port`, waiting up to `timeout_ms` for it to
+ * accept. Returns a connected stream socket (blocking, close-on-exec; the caller closes it), or
+ * -ENODEV (no vsock device), -ECONNREFUSED (nothing listens on that port, or the guest's
+ * driver is not up yet: try again later), -ETIMEDOUT, -EAGAIN. Any thread.
+ */
+int kvmini_vm_vsock_connect(struct kvmini_vm *vm, uint32_t port, int timeout_ms,
+			    struct kvmini_error *err);
 
 /* Console bytes and log lines dropped so far because their reader was too slow. */
 uint64_t kvmini_vm_console_dropped(const struct kvmini_vm *vm);

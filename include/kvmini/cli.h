@@ -48,6 +48,10 @@ struct cli {
 	unsigned int nr_disks;
 	struct cli_net net[KVMINI_MAX_NETS];
 	unsigned int nr_nets;
+	bool vsock;	       /* --vsock */
+	uint64_t vsock_cid;    /* 0: the library's default */
+	const char *vsock_uds; /* or NULL */
+	char vsock_arg[CLI_ARG_MAX];
 	char disk_arg[KVMINI_MAX_VIRTIO][CLI_ARG_MAX]; /* --disk texts, split in place */
 	char net_arg[KVMINI_MAX_NETS][CLI_ARG_MAX];    /* --net texts, split in place */
 	char *owned[CLI_OWNED_MAX];		       /* freed by cli_free() */

@@ -21,6 +21,7 @@
 #include "kvmini/vcpu.h"
 #include "kvmini/virtio_blk.h"
 #include "kvmini/virtio_net.h"
+#include "kvmini/virtio_vsock.h"
 #include "kvmini/vmerr.h"
 
 #define VM_MAX_CPUS   KVMINI_MAX_CPUS
@@ -55,6 +56,8 @@ struct vm_config {
 	unsigned int nr_disks;
 	struct vnet_config net[VM_MAX_NETS]; /* without mac_set, the MAC comes from `name` */
 	unsigned int nr_nets;
+	bool vsock;		       /* a virtio-vsock device, after the disks and NICs */
+	struct vsock_config vsock_cfg; /* cid 0: vm_default_cid() */
 };
 
 /* One virtio-mmio slot as registered: the kernel command line is derived from these. */
@@ -80,6 +83,7 @@ struct vm {
 	bool con_ready, com1_ready, kbc_ready, ctl_ready;
 	struct vblk *blk[VM_MAX_VIRTIO];
 	struct vnet *net[VM_MAX_NETS];
+	struct vsock *vsock;
 	struct vm_slot slot[VM_MAX_VIRTIO];
 	unsigned int nr_virtio; /* virtio-mmio slots in use, in order */
 	struct boot_info boot;
@@ -105,6 +109,13 @@ struct vm {
 	/* CLOCK_MONOTONIC of vm_start and of the winning vm_stop (0: not yet), for the uptime. */
 	atomic_uint_fast64_t started_ns, stopped_ns;
 };
+
+/*
+ * The CID a VM gets when its config names none: 3 + pid * 1024 + (vm_fd mod 1024), folded into
+ * VSOCK_MIN_CID..VSOCK_MAX_CID. Unique among running VMs of one host while pids stay below
+ * 2^22 (pid_max's limit) and a process holds fewer than 1024 VMs.
+ */
+uint64_t vm_default_cid(int pid, int vm_fd);
 
 /*
  * Build a complete VM from `cfg`: open KVM and check its API and every capability used,

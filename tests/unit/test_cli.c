@@ -239,6 +239,42 @@ static void test_nets(void **state)
 			 0);
 }
 
+/* --vsock: CID and socket path, the defaults, refused values, the shared virtio slots. */
+static void test_vsock(void **state)
+{
+	(void)state;
+	struct cli c;
+	struct kvmini_error e = {0};
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--vsock", "cid=42,uds=/tmp/v.sock"),
+			 0);
+	assert_true(c.vsock);
+	assert_int_equal(c.vsock_cid, 42);
+	assert_string_equal(c.vsock_uds, "/tmp/v.sock");
+	expect_apply(&c, 0, NULL);
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--vsock", "on"), 0);
+	assert_true(c.vsock);
+	assert_int_equal(c.vsock_cid, 0);
+	assert_null(c.vsock_uds);
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k"), 0);
+	assert_false(c.vsock);
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--vsock", "cid=2"), &e, 2,
+			   "from 3 to 4294967294");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--vsock", "cid=4294967295"), &e,
+			   2, "from 3 to 4294967294");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--vsock", "cid=x"), &e, 2,
+			   "must be a number");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--vsock", "uds="), &e, 2,
+			   "'uds=' is unknown");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--vsock", "port=1"), &e, 2,
+			   "'port=1' is unknown");
+	/* vsock takes a virtio slot of its own: 8 disks and vsock are too many. */
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "1", "--disk", "2",
+			       "--disk", "3", "--disk", "4", "--disk", "5", "--disk", "6", "--disk",
+			       "7", "--disk", "8", "--vsock", "on"),
+			 0);
+	expect_apply(&c, 2, "--vsock: too many disks, network cards and vsock");
+}
+
 /* --trace and --trace-file. */
 static void test_trace(void **state)
 {
@@ -277,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_all_options),    cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_refused_values), cmocka_unit_test(test_disks),
 		cmocka_unit_test(test_trace),	       cmocka_unit_test(test_nets),
+		cmocka_unit_test(test_vsock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,6 +207,12 @@ void cli_run_usage(FILE *f)
 	      "                        virtio-net on host tap NAME, created if allowed "
 	      "(repeatable,\n"
 	      "                        up to 4; eth0, eth1, ...); default MAC derived from --name\n"
+	      "  --vsock cid=N[,uds=PATH] | uds=PATH | on\n"
+	      "                        virtio-vsock; guest CID N (3..4294967294, default unique\n"
+	      "                        per VM); host programs reach guest port P through unix\n"
+	      "                        socket PATH (write \"CONNECT P\\n\", read \"OK ...\\n\"), "
+	      "the\n"
+	      "                        guest reaches host port P at PATH_P\n"
 	      "  --name NAME           manage the VM by this name: control socket, `kvmini list`\n"
 	      "                        ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}; default MAC from it)\n"
 	      "  --detach              run in the background: print the name (vmN without\n"
@@ -252,6 +258,7 @@ enum {
 	OPT_TRACE_FILE,
 	OPT_CONFIG,
 	OPT_DETACH,
+	OPT_VSOCK,
 };
 
 static const struct option cli_run_options[] = {
@@ -269,6 +276,7 @@ static const struct option cli_run_options[] = {
 	{"trace-file", required_argument, NULL, OPT_TRACE_FILE},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"detach", no_argument, NULL, OPT_DETACH},
+	{"vsock", required_argument, NULL, OPT_VSOCK},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -388,6 +396,43 @@ static int cli_parse_net(struct cli *c, const char *arg, struct kvmini_error *e)
 	return 0;
 }
 
+/* Parse --vsock cid=N[,uds=PATH] | uds=PATH | on (the defaults: a unique CID, no socket). */
+static int cli_parse_vsock(struct cli *c, const char *arg, struct kvmini_error *e)
+{
+	char msg[CLI_ARG_MAX + 100];
+	c->vsock = true;
+	c->vsock_cid = 0;
+	c->vsock_uds = NULL;
+	if (!strcmp(arg, "on"))
+		return 0;
+	if (strlen(arg) >= CLI_ARG_MAX)
+		return cli_usage_error(e, "--vsock value is too long");
+	strcpy(c->vsock_arg, arg);
+	char *save = NULL;
+	for (char *o = strtok_r(c->vsock_arg, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(o, "cid=", 4)) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(o + 4, &end, 10);
+			if (!isdigit((unsigned char)o[4]) || *end || errno || v < 3 ||
+			    v > 4294967294ULL) {
+				snprintf(msg, sizeof(msg),
+					 "--vsock cid '%s' must be a number from 3 to 4294967294",
+					 o + 4);
+				return cli_usage_error(e, msg);
+			}
+			c->vsock_cid = v;
+		} else if (!strncmp(o, "uds=", 4) && o[4]) {
+			c->vsock_uds = o + 4;
+		} else {
+			snprintf(msg, sizeof(msg),
+				 "--vsock option '%s' is unknown (cid=N, uds=PATH, or on)", o);
+			return cli_usage_error(e, msg);
+		}
+	}
+	return 0;
+}
+
 static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_error *e)
 {
 	char msg[300];
@@ -483,6 +528,12 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 		case OPT_DETACH:
 			c->detach = true;
 			break;
+		case OPT_VSOCK: {
+			int ret = cli_parse_vsock(c, optarg, e);
+			if (ret < 0)
+				return ret;
+			break;
+		}
 		case OPT_LOG_LEVEL: {
 			int l = cli_parse_level(optarg);
 			if (l < 0) {
@@ -588,6 +639,9 @@ int cli_apply(const struct cli *c, struct kvmini_config *cfg, int trace_fd, stru
 	for (unsigned int i = 0; !ret && i < c->nr_nets; i++)
 		ret = cli_lib(kvmini_config_add_net(cfg, c->net[i].tap, c->net[i].mac, &le), e, &le,
 			      "--net");
+	if (!ret && c->vsock)
+		ret = cli_lib(kvmini_config_set_vsock(cfg, c->vsock_cid, c->vsock_uds, &le), e, &le,
+			      "--vsock");
 	if (!ret)
 		ret = cli_lib(kvmini_config_set_console_fds(cfg, STDIN_FILENO, STDOUT_FILENO, &le),
 			      e, &le, NULL);

@@ -1,10 +1,14 @@
 /* kvmini: the public API (include/kvmini.h) over the machine builder: checked configs, VMs. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kvmini.h"
 #include "kvmini/boottimer.h"
@@ -20,7 +24,14 @@ struct kvmini_config {
 	char *disk_path[VM_MAX_VIRTIO];
 	char disk_serial[VM_MAX_VIRTIO][VBLK_SERIAL_MAX + 1];
 	char *tap[VM_MAX_NETS];
+	char *vsock_uds;
 };
+
+/* Virtio slots a config uses so far. */
+static unsigned int kvmini_nr_virtio(const struct kvmini_config *c)
+{
+	return c->vm.nr_disks + c->vm.nr_nets + (c->vm.vsock ? 1 : 0);
+}
 
 struct kvmini_vm {
 	struct vm *vm;
@@ -106,6 +117,7 @@ void kvmini_config_free(struct kvmini_config **cp)
 	free(c->cmdline);
 	free(c->name);
 	free(c->kvm_path);
+	free(c->vsock_uds);
 	for (unsigned int i = 0; i < VM_MAX_VIRTIO; i++)
 		free(c->disk_path[i]);
 	for (unsigned int i = 0; i < VM_MAX_NETS; i++)
@@ -186,10 +198,11 @@ int kvmini_config_add_disk(struct kvmini_config *c, const char *path, unsigned i
 			   const char *serial, struct kvmini_error *err)
 {
 	KVMINI_CHECK(c && path && *path, err, "a disk needs an image path");
-	if (c->vm.nr_disks + c->vm.nr_nets >= VM_MAX_VIRTIO)
-		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOSPC,
-				   "too many disks and network cards: at most %d virtio devices",
-				   VM_MAX_VIRTIO);
+	if (kvmini_nr_virtio(c) >= VM_MAX_VIRTIO)
+		return kvmini_fail(
+			err, KVMINI_EXIT_USAGE, ENOSPC,
+			"too many disks, network cards and vsock: at most %d virtio devices",
+			VM_MAX_VIRTIO);
 	if (flags & ~(unsigned int)(KVMINI_DISK_READONLY | KVMINI_DISK_CACHE_UNSAFE))
 		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL, "unknown disk flags 0x%x",
 				   flags);
@@ -217,10 +230,11 @@ int kvmini_config_add_net(struct kvmini_config *c, const char *tap, const char *
 			  struct kvmini_error *err)
 {
 	KVMINI_CHECK(c && tap && *tap, err, "a network card needs a tap name");
-	if (c->vm.nr_disks + c->vm.nr_nets >= VM_MAX_VIRTIO)
-		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOSPC,
-				   "too many disks and network cards: at most %d virtio devices",
-				   VM_MAX_VIRTIO);
+	if (kvmini_nr_virtio(c) >= VM_MAX_VIRTIO)
+		return kvmini_fail(
+			err, KVMINI_EXIT_USAGE, ENOSPC,
+			"too many disks, network cards and vsock: at most %d virtio devices",
+			VM_MAX_VIRTIO);
 	if (c->vm.nr_nets >= VM_MAX_NETS)
 		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOSPC,
 				   "too many network cards: at most %d", VM_MAX_NETS);
@@ -239,6 +253,30 @@ int kvmini_config_add_net(struct kvmini_config *c, const char *tap, const char *
 	if (ret < 0)
 		return ret;
 	c->vm.nr_nets++;
+	return 0;
+}
+
+int kvmini_config_set_vsock(struct kvmini_config *c, uint64_t cid, const char *uds_path,
+			    struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	if (cid && (cid < VSOCK_MIN_CID || cid > VSOCK_MAX_CID))
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "vsock CID %llu is reserved or too big: use %u to %u",
+				   (unsigned long long)cid, VSOCK_MIN_CID, VSOCK_MAX_CID);
+	if (!c->vm.vsock && kvmini_nr_virtio(c) >= VM_MAX_VIRTIO)
+		return kvmini_fail(
+			err, KVMINI_EXIT_USAGE, ENOSPC,
+			"too many disks, network cards and vsock: at most %d virtio devices",
+			VM_MAX_VIRTIO);
+	if (uds_path && !*uds_path)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "the vsock socket path is empty");
+	int ret = kvmini_set_str(&c->vsock_uds, &c->vm.vsock_cfg.uds_path, uds_path, err);
+	if (ret < 0)
+		return ret;
+	c->vm.vsock_cfg.cid = cid;
+	c->vm.vsock = true;
 	return 0;
 }
 
@@ -429,6 +467,81 @@ int kvmini_vm_send_ctrl_alt_del(struct kvmini_vm *h, struct kvmini_error *err)
 	struct vmerr e = {0};
 	int ret = vm_ctrl_alt_del(h->vm, &e);
 	return ret < 0 ? kvmini_from_vmerr(err, &e, ret) : 0;
+}
+
+uint64_t kvmini_vm_vsock_cid(const struct kvmini_vm *h)
+{
+	return h && h->vm->vsock ? vsock_cid(h->vm->vsock) : 0;
+}
+
+/* Read the "OK <port>\n" line from a fresh vsock host connection. 0, -ECONNREFUSED (closed:
+ * no listener), -ETIMEDOUT, -EPROTO. */
+static int kvmini_vsock_ok(int fd, int timeout_ms)
+{
+	char line[32];
+	size_t len = 0;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (len < sizeof(line) - 1) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = timeout_ms -
+			    ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -ETIMEDOUT;
+		ssize_t n =
+			read(fd, line + len, 1); /* byte by byte: what follows is the stream's */
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -ECONNREFUSED;
+		if (line[len++] == '\n')
+			break;
+	}
+	line[len] = '\0';
+	return strncmp(line, "OK ", 3) == 0 && line[len - 1] == '\n' ? 0 : -EPROTO;
+}
+
+int kvmini_vm_vsock_connect(struct kvmini_vm *h, uint32_t port, int timeout_ms,
+			    struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	if (!h->vm->vsock)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENODEV, "the VM has no vsock device");
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return kvmini_fail(err, KVMINI_EXIT_RESOURCE, errno, "cannot create a socket pair");
+	int ret = vsock_connect(h->vm->vsock, sv[0]);
+	if (ret < 0) {
+		close(sv[1]);
+		return kvmini_fail(err, KVMINI_EXIT_RESOURCE, -ret,
+				   "cannot connect to guest vsock port %u", port);
+	}
+	char line[32];
+	int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+	if (write(sv[1], line, (size_t)n) != n) {
+		ret = -errno;
+		close(sv[1]);
+		return kvmini_fail(err, KVMINI_EXIT_HOST, -ret,
+				   "cannot connect to guest vsock port %u", port);
+	}
+	ret = kvmini_vsock_ok(sv[1], timeout_ms > 0 ? timeout_ms : 1);
+	if (ret < 0) {
+		close(sv[1]);
+		return kvmini_fail(err, KVMINI_EXIT_RESOURCE, -ret,
+				   ret == -ECONNREFUSED ? "nothing listens on guest vsock port %u"
+				   : ret == -ETIMEDOUT
+					   ? "guest vsock port %u does not answer"
+					   : "bad answer connecting to guest vsock port %u",
+				   port);
+	}
+	return sv[1];
 }
 
 const char *kvmini_exit_kind_name(int kind)

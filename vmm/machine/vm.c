@@ -171,7 +171,28 @@ static int vm_add_virtio_devices(struct vm *vm, struct vmerr *e)
 		if (ret < 0)
 			return ret;
 	}
+	if (vm->cfg.vsock) {
+		struct vsock_config vc = vm->cfg.vsock_cfg;
+		if (!vc.cid)
+			vc.cid = vm_default_cid(getpid(), vm->kvm.vm_fd);
+		char *name = vm->slot[vm->nr_virtio].name;
+		snprintf(name, sizeof(vm->slot[0].name), "vsock0");
+		int ret = vsock_create(&vm->vsock, &vc, &vm->mem, &vm->log, name, e);
+		if (ret < 0)
+			return ret;
+		virtio_mmio_set_trace(vsock_transport(vm->vsock), &vm->trace);
+		ret = vm_attach_virtio(vm, vsock_transport(vm->vsock), e);
+		if (ret < 0)
+			return ret;
+	}
 	return 0;
+}
+
+uint64_t vm_default_cid(int pid, int vm_fd)
+{
+	uint64_t span = (uint64_t)VSOCK_MAX_CID - VSOCK_MIN_CID + 1;
+	uint64_t n = (uint64_t)(uint32_t)pid * 1024 + (uint64_t)((unsigned int)vm_fd % 1024);
+	return VSOCK_MIN_CID + n % span;
 }
 
 /* The vCPUs' hooks into the machine. */
@@ -197,7 +218,8 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
 	if (cfg->cpus < 1 || cfg->cpus > VM_MAX_CPUS)
 		return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "--cpus must be between 1 and %d",
 				 VM_MAX_CPUS);
-	if (cfg->nr_disks + cfg->nr_nets > VM_MAX_VIRTIO || cfg->nr_nets > VM_MAX_NETS)
+	if (cfg->nr_disks + cfg->nr_nets + (cfg->vsock ? 1 : 0) > VM_MAX_VIRTIO ||
+	    cfg->nr_nets > VM_MAX_NETS)
 		return vmerr_set(e, KVMINI_EXIT_USAGE, 0, "too many virtio devices (at most %d)",
 				 VM_MAX_VIRTIO);
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -462,6 +484,8 @@ static void vm_pause_devices(struct vm *vm, bool paused)
 	for (unsigned int i = 0; i < VM_MAX_NETS; i++)
 		if (vm->net[i])
 			vnet_pause(vm->net[i], paused);
+	if (vm->vsock)
+		vsock_pause(vm->vsock, paused);
 }
 
 int vm_ctrl_alt_del(struct vm *vm, struct vmerr *e)
@@ -534,6 +558,7 @@ void vm_destroy(struct vm *vm)
 		vblk_destroy(vm->blk[i]);
 	for (unsigned int i = 0; i < VM_MAX_NETS; i++)
 		vnet_destroy(vm->net[i]);
+	vsock_destroy(vm->vsock);
 	if (vm->kbc_ready)
 		i8042_fini(&vm->kbc);
 	if (vm->com1_ready)
