@@ -18,13 +18,14 @@ declare -A ALLOW=(
 	[legacy]="legacy base public"
 	[virtio]="virtio base public"
 	[boot]="boot base public"
-	[machine]="machine kvm legacy virtio boot base public"
+	[sandbox]="sandbox base public"
+	[machine]="machine kvm legacy virtio boot sandbox base public"
 	[cli]="cli public"
 )
 # Folders and their layers.
 declare -A DIR_LAYER=(
 	[vmm/base]=base [vmm/kvm]=kvm [devices/legacy]=legacy [devices/virtio]=virtio
-	[boot]=boot [vmm/machine]=machine [vmm/cli]=cli
+	[boot]=boot [vmm/sandbox]=sandbox [vmm/machine]=machine [vmm/cli]=cli
 )
 # Headers without a .c of the same name.
 declare -A HEADER_LAYER=([layout.h]=base [cli.h]=cli)
