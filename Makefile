@@ -25,7 +25,7 @@ VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DKVMINI_VERSION='"$(VERSION)"'
 
 B        ?= build
-LIB_SRC  := $(wildcard vmm/base/*.c vmm/kvm/*.c vmm/machine/*.c devices/*/*.c boot/*.c)
+LIB_SRC  := $(wildcard vmm/base/*.c vmm/kvm/*.c vmm/machine/*.c vmm/sandbox/*.c devices/*/*.c boot/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 SUPP_SRC := $(wildcard tests/support/*.c)
 SUPP_OBJ := $(SUPP_SRC:%.c=$(B)/obj/%.o)

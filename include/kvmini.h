@@ -328,6 +328,43 @@ uint64_t kvmini_vm_vsock_cid(const struct kvmini_vm *vm);
 int kvmini_vm_vsock_connect(struct kvmini_vm *vm, uint32_t port, int timeout_ms,
 			    struct kvmini_error *err);
 
+/* The guest agent's vsock port (guests/agent, docs/agent-protocol.md). */
+#define KVMINI_AGENT_PORT 1024
+
+/* Statuses of kvmini_vm_exec() beside the command's own (Docker's and libkrun's convention). */
+#define KVMINI_EXEC_TIMEOUT	124 /* the time limit passed; the command was not waited for */
+#define KVMINI_EXEC_FAILED	125 /* kvmini could not run it: no agent, the VM stopped, ... */
+#define KVMINI_EXEC_CANNOT_EXEC 126 /* the command exists but cannot be executed */
+#define KVMINI_EXEC_NOT_FOUND	127 /* the command was not found */
+
+/* A command for the guest agent to run (kvmini_vm_exec). Zero-fill, then set what you need. */
+struct kvmini_exec {
+	const char *const *argv; /* NULL-terminated; argv[0] is looked up in the env's PATH */
+	const char *const *env;	 /* NULL-terminated "K=V", the command's whole environment */
+	const char *cwd;	 /* working directory in the guest, or NULL: / */
+	int set_uid, set_gid;	 /* nonzero: run as uid / gid (else root) */
+	unsigned int uid, gid;
+	int tty; /* nonzero: on a pty of rows x cols; output is all on stdout_fd */
+	unsigned int rows, cols;
+	int stdin_fd; /* read until EOF and piped to the command, or -1: /dev/null */
+	int stdout_fd,
+		stderr_fd; /* the command's streams, written as they come, or -1: discarded */
+	int signal_fd;	/* or -1: each byte read from it is a signal number sent to the command */
+	int timeout_ms; /* 0: no limit; else KVMINI_EXEC_TIMEOUT once it passed */
+	int agent_timeout_ms; /* how long to wait for the agent to answer; 0: 60000 */
+};
+
+/*
+ * Run a command in the running VM through its guest agent (the VM needs a vsock device and the
+ * agent; several calls may run at once from different threads) and wait for it. Returns its
+ * status: the exit code, 128+N if signal N killed it, KVMINI_EXEC_NOT_FOUND or
+ * KVMINI_EXEC_CANNOT_EXEC (the agent's reason in err->msg), KVMINI_EXEC_TIMEOUT (the command may
+ * still run: stop the VM); or -errno when kvmini could not run it, with err->status
+ * KVMINI_EXEC_FAILED and the reason (no answer from the agent within agent_timeout_ms, the VM
+ * stopped meanwhile, a broken protocol).
+ */
+int kvmini_vm_exec(struct kvmini_vm *vm, const struct kvmini_exec *x, struct kvmini_error *err);
+
 /* Console bytes and log lines dropped so far because their reader was too slow. */
 uint64_t kvmini_vm_console_dropped(const struct kvmini_vm *vm);
 uint64_t kvmini_vm_log_dropped(const struct kvmini_vm *vm);

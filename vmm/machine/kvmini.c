@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kvmini.h"
+#include "kvmini/agent.h"
 #include "kvmini/boottimer.h"
 #include "kvmini/gmem.h"
 #include "kvmini/host.h"
@@ -542,6 +543,94 @@ int kvmini_vm_vsock_connect(struct kvmini_vm *h, uint32_t port, int timeout_ms,
 				   port);
 	}
 	return sv[1];
+}
+
+/* Connect to the agent, retrying while the guest boots, until `timeout_ms` passed or the VM
+ * stopped. The socket, or -errno with `err` (status KVMINI_EXEC_FAILED). */
+static int kvmini_agent_connect(struct kvmini_vm *h, int timeout_ms, struct kvmini_error *err)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long spent = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (vm_stopping(h->vm))
+			return kvmini_fail(err, KVMINI_EXEC_FAILED, ECHILD,
+					   "the VM stopped before its agent answered: %s",
+					   kvmini_vm_stop_reason(h));
+		if (spent >= timeout_ms)
+			return kvmini_fail(
+				err, KVMINI_EXEC_FAILED, ETIMEDOUT,
+				"the guest agent did not answer within %d s (is it in the "
+				"guest, and did the guest boot?)",
+				timeout_ms / 1000);
+		struct kvmini_error ce = {0};
+		int fd =
+			kvmini_vm_vsock_connect(h, KVMINI_AGENT_PORT, timeout_ms - (int)spent, &ce);
+		if (fd >= 0)
+			return fd;
+		if (fd != -ECONNREFUSED && fd != -EAGAIN)
+			return kvmini_fail(err, KVMINI_EXEC_FAILED, -fd, "%s", ce.msg);
+		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+	}
+}
+
+int kvmini_vm_exec(struct kvmini_vm *h, const struct kvmini_exec *x, struct kvmini_error *err)
+{
+	if (!h || !x || !x->argv || !x->argv[0] || !*x->argv[0])
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "no command given");
+	if (!h->vm->vsock)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, ENODEV,
+				   "the VM has no vsock device, so no agent to run commands");
+	if (x->tty && (x->rows > 0xffff || x->cols > 0xffff))
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "terminal size out of range");
+	int sock =
+		kvmini_agent_connect(h, x->agent_timeout_ms > 0 ? x->agent_timeout_ms : 60000, err);
+	if (sock < 0)
+		return sock;
+	struct agent_exec_req req = {
+		.argv = x->argv,
+		.env = x->env,
+		.cwd = x->cwd,
+		.flags = (x->tty ? AGENT_EXEC_PTY : 0) | (x->stdin_fd >= 0 ? AGENT_EXEC_STDIN : 0) |
+			 (x->set_uid ? AGENT_EXEC_UID : 0) | (x->set_gid ? AGENT_EXEC_GID : 0),
+		.uid = x->uid,
+		.gid = x->gid,
+		.rows = (uint16_t)x->rows,
+		.cols = (uint16_t)x->cols,
+	};
+	struct agent_io io = {
+		.in_fd = x->stdin_fd,
+		.out_fd = x->stdout_fd,
+		.err_fd = x->stderr_fd,
+		.sig_fd = x->signal_fd,
+		.abort_fd = h->vm->stop_fd,
+		.timeout_ms = x->timeout_ms,
+	};
+	struct agent_result res;
+	struct vmerr e = {0};
+	int ret = agent_exec(sock, &req, &io, &res, &e);
+	close(sock);
+	if (ret < 0) {
+		if (vm_stopping(h->vm))
+			return kvmini_fail(err, KVMINI_EXEC_FAILED, -ret,
+					   "the VM stopped while the command ran: %s",
+					   kvmini_vm_stop_reason(h));
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, -ret, "%s", e.msg);
+	}
+	if (res.outcome == AGENT_ABORTED)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, ECHILD,
+				   "the VM stopped while the command ran: %s",
+				   kvmini_vm_stop_reason(h));
+	if (res.outcome == AGENT_REFUSED && res.value == KVMINI_EXEC_FAILED)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "%s", res.msg);
+	if (res.outcome == AGENT_REFUSED)
+		kvmini_fail(err, res.value, 0, "%s", res.msg);
+	if (res.outcome == AGENT_TIMEOUT)
+		kvmini_fail(err, KVMINI_EXEC_TIMEOUT, 0, "the command ran longer than %d ms",
+			    x->timeout_ms);
+	return agent_status(&res);
 }
 
 const char *kvmini_exit_kind_name(int kind)
