@@ -2,6 +2,8 @@
 # Build the kvmini guest initramfs: static busybox + guests/init.
 #
 #   guests/build-initramfs.sh <init script> <output .cpio.gz> [busybox binary]
+#   KVMINI_AGENT=<kvmini-agent binary> guests/build-initramfs.sh ...   (the sandbox initramfs:
+#                                      the guest agent as /sbin/kvmini-agent)
 #
 # Layout: /init, /bin/busybox and its applet symlinks (from `busybox --list-full`),
 # empty /dev /proc /sys /tmp /root /etc /mnt, and a /dev/console node. The node is
@@ -24,6 +26,7 @@ fi
 command -v cpio >/dev/null || die "cpio not found (apt-get install cpio)"
 abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 init=$(abspath "$init")
+[ -z "${KVMINI_AGENT:-}" ] || KVMINI_AGENT=$(abspath "$KVMINI_AGENT")
 busybox=$(abspath "$busybox")
 mkdir -p "$(dirname "$out")"
 out=$(abspath "$out")
@@ -38,6 +41,11 @@ cp "$busybox" bin/busybox
 chmod 0755 bin/busybox
 cp "$init" init
 chmod 0755 init
+if [ -n "${KVMINI_AGENT:-}" ]; then
+    cp "$KVMINI_AGENT" sbin/kvmini-agent
+    chmod 0755 sbin/kvmini-agent
+    mkdir -p rom rw newroot
+fi
 "$busybox" --list-full | while IFS= read -r path; do
     [ "$path" = bin/busybox ] && continue
     mkdir -p "$(dirname "$path")"

@@ -5,7 +5,9 @@
 #   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static
 #
 # Targets:
-#   make guests      $(GUEST_OUT)/bzImage, $(GUEST_OUT)/vmlinux, $(GUEST_OUT)/initramfs.cpio.gz
+#   make guests      $(GUEST_OUT)/bzImage, $(GUEST_OUT)/vmlinux, $(GUEST_OUT)/initramfs.cpio.gz,
+#                    $(GUEST_OUT)/kvmini-agent and $(GUEST_OUT)/sandbox.cpio.gz (the initramfs
+#                    of `kvmini exec`: the same plus the guest agent)
 #   make guests-deps print the Debian packages the guest build needs
 #
 # The kernel is built once per (guests/kernel.config, linux-source-6.1 version) and
@@ -17,7 +19,8 @@ KVMINI_CACHE ?= $(HOME)/.cache/kvmini
 GUEST_DEPS   := linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static
 
 .PHONY: guests guests-deps
-guests: $(GUEST_OUT)/bzImage $(GUEST_OUT)/vmlinux $(GUEST_OUT)/initramfs.cpio.gz
+guests: $(GUEST_OUT)/bzImage $(GUEST_OUT)/vmlinux $(GUEST_OUT)/initramfs.cpio.gz \
+	$(GUEST_OUT)/sandbox.cpio.gz
 
 guests-deps:
 	@echo $(GUEST_DEPS)
@@ -30,3 +33,14 @@ $(GUEST_OUT)/bzImage $(GUEST_OUT)/vmlinux &: guests/kernel.config guests/build-k
 
 $(GUEST_OUT)/initramfs.cpio.gz: guests/init guests/build-initramfs.sh $(wildcard /bin/busybox)
 	guests/build-initramfs.sh guests/init $@
+
+# The guest agent (guests/agent, docs/agent-protocol.md): a static binary for the sandbox guest.
+AGENT_SRC := $(wildcard guests/agent/*.c)
+$(GUEST_OUT)/kvmini-agent: $(AGENT_SRC) $(wildcard guests/agent/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -static \
+		-o $@ $(AGENT_SRC)
+
+$(GUEST_OUT)/sandbox.cpio.gz: guests/init guests/build-initramfs.sh $(GUEST_OUT)/kvmini-agent \
+		$(wildcard /bin/busybox)
+	KVMINI_AGENT=$(GUEST_OUT)/kvmini-agent guests/build-initramfs.sh guests/init $@
