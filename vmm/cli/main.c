@@ -9,6 +9,7 @@
 #include "kvmini/cli.h"
 #include "kvmini/ctl.h"
 #include "kvmini/runner.h"
+#include "kvmini/sandbox.h"
 
 static struct cli main_cli; /* large (argument buffers): not on the stack */
 
@@ -22,6 +23,8 @@ int main(int argc, char **argv)
 	struct rlimit no_core = {0, 0};
 	setrlimit(RLIMIT_CORE, &no_core);
 
+	if (argc >= 2 && !strcmp(argv[1], "exec"))
+		return sandbox_main(argc, argv, t0_ns);
 	if (argc >= 2 && ctl_is_verb(argv[1]))
 		return ctl_main(argc, argv, t0_ns);
 

@@ -1,0 +1,461 @@
+/* sandbox: `kvmini exec`: boot a throw-away microVM on a --rootfs, run one command through the
+ * guest agent, relay its streams and exit with its status. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "kvmini.h"
+#include "kvmini/cli.h"
+#include "kvmini/rootfs.h"
+#include "kvmini/sandbox.h"
+
+#define SANDBOX_MAX_ENV	     256
+#define SANDBOX_DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct sandbox_opts {
+	const char *kernel, *initrd, *rootfs;
+	uint64_t mem;
+	unsigned int cpus;
+	int log_level;
+	const char *env[SANDBOX_MAX_ENV + 4];
+	unsigned int nenv;
+	const char *cwd;
+	bool set_uid, set_gid, interactive, tty;
+	unsigned int uid, gid;
+	unsigned int timeout_s, agent_timeout_s;
+	char *const *argv; /* the command */
+};
+
+void sandbox_usage(FILE *f)
+{
+	fputs("usage: kvmini exec [VM OPTIONS] --rootfs DIR [-e K=V]... [-w DIR] [-u UID[:GID]] "
+	      "[-i]\n"
+	      "                   [-t] [--timeout SECONDS] -- CMD [ARG...]\n"
+	      "\n"
+	      "Boots a throw-away microVM whose root is DIR (read-only, with a writable layer in\n"
+	      "guest memory that is discarded), runs CMD in it through the guest agent, relays "
+	      "its\n"
+	      "stdin (-i), stdout and stderr, and exits with its status.\n"
+	      "\n"
+	      "  --rootfs DIR          the guest's root filesystem (never written; an image of it\n"
+	      "                        is cached, see README \"Sandboxes\")\n"
+	      "  -e, --env K=V         set an environment variable (repeatable)\n"
+	      "  -w, --workdir DIR     working directory in the guest (default /)\n"
+	      "  -u, --user UID[:GID]  run as this numeric user and group (default 0:0)\n"
+	      "  -i, --interactive     pipe stdin to CMD (default: /dev/null)\n"
+	      "  -t, --tty             run CMD on a pseudo-terminal (its output all on stdout)\n"
+	      "  --timeout SECONDS     kill CMD and the VM after SECONDS: status 124\n"
+	      "  --agent-timeout SECONDS  how long to wait for the guest agent (default 60)\n"
+	      "  --kernel PATH         guest kernel (default: kvmini's, from its share folder)\n"
+	      "  --initrd PATH         guest initramfs with the agent (default: kvmini's)\n"
+	      "  --mem SIZE, --cpus N, --log-level LEVEL   as for `kvmini run`\n"
+	      "\n"
+	      "Exit status: CMD's status, 128+N if signal N killed it; 124 timeout; 125 kvmini\n"
+	      "could not run it (the reason on stderr); 126 CMD cannot be executed; 127 CMD not\n"
+	      "found. Ctrl-C is forwarded to CMD; a second Ctrl-C destroys the VM (130).\n",
+	      f);
+}
+
+static int sandbox_usage_error(struct kvmini_error *e, const char *fmt, const char *arg)
+{
+	char msg[400];
+	snprintf(msg, sizeof(msg), fmt, arg);
+	return cli_fail(e, KVMINI_EXIT_USAGE, EINVAL, "%s; see 'kvmini exec --help'", msg);
+}
+
+/* A decimal number in [lo, hi]. */
+static bool sandbox_number(const char *s, unsigned long long lo, unsigned long long hi,
+			   unsigned long long *out)
+{
+	if (!isdigit((unsigned char)*s))
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end || errno || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+enum {
+	SB_KERNEL = 256,
+	SB_INITRD,
+	SB_ROOTFS,
+	SB_MEM,
+	SB_CPUS,
+	SB_LOG_LEVEL,
+	SB_TIMEOUT,
+	SB_AGENT_TIMEOUT,
+	SB_HELP,
+};
+
+static const struct option sandbox_options[] = {
+	{"kernel", required_argument, NULL, SB_KERNEL},
+	{"initrd", required_argument, NULL, SB_INITRD},
+	{"rootfs", required_argument, NULL, SB_ROOTFS},
+	{"mem", required_argument, NULL, SB_MEM},
+	{"cpus", required_argument, NULL, SB_CPUS},
+	{"log-level", required_argument, NULL, SB_LOG_LEVEL},
+	{"timeout", required_argument, NULL, SB_TIMEOUT},
+	{"agent-timeout", required_argument, NULL, SB_AGENT_TIMEOUT},
+	{"env", required_argument, NULL, 'e'},
+	{"workdir", required_argument, NULL, 'w'},
+	{"user", required_argument, NULL, 'u'},
+	{"interactive", no_argument, NULL, 'i'},
+	{"tty", no_argument, NULL, 't'},
+	{"help", no_argument, NULL, SB_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+/* Parse `kvmini exec ...` (argv[1] is "exec"). 1 when --help was asked, 0, or -errno. */
+static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct kvmini_error *e)
+{
+	memset(o, 0, sizeof(*o));
+	o->mem = KVMINI_DEFAULT_MEM;
+	o->cpus = 1;
+	o->log_level = KVMINI_LOG_WARN;
+	o->agent_timeout_s = 60;
+	unsigned long long v;
+	int opt;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc - 1, argv + 1, "+:e:w:u:it", sandbox_options, NULL)) != -1) {
+		switch (opt) {
+		case SB_KERNEL:
+			o->kernel = optarg;
+			break;
+		case SB_INITRD:
+			o->initrd = optarg;
+			break;
+		case SB_ROOTFS:
+			o->rootfs = optarg;
+			break;
+		case SB_MEM:
+			if (cli_parse_size(optarg, &o->mem) < 0 || o->mem < KVMINI_MIN_MEM)
+				return sandbox_usage_error(
+					e, "--mem '%s' is not a size of at least 16M", optarg);
+			break;
+		case SB_CPUS:
+			if (!sandbox_number(optarg, 1, KVMINI_MAX_CPUS, &v))
+				return sandbox_usage_error(e, "--cpus '%s' must be 1 to 64",
+							   optarg);
+			o->cpus = (unsigned int)v;
+			break;
+		case SB_LOG_LEVEL:
+			o->log_level = cli_parse_level(optarg);
+			if (o->log_level < 0)
+				return sandbox_usage_error(
+					e, "--log-level '%s' must be error, warn, info or debug",
+					optarg);
+			break;
+		case SB_TIMEOUT:
+		case SB_AGENT_TIMEOUT:
+			if (!sandbox_number(optarg, 1, 86400 * 365, &v))
+				return sandbox_usage_error(
+					e, "the timeout '%s' must be a whole number of seconds",
+					optarg);
+			if (opt == SB_TIMEOUT)
+				o->timeout_s = (unsigned int)v;
+			else
+				o->agent_timeout_s = (unsigned int)v;
+			break;
+		case 'e':
+			if (!strchr(optarg, '=') || optarg[0] == '=')
+				return sandbox_usage_error(e, "-e '%s' must be NAME=VALUE", optarg);
+			if (o->nenv >= SANDBOX_MAX_ENV)
+				return sandbox_usage_error(e, "too many -e options (at most %s)",
+							   "256");
+			o->env[o->nenv++] = optarg;
+			break;
+		case 'w':
+			if (optarg[0] != '/')
+				return sandbox_usage_error(e, "-w '%s' must be an absolute path",
+							   optarg);
+			o->cwd = optarg;
+			break;
+		case 'u': {
+			char *colon = strchr(optarg, ':');
+			if (colon)
+				*colon = '\0';
+			if (!sandbox_number(optarg, 0, 0xfffffffeULL, &v))
+				return sandbox_usage_error(e, "-u '%s' must be UID[:GID] (numbers)",
+							   optarg);
+			o->uid = (unsigned int)v;
+			o->set_uid = true;
+			if (colon) {
+				if (!sandbox_number(colon + 1, 0, 0xfffffffeULL, &v))
+					return sandbox_usage_error(
+						e, "-u group '%s' must be a number", colon + 1);
+				o->gid = (unsigned int)v;
+				o->set_gid = true;
+			}
+			break;
+		}
+		case 'i':
+			o->interactive = true;
+			break;
+		case 't':
+			o->tty = true;
+			break;
+		case SB_HELP:
+			return 1;
+		case ':':
+			return sandbox_usage_error(e, "option '%s' needs a value", argv[optind]);
+		default:
+			return sandbox_usage_error(e, "unknown option '%s'", argv[optind]);
+		}
+	}
+	int first = optind + 1; /* index into argv */
+	if (first < argc && !strcmp(argv[first], "--"))
+		first++;
+	if (first >= argc)
+		return sandbox_usage_error(
+			e, "no command given (kvmini exec --rootfs DIR -- CMD%s)", "");
+	if (!o->rootfs)
+		return sandbox_usage_error(e, "--rootfs DIR is required%s", "");
+	o->argv = argv + first;
+	return 0;
+}
+
+/* The guest kernel and initramfs shipped with kvmini: next to the binary in a build tree
+ * (build/guest/), else $PREFIX/share/kvmini/ beside $PREFIX/bin/kvmini. */
+static int sandbox_find(const char *name, char *out, size_t size, struct kvmini_error *e)
+{
+	char exe[PATH_MAX - 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return cli_fail(e, KVMINI_EXEC_FAILED, errno, "cannot find kvmini's own path");
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	*slash = '\0';
+	const char *fmts[] = {"%s/guest/%s", "%s/../share/kvmini/%s"};
+	for (unsigned int i = 0; i < 2; i++) {
+		int len = snprintf(out, size, fmts[i], exe, name);
+		if (len > 0 && (size_t)len < size && access(out, R_OK) == 0)
+			return 0;
+	}
+	return cli_fail(e, KVMINI_EXEC_FAILED, ENOENT,
+			"the sandbox guest's %s is not in %s/guest or %s/../share/kvmini: run "
+			"`make guests` (or `make install`), or give --kernel and --initrd",
+			name, exe, exe);
+}
+
+/* Signals: the first SIGINT/SIGTERM/SIGHUP/SIGQUIT goes to the command, the second ends the VM. */
+struct sandbox_sig {
+	int sfd, pipe_w;
+	struct kvmini_vm *vm;
+	int stop_pipe_r; /* readable when the thread must end */
+};
+
+static void *sandbox_sig_thread(void *arg)
+{
+	struct sandbox_sig *s = arg;
+	unsigned int seen = 0;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = s->sfd, .events = POLLIN},
+				      {.fd = s->stop_pipe_r, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents)
+			return NULL;
+		struct signalfd_siginfo si;
+		if (read(s->sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (seen++ == 0) {
+			uint8_t b = (uint8_t)si.ssi_signo;
+			if (write(s->pipe_w, &b, 1) != 1) {
+			}
+		} else {
+			kvmini_vm_stop(s->vm, KVMINI_EXIT_SIGNAL + (int)si.ssi_signo,
+				       "destroyed by a second signal");
+		}
+	}
+}
+
+static int sandbox_config(const struct sandbox_opts *o, const char *kernel, const char *initrd,
+			  const char *img, struct kvmini_config *cfg, struct kvmini_error *e)
+{
+	struct kvmini_error le = {0};
+	int ret = kvmini_config_set_kernel(cfg, kernel, &le);
+	if (!ret)
+		ret = kvmini_config_set_initrd(cfg, initrd, &le);
+	if (!ret)
+		ret = kvmini_config_set_cmdline(cfg, "kvmini.agent=1", 0, &le);
+	if (!ret)
+		ret = kvmini_config_set_memory(cfg, o->mem, &le);
+	if (!ret)
+		ret = kvmini_config_set_cpus(cfg, o->cpus, &le);
+	if (!ret)
+		ret = kvmini_config_add_disk(cfg, img, KVMINI_DISK_READONLY, "kvmini-rootfs", &le);
+	if (!ret)
+		ret = kvmini_config_set_vsock(cfg, 0, NULL, &le);
+	if (!ret)
+		ret = kvmini_config_set_console_fds(cfg, -1, -1, &le);
+	if (!ret)
+		ret = kvmini_config_set_log(cfg, o->log_level, NULL, NULL, STDERR_FILENO, &le);
+	if (ret < 0)
+		return cli_fail(e, KVMINI_EXEC_FAILED, -ret, "%s", le.msg);
+	return 0;
+}
+
+/* Run the command in the VM with the caller's streams. Returns the exit status. */
+static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int sfd)
+{
+	const char *env[SANDBOX_MAX_ENV + 4];
+	unsigned int n = 0;
+	bool has_path = false, has_home = false, has_term = false;
+	for (unsigned int i = 0; i < o->nenv; i++) {
+		has_path |= !strncmp(o->env[i], "PATH=", 5);
+		has_home |= !strncmp(o->env[i], "HOME=", 5);
+		has_term |= !strncmp(o->env[i], "TERM=", 5);
+	}
+	if (!has_path)
+		env[n++] = SANDBOX_DEFAULT_PATH;
+	if (!has_home)
+		env[n++] = o->set_uid && o->uid ? "HOME=/" : "HOME=/root";
+	if (o->tty && !has_term)
+		env[n++] = "TERM=xterm";
+	for (unsigned int i = 0; i < o->nenv; i++)
+		env[n++] = o->env[i];
+	env[n] = NULL;
+
+	struct kvmini_exec x = {
+		.argv = (const char *const *)o->argv,
+		.env = env,
+		.cwd = o->cwd,
+		.set_uid = o->set_uid,
+		.set_gid = o->set_gid,
+		.uid = o->uid,
+		.gid = o->gid,
+		.tty = o->tty,
+		.stdin_fd = o->interactive ? STDIN_FILENO : -1,
+		.stdout_fd = STDOUT_FILENO,
+		.stderr_fd = STDERR_FILENO,
+		.signal_fd = -1,
+		.timeout_ms = (int)(o->timeout_s > 2000000 ? 2000000000 : o->timeout_s * 1000),
+		.agent_timeout_ms = (int)(o->agent_timeout_s > 2000000 ? 2000000000
+								       : o->agent_timeout_s * 1000),
+	};
+	struct termios saved;
+	bool raw = false;
+	if (o->tty) {
+		struct winsize ws;
+		if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
+			x.rows = ws.ws_row;
+			x.cols = ws.ws_col;
+		} else {
+			x.rows = 24;
+			x.cols = 80;
+		}
+		if (o->interactive && isatty(STDIN_FILENO) &&
+		    tcgetattr(STDIN_FILENO, &saved) == 0) {
+			struct termios t = saved;
+			cfmakeraw(&t);
+			raw = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+		}
+	}
+	int sig_pipe[2] = {-1, -1}, stop_pipe[2] = {-1, -1};
+	pthread_t thr;
+	bool thread = false;
+	struct sandbox_sig ss = {.sfd = sfd, .vm = vm};
+	if (sfd >= 0 && pipe2(sig_pipe, O_CLOEXEC) == 0 && pipe2(stop_pipe, O_CLOEXEC) == 0) {
+		ss.pipe_w = sig_pipe[1];
+		ss.stop_pipe_r = stop_pipe[0];
+		x.signal_fd = sig_pipe[0];
+		thread = cli_thread_start(&thr, sandbox_sig_thread, &ss, "signals") == 0;
+	}
+	struct kvmini_error err = {0};
+	int status = kvmini_vm_exec(vm, &x, &err);
+	if (raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	if (thread) {
+		if (write(stop_pipe[1], "x", 1) != 1) {
+		}
+		pthread_join(thr, NULL);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (sig_pipe[i] >= 0)
+			close(sig_pipe[i]);
+		if (stop_pipe[i] >= 0)
+			close(stop_pipe[i]);
+	}
+	if (status < 0) {
+		int vs =
+			kvmini_vm_state(vm) == KVMINI_STATE_STOPPED ? kvmini_vm_exit_status(vm) : 0;
+		fprintf(stderr, "kvmini: error: %s\n", err.msg);
+		return vs >= KVMINI_EXIT_SIGNAL ? vs : KVMINI_EXEC_FAILED;
+	}
+	if (status == KVMINI_EXEC_TIMEOUT && err.status == KVMINI_EXEC_TIMEOUT)
+		fprintf(stderr, "kvmini: the command ran longer than %u s: the VM was destroyed\n",
+			o->timeout_s);
+	else if ((status == KVMINI_EXEC_NOT_FOUND || status == KVMINI_EXEC_CANNOT_EXEC) &&
+		 err.status == status)
+		fprintf(stderr, "kvmini: %s\n", err.msg);
+	return status;
+}
+
+int sandbox_main(int argc, char **argv, uint64_t t0_ns)
+{
+	struct sandbox_opts o;
+	struct kvmini_error e = {0};
+	int ret = sandbox_parse(&o, argc, argv, &e);
+	if (ret == 1) {
+		sandbox_usage(stdout);
+		return 0;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "kvmini: error: %s\n", e.msg);
+		return KVMINI_EXEC_FAILED;
+	}
+	char kernel[PATH_MAX], initrd[PATH_MAX], img[PATH_MAX];
+	bool built;
+	if ((!o.kernel && sandbox_find("bzImage", kernel, sizeof(kernel), &e) < 0) ||
+	    (!o.initrd && sandbox_find("sandbox.cpio.gz", initrd, sizeof(initrd), &e) < 0) ||
+	    rootfs_image(o.rootfs, img, sizeof(img), &built, &e) < 0) {
+		fprintf(stderr, "kvmini: error: %s\n", e.msg);
+		return KVMINI_EXEC_FAILED;
+	}
+	if (built && o.log_level >= KVMINI_LOG_INFO)
+		fprintf(stderr, "kvmini: built the root image %s\n", img);
+
+	int sfd = cli_stop_signalfd();
+	struct kvmini_config *cfg = NULL;
+	struct kvmini_vm *vm = NULL;
+	int status = KVMINI_EXEC_FAILED;
+	if (kvmini_config_new(&cfg) < 0) {
+		fprintf(stderr, "kvmini: error: out of memory\n");
+		goto out;
+	}
+	struct kvmini_error le = {0};
+	if (sandbox_config(&o, o.kernel ? o.kernel : kernel, o.initrd ? o.initrd : initrd, img, cfg,
+			   &e) < 0 ||
+	    kvmini_config_set_start_time(cfg, t0_ns, &le) < 0) {
+		fprintf(stderr, "kvmini: error: %s\n", e.msg[0] ? e.msg : le.msg);
+		goto out;
+	}
+	if (kvmini_vm_create(cfg, &vm, &le) < 0 || kvmini_vm_start(vm, &le) < 0) {
+		fprintf(stderr, "kvmini: error: %s\n", le.msg);
+		goto out;
+	}
+	status = sandbox_run(&o, vm, sfd);
+	kvmini_vm_stop(vm, KVMINI_EXIT_OK, "the command ended");
+	kvmini_vm_wait(vm, -1, NULL);
+out:
+	kvmini_vm_destroy(&vm);
+	kvmini_config_free(&cfg);
+	if (sfd >= 0)
+		close(sfd);
+	return status;
+}
