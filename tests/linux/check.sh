@@ -49,14 +49,14 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/kernels"
 cp "$kvmini" "$work/kvmini"
-cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/ctl-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
+cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/ctl-tests.sh" "$here/sandbox-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
 # Host tools the disk tests use; L2 is busybox only. Their libraries follow (run.sh).
 mkdir -p "$work/tools"
-for t in mke2fs debugfs e2fsck setpriv ip nft curl; do
+for t in mke2fs debugfs e2fsck setpriv ip nft curl mkfs.erofs; do
 	p="$(command -v "$t")" || { echo "$0: $t is missing (./setup.sh --deps-only installs it)" >&2; exit 2; }
 	cp "$p" "$work/tools/"
 done
-for f in bzImage vmlinux initramfs.cpio.gz; do
+for f in bzImage vmlinux initramfs.cpio.gz sandbox.cpio.gz; do
 	# A missing file is reported by run-tests.sh as failing tests.
 	[ ! -f "$kdir/$f" ] || cp "$kdir/$f" "$work/kernels/"
 done

@@ -4,7 +4,7 @@
 #   tests/linux/run-tests.sh KVMINI KERNEL_DIR
 #
 # KVMINI      the kvmini binary to test
-# KERNEL_DIR  holds bzImage, vmlinux and initramfs.cpio.gz (built in guests/);
+# KERNEL_DIR  holds bzImage, vmlinux, initramfs.cpio.gz and sandbox.cpio.gz (guests/);
 #             the guest's /init prints KVMINI_GUEST_READY, runs its argv (what
 #             follows " -- " on the kernel command line) as sh -c "$*", prints
 #             KVMINI_CMD_EXIT=<status> and reboots, which makes kvmini exit 0.
@@ -354,6 +354,9 @@ test_sigterm() {
 # --- tests: VMs managed by name, the control socket -------------------------------------------
 . "$here/ctl-tests.sh"
 
+# --- tests: sandboxes (kvmini exec, vsock, the guest agent) -----------------------------------
+. "$here/sandbox-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -375,6 +378,7 @@ run_disk_tests
 run_net_tests
 run_api_tests
 run_ctl_tests
+run_sandbox_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"
