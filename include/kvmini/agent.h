@@ -84,12 +84,13 @@ int agent_encode_exec(uint8_t *buf, size_t cap, const struct agent_exec_req *req
 
 /* Where a command's streams go, and what may interrupt it. */
 struct agent_io {
-	int in_fd;	/* stdin source, or -1 (the command gets /dev/null) */
-	int out_fd;	/* stdout (and the pty's output), or -1: discarded */
-	int err_fd;	/* stderr, or -1: discarded */
-	int sig_fd;	/* or -1: each byte read from it is a signal number to forward */
-	int abort_fd;	/* or -1: readable = give up (the VM stopped) */
-	int timeout_ms; /* the command's run time limit, 0: none */
+	int in_fd;	      /* stdin source, or -1 (the command gets /dev/null) */
+	int out_fd;	      /* stdout (and the pty's output), or -1: discarded */
+	int err_fd;	      /* stderr, or -1: discarded */
+	int sig_fd;	      /* or -1: each byte read from it is a signal number to forward */
+	int abort_fd;	      /* or -1: readable = give up (the VM stopped) */
+	int timeout_ms;	      /* the command's run time limit, 0: none */
+	int hello_timeout_ms; /* the agent must say HELLO within this, 0: no limit */
 };
 
 enum agent_outcome {
@@ -112,7 +113,8 @@ struct agent_result {
  * written to out_fd/err_fd with blocking writes (a slow reader slows the guest, nothing piles up
  * here); stdin is read only while the socket takes what was read before, so a command that
  * never reads its stdin blocks nobody. 0 with `res` filled; -EPROTO (the agent broke the
- * protocol or closed without an exit status), -EIO (the socket failed), with `e` set.
+ * protocol or closed without an exit status), -ETIMEDOUT (no HELLO within hello_timeout_ms),
+ * -EIO (the socket failed), with `e` set.
  */
 int agent_exec(int sock, const struct agent_exec_req *req, const struct agent_io *io,
 	       struct agent_result *res, struct vmerr *e);

@@ -585,8 +585,8 @@ int kvmini_vm_exec(struct kvmini_vm *h, const struct kvmini_exec *x, struct kvmi
 				   "the VM has no vsock device, so no agent to run commands");
 	if (x->tty && (x->rows > 0xffff || x->cols > 0xffff))
 		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "terminal size out of range");
-	int sock =
-		kvmini_agent_connect(h, x->agent_timeout_ms > 0 ? x->agent_timeout_ms : 60000, err);
+	int agent_ms = x->agent_timeout_ms > 0 ? x->agent_timeout_ms : 60000;
+	int sock = kvmini_agent_connect(h, agent_ms, err);
 	if (sock < 0)
 		return sock;
 	struct agent_exec_req req = {
@@ -607,6 +607,7 @@ int kvmini_vm_exec(struct kvmini_vm *h, const struct kvmini_exec *x, struct kvmi
 		.sig_fd = x->signal_fd,
 		.abort_fd = h->vm->stop_fd,
 		.timeout_ms = x->timeout_ms,
+		.hello_timeout_ms = agent_ms,
 	};
 	struct agent_result res;
 	struct vmerr e = {0};

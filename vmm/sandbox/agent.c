@@ -397,6 +397,7 @@ int agent_exec(int sock, const struct agent_exec_req *req, const struct agent_io
 	s->ctl_len += AGENT_HDR_LEN + (size_t)ret;
 
 	int64_t deadline = io->timeout_ms > 0 ? agent_now_ms() + io->timeout_ms : 0;
+	int64_t hello_by = io->hello_timeout_ms > 0 ? agent_now_ms() + io->hello_timeout_ms : 0;
 	ret = 0;
 	while (!ret) {
 		if (agent_flush(s) < 0) {
@@ -431,6 +432,19 @@ int agent_exec(int sock, const struct agent_exec_req *req, const struct agent_io
 				break;
 			}
 			timeout = left > 1000000 ? 1000000 : (int)left;
+		}
+		if (hello_by && !s->hello) {
+			int64_t left = hello_by - agent_now_ms();
+			if (left <= 0) {
+				ret = vmerr_set(
+					e, KVMINI_EXIT_GUEST, ETIMEDOUT,
+					"the guest agent accepted the connection but did not "
+					"answer within %d s",
+					io->hello_timeout_ms / 1000);
+				break;
+			}
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
 		}
 		int r = poll(pf, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR) {
