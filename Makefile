@@ -170,11 +170,22 @@ bench: $(BENCH_BIN) $(B)/kvmini $(REAP)
 
 include guests/guests.mk
 
+# test_agent runs the real guest agent (on a unix socket instead of vsock).
+$(B)/tests/test_agent: $(GUEST_OUT)/kvmini-agent
+$(B)/tests/test_agent: override CFLAGS += -DKVMINI_AGENT_BIN='"$(abspath $(GUEST_OUT))/kvmini-agent"'
+
+
 # Linux system tests: directly where the host has hardware virtualization, otherwise inside
 # the nested machine (QEMU TCG with emulated AMD SVM); the choice is printed.
-linuxtest: $(B)/kvmini guests $(REAP) $(EXAMPLE) $(B)/tests/pause-test
+linuxtest: $(B)/kvmini guests $(REAP) $(EXAMPLE) $(B)/tests/pause-test $(B)/tests/vsock-client
 	@KVMINI_TEST_EXAMPLE=$(EXAMPLE) KVMINI_TEST_PAUSE=$(B)/tests/pause-test \
+		KVMINI_TEST_VSOCK_CLIENT=$(B)/tests/vsock-client \
 		$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
+
+# vsock-client: a host program talking to a guest listener through --vsock uds=PATH.
+$(B)/tests/vsock-client: tests/linux/vsock-client.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
 
 # pause-test: a libkvmini client that pauses and resumes a Linux guest (tests/linux/api-tests.sh).
 $(B)/tests/pause-test: tests/linux/pause-test.c $(B)/libkvmini.a
