@@ -26,16 +26,23 @@ kx() {
 # The test root: static busybox and its applets, a file that is not executable, a marker.
 sb_make_root() {
 	[ -d "$SB_ROOT" ] && return 0
+	# busybox sh may answer `command -v busybox` with the applet name, not a path.
 	bb=$(command -v busybox)
-	[ -n "$bb" ] || return 1
-	mkdir -p "$SB_ROOT/bin" "$SB_ROOT/data"
-	cp "$bb" "$SB_ROOT/bin/busybox"
+	case "$bb" in /*) ;; *) bb=/bin/busybox ;; esac
+	[ -x "$bb" ] || return 1
+	mkdir -p "$SB_ROOT/bin" "$SB_ROOT/data" || return 1
+	cp "$bb" "$SB_ROOT/bin/busybox" || return 1
 	for a in sh cat echo id sleep md5sum ls touch pwd kill head wc dd true false; do
 		ln -s busybox "$SB_ROOT/bin/$a"
 	done
 	printf '#!/bin/sh\necho never\n' >"$SB_ROOT/bin/notexec"
 	chmod 644 "$SB_ROOT/bin/notexec"
 	echo "host data" >"$SB_ROOT/data/marker"
+}
+
+# Every entry of the test root and every file's md5: what "never written" compares.
+sb_snapshot() {
+	(cd "$SB_ROOT" && find . | sort && find . -type f -exec md5sum {} + | sort)
 }
 
 sb_need() {
@@ -69,7 +76,7 @@ test_sb_streams() {
 	wanted "$name" || return 0
 	sb_need || return 0
 	b=$tmp/$name
-	before=$(ls -laR "$SB_ROOT" | md5sum)
+	sb_snapshot >"$b.before"
 	kx "$b" --rootfs "$SB_ROOT" -- sh -c 'echo out1; echo err1 >&2; echo out2; echo err2 >&2;
 		touch /data/new; echo changed >/data/marker; cat /data/marker'
 	want_out=$(printf 'out1\nout2\nchanged\n' | md5sum)
@@ -80,8 +87,8 @@ test_sb_streams() {
 		not_ok "$name" "stdout differs" "$b"
 	elif [ "$(grep -v '^kvmini: warning' "$b.err" | md5sum)" != "$want_err" ]; then
 		not_ok "$name" "stderr differs" "$b"
-	elif [ "$(ls -laR "$SB_ROOT" | md5sum)" != "$before" ] ||
-		[ "$(cat "$SB_ROOT/data/marker")" != "host data" ]; then
+	elif ! sb_snapshot | cmp -s - "$b.before"; then
+		sb_snapshot | diff "$b.before" - >"$b.err"
 		not_ok "$name" "the host's --rootfs directory was written" "$b"
 	else
 		ok "$name"
@@ -208,6 +215,57 @@ test_sb_bad_input() {
 	fi
 }
 
+# A host program reaches the guest agent's vsock listener through --vsock uds=PATH (the
+# Firecracker convention): CONNECT, OK, then the agent's HELLO; a port nobody listens on is
+# refused.
+test_sb_vsock_uds() {
+	name=vsock-uds-host-to-guest
+	wanted "$name" || return 0
+	sb_need || return 0
+	vc=${KVMINI_TEST_VSOCK_CLIENT:-}
+	if [ -z "$vc" ] || [ ! -x "$vc" ]; then
+		not_ok "$name" "KVMINI_TEST_VSOCK_CLIENT (tests/linux/vsock-client) not built"
+		return 0
+	fi
+	b=$tmp/$name
+	# The image the other tests built (or build it now through a first exec).
+	kx "$b.0" --rootfs "$SB_ROOT" -- true
+	img=$(ls "$SB_CACHE"/rootfs/*.erofs 2>/dev/null | head -n 1)
+	sock=$tmp/v.sock
+	timeout -k 5 "$T" "$KVMINI" run --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" \
+		--disk "$img,ro" --vsock "cid=77,uds=$sock" --cmdline kvmini.agent=1 \
+		>"$b.out" 2>"$b.err" </dev/null &
+	bg_pid=$!
+	i=0
+	hello=""
+	while [ $i -lt 600 ]; do
+		if [ -S "$sock" ]; then
+			hello=$("$vc" "$sock" 1024 2 </dev/null 2>"$b.client" | head -c 16 | od -An -tx1 | tr -d ' \n')
+			[ -z "$hello" ] || break
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	"$vc" "$sock" 4444 1 </dev/null >/dev/null 2>"$b.refused"
+	refused=$?
+	kill -TERM "$bg_pid" 2>/dev/null
+	wait "$bg_pid"
+	bg_pid=""
+	# HELLO: len 8, type 1, stream 0, version 1, flags 0.
+	if [ "$hello" != "0800000001000000010000000000000000" ] &&
+		[ "$hello" != "08000000010000000100000000000000" ]; then
+		not_ok "$name" "no HELLO from the agent through $sock (got '$hello')" "$b"
+	elif ! grep -q '^vsock-client: OK [0-9]' "$b.client"; then
+		not_ok "$name" "no OK line" "$b"
+	elif [ "$refused" != 1 ]; then
+		not_ok "$name" "port 4444 (no listener) was not refused" "$b"
+	elif [ -e "$sock" ]; then
+		not_ok "$name" "kvmini left $sock behind" "$b"
+	else
+		ok "$name"
+	fi
+}
+
 run_sandbox_tests() {
 	test_sb_statuses
 	test_sb_streams
@@ -216,4 +274,5 @@ run_sandbox_tests() {
 	test_sb_timeout
 	test_sb_cache
 	test_sb_bad_input
+	test_sb_vsock_uds
 }
