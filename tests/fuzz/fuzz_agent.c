@@ -96,8 +96,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	}
 	const char *argv[] = {"/bin/true", NULL};
 	struct agent_exec_req req = {.argv = argv, .flags = AGENT_EXEC_STDIN};
-	struct agent_io io = {.in_fd = null, .out_fd = null, .err_fd = null, .sig_fd = -1,
-			      .abort_fd = -1, .timeout_ms = 2000};
+	struct agent_io io = {.in_fd = null,
+			      .out_fd = null,
+			      .err_fd = null,
+			      .sig_fd = -1,
+			      .abort_fd = -1,
+			      .timeout_ms = 2000};
 	struct agent_result res;
 	struct vmerr e = {0};
 	int ret = agent_exec(sv[0], &req, &io, &res, &e);

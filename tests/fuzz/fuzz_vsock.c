@@ -29,21 +29,21 @@
  * then resets it through Status and destroys it: it must never crash or touch RAM outside
  * the buffers (canaries), and the device must always take the reset.
  */
-#define RAM_SIZE   0x80000ULL
-#define QSIZE	   64
-#define RX_DESC	   0x0000ULL
-#define RX_AVAIL   0x1000ULL
-#define RX_USED	   0x2000ULL
-#define TX_DESC	   0x3000ULL
-#define TX_AVAIL   0x4000ULL
-#define TX_USED	   0x5000ULL
-#define EV_DESC	   0x6000ULL
-#define EV_AVAIL   0x7000ULL
-#define EV_USED	   0x8000ULL
-#define RX_BUF	   0x10000ULL /* 64 x 1 KiB */
-#define TX_BUF	   0x20000ULL /* 48 x 4 KiB */
-#define MAX_PKTS   48
-#define WAIT_MS	   30
+#define RAM_SIZE 0x80000ULL
+#define QSIZE	 64
+#define RX_DESC	 0x0000ULL
+#define RX_AVAIL 0x1000ULL
+#define RX_USED	 0x2000ULL
+#define TX_DESC	 0x3000ULL
+#define TX_AVAIL 0x4000ULL
+#define TX_USED	 0x5000ULL
+#define EV_DESC	 0x6000ULL
+#define EV_AVAIL 0x7000ULL
+#define EV_USED	 0x8000ULL
+#define RX_BUF	 0x10000ULL /* 64 x 1 KiB */
+#define TX_BUF	 0x20000ULL /* 48 x 4 KiB */
+#define MAX_PKTS 48
+#define WAIT_MS	 30
 
 static int host_client(const char *path, uint32_t port, bool send_line)
 {
@@ -135,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		memcpy(vdrv_ptr(&d, slot + 64, 4096 - 64), data, n);
 		data += n;
 		len -= n;
-		struct vdrv_buf b[2] = {{slot, VSOCK_HDR_LEN, false}, {slot + 64, n ? n : 1, false}};
+		struct vdrv_buf b[2] = {{slot, VSOCK_HDR_LEN, false},
+					{slot + 64, n ? n : 1, false}};
 		unsigned int nb = 2;
 		if (shape == 1) {
 			memmove(vdrv_ptr(&d, slot + VSOCK_HDR_LEN, n ? n : 1),
