@@ -365,6 +365,14 @@ struct kvmini_exec {
  */
 int kvmini_vm_exec(struct kvmini_vm *vm, const struct kvmini_exec *x, struct kvmini_error *err);
 
+/*
+ * The same over `fd`, a stream socket already connected to a guest agent (for example through
+ * a VM's --vsock uds socket after "CONNECT 1024" and its "OK" line, from another process). The
+ * caller keeps and closes `fd`. Statuses as kvmini_vm_exec(); a VM that goes away shows as the
+ * connection closing (-EPROTO, KVMINI_EXEC_FAILED).
+ */
+int kvmini_exec_fd(int fd, const struct kvmini_exec *x, struct kvmini_error *err);
+
 /* Console bytes and log lines dropped so far because their reader was too slow. */
 uint64_t kvmini_vm_console_dropped(const struct kvmini_vm *vm);
 uint64_t kvmini_vm_log_dropped(const struct kvmini_vm *vm);

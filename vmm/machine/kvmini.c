@@ -576,19 +576,11 @@ static int kvmini_agent_connect(struct kvmini_vm *h, int timeout_ms, struct kvmi
 	}
 }
 
-int kvmini_vm_exec(struct kvmini_vm *h, const struct kvmini_exec *x, struct kvmini_error *err)
+/* The agent session on a connected socket, for kvmini_vm_exec() (h set: its stop fd aborts) and
+ * kvmini_exec_fd() (h NULL). */
+static int kvmini_exec_session(struct kvmini_vm *h, int sock, const struct kvmini_exec *x,
+			       int agent_ms, struct kvmini_error *err)
 {
-	if (!h || !x || !x->argv || !x->argv[0] || !*x->argv[0])
-		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "no command given");
-	if (!h->vm->vsock)
-		return kvmini_fail(err, KVMINI_EXEC_FAILED, ENODEV,
-				   "the VM has no vsock device, so no agent to run commands");
-	if (x->tty && (x->rows > 0xffff || x->cols > 0xffff))
-		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "terminal size out of range");
-	int agent_ms = x->agent_timeout_ms > 0 ? x->agent_timeout_ms : 60000;
-	int sock = kvmini_agent_connect(h, agent_ms, err);
-	if (sock < 0)
-		return sock;
 	struct agent_exec_req req = {
 		.argv = x->argv,
 		.env = x->env,
@@ -605,16 +597,21 @@ int kvmini_vm_exec(struct kvmini_vm *h, const struct kvmini_exec *x, struct kvmi
 		.out_fd = x->stdout_fd,
 		.err_fd = x->stderr_fd,
 		.sig_fd = x->signal_fd,
-		.abort_fd = h->vm->stop_fd,
+		.abort_fd = h ? h->vm->stop_fd : -1,
 		.timeout_ms = x->timeout_ms,
 		.hello_timeout_ms = agent_ms,
 	};
 	struct agent_result res;
 	struct vmerr e = {0};
 	int ret = agent_exec(sock, &req, &io, &res, &e);
-	close(sock);
+	if (ret < 0 && h && !vm_stopping(h->vm)) {
+		/* A guest going down closes its connections before the VM stops: give the stop a
+		 * moment, so the reason names the VM rather than the connection. */
+		struct pollfd p = {.fd = h->vm->stop_fd, .events = POLLIN};
+		poll(&p, 1, 2000);
+	}
 	if (ret < 0) {
-		if (vm_stopping(h->vm))
+		if (h && vm_stopping(h->vm))
 			return kvmini_fail(err, KVMINI_EXEC_FAILED, -ret,
 					   "the VM stopped while the command ran: %s",
 					   kvmini_vm_stop_reason(h));
@@ -632,6 +629,46 @@ int kvmini_vm_exec(struct kvmini_vm *h, const struct kvmini_exec *x, struct kvmi
 		kvmini_fail(err, KVMINI_EXEC_TIMEOUT, 0, "the command ran longer than %d ms",
 			    x->timeout_ms);
 	return agent_status(&res);
+}
+
+/* Checks shared by both exec calls. */
+static int kvmini_exec_check(const struct kvmini_exec *x, struct kvmini_error *err)
+{
+	if (!x || !x->argv || !x->argv[0] || !*x->argv[0])
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "no command given");
+	if (x->tty && (x->rows > 0xffff || x->cols > 0xffff))
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "terminal size out of range");
+	return 0;
+}
+
+int kvmini_vm_exec(struct kvmini_vm *h, const struct kvmini_exec *x, struct kvmini_error *err)
+{
+	if (!h)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "no VM");
+	int ret = kvmini_exec_check(x, err);
+	if (ret < 0)
+		return ret;
+	if (!h->vm->vsock)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, ENODEV,
+				   "the VM has no vsock device, so no agent to run commands");
+	int agent_ms = x->agent_timeout_ms > 0 ? x->agent_timeout_ms : 60000;
+	int sock = kvmini_agent_connect(h, agent_ms, err);
+	if (sock < 0)
+		return sock;
+	ret = kvmini_exec_session(h, sock, x, agent_ms, err);
+	close(sock);
+	return ret;
+}
+
+int kvmini_exec_fd(int fd, const struct kvmini_exec *x, struct kvmini_error *err)
+{
+	if (fd < 0)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EBADF, "no connection to the agent");
+	int ret = kvmini_exec_check(x, err);
+	if (ret < 0)
+		return ret;
+	return kvmini_exec_session(NULL, fd, x,
+				   x->agent_timeout_ms > 0 ? x->agent_timeout_ms : 60000, err);
 }
 
 const char *kvmini_exit_kind_name(int kind)
