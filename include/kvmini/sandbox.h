@@ -13,6 +13,18 @@
  */
 int sandbox_main(int argc, char **argv, uint64_t t0_ns);
 
+struct cli;
+struct kvmini_error;
+
+/*
+ * `kvmini run --rootfs DIR`: turn `c` into the sandbox guest: the root image (built or taken
+ * from the cache) as the first disk, read-only; kvmini's kernel and sandbox initramfs unless
+ * given; "kvmini.agent=1" in front of the command line; a vsock device whose host socket is
+ * `uds` (the VM's runtime folder's vsock.sock; NULL: none) unless --vsock named one. 0 or -errno
+ * with `e` (status 125 for a bad --rootfs, as `kvmini exec`).
+ */
+int sandbox_prepare_run(struct cli *c, const char *uds, struct kvmini_error *e);
+
 /* Print `kvmini exec --help`. */
 void sandbox_usage(FILE *f);
 

@@ -18,6 +18,7 @@
  *   console.sock its serial console, detached VMs only (0600)
  *   console.log  a detached VM's console output, capped (console.log.1: the previous part)
  *   vmm.log      a detached VMM's own messages
+ *   vsock.sock   the vsock device's host socket of a --rootfs VM (kvmini exec NAME uses it)
  *   config.json  the effective configuration
  *   exit         once it stopped: {"status": N, "reason": "...", "time": UNIX seconds}
  */
@@ -27,6 +28,7 @@
 #define VMDIR_CONSOLE_SOCK "console.sock"
 #define VMDIR_CONSOLE_LOG  "console.log"
 #define VMDIR_VMM_LOG	   "vmm.log"
+#define VMDIR_VSOCK_SOCK   "vsock.sock"
 #define VMDIR_CONFIG	   "config.json"
 #define VMDIR_EXIT	   "exit"
 

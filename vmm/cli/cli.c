@@ -182,6 +182,8 @@ void cli_usage(FILE *f)
 	      "\n"
 	      "usage: kvmini run --kernel PATH [OPTIONS]   boot a Linux guest\n"
 	      "       kvmini run --help                    options of `run`\n"
+	      "       kvmini exec --rootfs DIR -- CMD...   run CMD in a throw-away sandbox VM\n"
+	      "       kvmini exec --help                   options of `exec`\n"
 	      "       kvmini --help | --version\n"
 	      "Managing VMs by name (see the README):\n",
 	      f);
@@ -213,6 +215,10 @@ void cli_run_usage(FILE *f)
 	      "                        socket PATH (write \"CONNECT P\\n\", read \"OK ...\\n\"), "
 	      "the\n"
 	      "                        guest reaches host port P at PATH_P\n"
+	      "  --rootfs DIR          boot the sandbox guest (kvmini's kernel and agent unless\n"
+	      "                        --kernel/--initrd) on a cached read-only image of DIR,\n"
+	      "                        writable in guest memory; with --name, `kvmini exec NAME`\n"
+	      "                        runs commands in it (README: Sandboxes)\n"
 	      "  --name NAME           manage the VM by this name: control socket, `kvmini list`\n"
 	      "                        ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}; default MAC from it)\n"
 	      "  --detach              run in the background: print the name (vmN without\n"
@@ -259,6 +265,7 @@ enum {
 	OPT_CONFIG,
 	OPT_DETACH,
 	OPT_VSOCK,
+	OPT_ROOTFS,
 };
 
 static const struct option cli_run_options[] = {
@@ -277,6 +284,7 @@ static const struct option cli_run_options[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"detach", no_argument, NULL, OPT_DETACH},
 	{"vsock", required_argument, NULL, OPT_VSOCK},
+	{"rootfs", required_argument, NULL, OPT_ROOTFS},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -528,6 +536,11 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 		case OPT_DETACH:
 			c->detach = true;
 			break;
+		case OPT_ROOTFS:
+			if (!*optarg)
+				return cli_usage_error(e, "--rootfs must not be empty");
+			c->rootfs = optarg;
+			break;
 		case OPT_VSOCK: {
 			int ret = cli_parse_vsock(c, optarg, e);
 			if (ret < 0)
@@ -574,8 +587,9 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 		snprintf(msg, sizeof(msg), "unexpected argument '%s'", argv[optind]);
 		return cli_usage_error(e, msg);
 	}
-	if (!c->kernel)
-		return cli_usage_error(e, "--kernel PATH is required (or \"kernel\" in --config)");
+	if (!c->kernel && !c->rootfs)
+		return cli_usage_error(e, "--kernel PATH is required (or \"kernel\" in --config, "
+					  "or --rootfs DIR)");
 	return 0;
 }
 

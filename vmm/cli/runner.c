@@ -23,6 +23,7 @@
 #include "kvmini/api.h"
 #include "kvmini/apisrv.h"
 #include "kvmini/runner.h"
+#include "kvmini/sandbox.h"
 #include "kvmini/vmconf.h"
 #include "kvmini/vmdir.h"
 
@@ -418,6 +419,12 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 	if (kvmini_config_new(&cfg) < 0)
 		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "out of memory");
 	kvmini_config_set_start_time(cfg, t0_ns, NULL);
+	if (c->rootfs) {
+		char uds[VMDIR_PATH_MAX + 32];
+		snprintf(uds, sizeof(uds), "%s/%s", r->claim.dir, VMDIR_VSOCK_SOCK);
+		if (sandbox_prepare_run(c, r->managed ? uds : NULL, e) < 0)
+			goto out;
+	}
 	if (cli_apply(c, cfg, r->trace_fd, e) < 0)
 		goto out;
 	if (r->detached) {

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -19,11 +22,14 @@
 #include "kvmini/cli.h"
 #include "kvmini/rootfs.h"
 #include "kvmini/sandbox.h"
+#include "kvmini/vmdir.h"
 
 #define SANDBOX_MAX_ENV	     256
 #define SANDBOX_DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct sandbox_opts {
+	const char *name; /* exec NAME: into this running VM */
+	bool vm_opts;	  /* a VM option was given (not with NAME) */
 	const char *kernel, *initrd, *rootfs;
 	uint64_t mem;
 	unsigned int cpus;
@@ -135,19 +141,24 @@ static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct k
 		switch (opt) {
 		case SB_KERNEL:
 			o->kernel = optarg;
+			o->vm_opts = true;
 			break;
 		case SB_INITRD:
 			o->initrd = optarg;
+			o->vm_opts = true;
 			break;
 		case SB_ROOTFS:
 			o->rootfs = optarg;
+			o->vm_opts = true;
 			break;
 		case SB_MEM:
+			o->vm_opts = true;
 			if (cli_parse_size(optarg, &o->mem) < 0 || o->mem < KVMINI_MIN_MEM)
 				return sandbox_usage_error(
 					e, "--mem '%s' is not a size of at least 16M", optarg);
 			break;
 		case SB_CPUS:
+			o->vm_opts = true;
 			if (!sandbox_number(optarg, 1, KVMINI_MAX_CPUS, &v))
 				return sandbox_usage_error(e, "--cpus '%s' must be 1 to 64",
 							   optarg);
@@ -252,11 +263,54 @@ static int sandbox_find(const char *name, char *out, size_t size, struct kvmini_
 			name, exe, exe);
 }
 
+int sandbox_prepare_run(struct cli *c, const char *uds, struct kvmini_error *e)
+{
+	char img[PATH_MAX], path[PATH_MAX];
+	bool built;
+	if (rootfs_image(c->rootfs, img, sizeof(img), &built, e) < 0)
+		return -1;
+	if (!c->kernel) {
+		if (sandbox_find("bzImage", path, sizeof(path), e) < 0)
+			return -1;
+		c->kernel = cli_own(c, path);
+	}
+	if (!c->initrd) {
+		if (sandbox_find("sandbox.cpio.gz", path, sizeof(path), e) < 0)
+			return -1;
+		c->initrd = cli_own(c, path);
+	}
+	if (c->nr_disks + c->nr_nets + 1 >= KVMINI_MAX_VIRTIO)
+		return cli_fail(e, KVMINI_EXIT_USAGE, ENOSPC,
+				"--rootfs takes a disk and a vsock device: at most %d virtio "
+				"devices in all",
+				KVMINI_MAX_VIRTIO);
+	/* The root image is /dev/vda: the sandbox init mounts that. */
+	memmove(&c->disk[1], &c->disk[0], sizeof(c->disk[0]) * c->nr_disks);
+	c->disk[0] = (struct cli_disk){
+		.path = cli_own(c, img), .readonly = true, .serial = "kvmini-rootfs"};
+	c->nr_disks++;
+	char cmd[CLI_ARG_MAX];
+	snprintf(cmd, sizeof(cmd), "kvmini.agent=1%s%s", c->cmdline ? " " : "",
+		 c->cmdline ? c->cmdline : "");
+	c->cmdline = cli_own(c, cmd);
+	if (!c->vsock) {
+		c->vsock = true;
+		c->vsock_cid = 0;
+	}
+	if (!c->vsock_uds && uds)
+		c->vsock_uds = cli_own(c, uds);
+	if (!c->kernel || !c->initrd || !c->disk[0].path || !c->cmdline || (uds && !c->vsock_uds))
+		return cli_fail(e, KVMINI_EXIT_HOST, ENOMEM, "out of memory");
+	return 0;
+}
+
 /* Signals: the first SIGINT/SIGTERM/SIGHUP/SIGQUIT goes to the command, the second ends the VM. */
 struct sandbox_sig {
 	int sfd, pipe_w;
-	struct kvmini_vm *vm;
+	struct kvmini_vm *vm; /* or NULL (exec NAME): a second signal ends the connection */
+	int conn_fd;
 	int stop_pipe_r; /* readable when the thread must end */
+	int second;	 /* 128 + the second signal, once it came */
 };
 
 static void *sandbox_sig_thread(void *arg)
@@ -277,9 +331,14 @@ static void *sandbox_sig_thread(void *arg)
 			uint8_t b = (uint8_t)si.ssi_signo;
 			if (write(s->pipe_w, &b, 1) != 1) {
 			}
-		} else {
+		} else if (s->vm) {
 			kvmini_vm_stop(s->vm, KVMINI_EXIT_SIGNAL + (int)si.ssi_signo,
 				       "destroyed by a second signal");
+		} else {
+			/* exec NAME: the VM stays; closing the connection makes the agent kill the
+			 * command. */
+			s->second = KVMINI_EXIT_SIGNAL + (int)si.ssi_signo;
+			shutdown(s->conn_fd, SHUT_RDWR);
 		}
 	}
 }
@@ -310,8 +369,9 @@ static int sandbox_config(const struct sandbox_opts *o, const char *kernel, cons
 	return 0;
 }
 
-/* Run the command in the VM with the caller's streams. Returns the exit status. */
-static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int sfd)
+/* Run the command in `vm` (or on agent connection `fd` when vm is NULL) with the caller's
+ * streams. Returns the exit status. */
+static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int fd, int sfd)
 {
 	const char *env[SANDBOX_MAX_ENV + 4];
 	unsigned int n = 0;
@@ -369,7 +429,7 @@ static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int s
 	int sig_pipe[2] = {-1, -1}, stop_pipe[2] = {-1, -1};
 	pthread_t thr;
 	bool thread = false;
-	struct sandbox_sig ss = {.sfd = sfd, .vm = vm};
+	struct sandbox_sig ss = {.sfd = sfd, .vm = vm, .conn_fd = fd};
 	if (sfd >= 0 && pipe2(sig_pipe, O_CLOEXEC) == 0 && pipe2(stop_pipe, O_CLOEXEC) == 0) {
 		ss.pipe_w = sig_pipe[1];
 		ss.stop_pipe_r = stop_pipe[0];
@@ -377,7 +437,7 @@ static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int s
 		thread = cli_thread_start(&thr, sandbox_sig_thread, &ss, "signals") == 0;
 	}
 	struct kvmini_error err = {0};
-	int status = kvmini_vm_exec(vm, &x, &err);
+	int status = vm ? kvmini_vm_exec(vm, &x, &err) : kvmini_exec_fd(fd, &x, &err);
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	if (thread) {
@@ -406,6 +466,57 @@ static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int s
 	return status;
 }
 
+/* Connect to the agent of running VM `name` through its runtime folder's vsock.sock. The fd, or
+ * -errno with `e`. */
+static int sandbox_connect_name(const char *name, int timeout_ms, struct kvmini_error *e)
+{
+	char rt[VMDIR_PATH_MAX], path[VMDIR_PATH_MAX + 128];
+	if (vmdir_runtime(rt, sizeof(rt), false, e) < 0)
+		return -1;
+	struct vmdir_info in;
+	vmdir_probe(rt, name, &in);
+	if (in.state != VMDIR_RUNNING)
+		return cli_fail(e, KVMINI_EXEC_FAILED, ESRCH, "no running VM is named '%s'", name);
+	snprintf(path, sizeof(path), "%s/%s/%s", rt, name, VMDIR_VSOCK_SOCK);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return cli_fail(e, KVMINI_EXEC_FAILED, ENAMETOOLONG, "%s: path too long", path);
+	memcpy(sa.sun_path, path, strlen(path));
+	uint64_t end = cli_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return cli_fail(e, KVMINI_EXEC_FAILED, errno, "socket: %s",
+					strerror(errno));
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			int err = errno;
+			close(fd);
+			return cli_fail(e, KVMINI_EXEC_FAILED, err,
+					"VM '%s' has no agent socket (%s: %s): was it started with "
+					"`kvmini run --rootfs`?",
+					name, path, strerror(err));
+		}
+		char line[32];
+		int n = snprintf(line, sizeof(line), "CONNECT %u\n", KVMINI_AGENT_PORT);
+		size_t got = 0;
+		if (write(fd, line, (size_t)n) == n) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			while (got < sizeof(line) - 1 && poll(&p, 1, 2000) == 1 &&
+			       read(fd, line + got, 1) == 1 && line[got++] != '\n') {
+			}
+		}
+		line[got] = '\0';
+		if (!strncmp(line, "OK ", 3))
+			return fd;
+		close(fd);
+		if (cli_now_ns() >= end)
+			return cli_fail(e, KVMINI_EXEC_FAILED, ETIMEDOUT,
+					"the agent of VM '%s' does not answer (is the guest up?)",
+					name);
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+	}
+}
+
 int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 {
 	struct sandbox_opts o;
@@ -418,6 +529,19 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 	if (ret < 0) {
 		fprintf(stderr, "kvmini: error: %s\n", e.msg);
 		return KVMINI_EXEC_FAILED;
+	}
+	if (o.name) {
+		int fd = sandbox_connect_name(o.name, (int)o.agent_timeout_s * 1000, &e);
+		if (fd < 0) {
+			fprintf(stderr, "kvmini: error: %s\n", e.msg);
+			return KVMINI_EXEC_FAILED;
+		}
+		int sfd = cli_stop_signalfd();
+		int status = sandbox_run(&o, NULL, fd, sfd);
+		close(fd);
+		if (sfd >= 0)
+			close(sfd);
+		return status;
 	}
 	char kernel[PATH_MAX], initrd[PATH_MAX], img[PATH_MAX];
 	bool built;
@@ -449,7 +573,7 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 		fprintf(stderr, "kvmini: error: %s\n", le.msg);
 		goto out;
 	}
-	status = sandbox_run(&o, vm, sfd);
+	status = sandbox_run(&o, vm, -1, sfd);
 	kvmini_vm_stop(vm, KVMINI_EXIT_OK, "the command ended");
 	kvmini_vm_wait(vm, -1, NULL);
 out:

@@ -347,6 +347,8 @@ int vmconf_absolute(struct cli *c)
 	int ret = vmconf_abs1(c, &c->kernel);
 	if (!ret)
 		ret = vmconf_abs1(c, &c->initrd);
+	if (!ret)
+		ret = vmconf_abs1(c, &c->rootfs);
 	for (unsigned int i = 0; !ret && i < c->nr_disks; i++)
 		ret = vmconf_abs1(c, &c->disk[i].path);
 	return ret;
