@@ -45,14 +45,14 @@ struct sandbox_opts {
 
 void sandbox_usage(FILE *f)
 {
-	fputs("usage: kvmini exec [VM OPTIONS] --rootfs DIR [-e K=V]... [-w DIR] [-u UID[:GID]] "
-	      "[-i]\n"
-	      "                   [-t] [--timeout SECONDS] -- CMD [ARG...]\n"
+	fputs("usage: kvmini exec [VM OPTIONS] --rootfs DIR [OPTIONS] -- CMD [ARG...]\n"
+	      "       kvmini exec NAME [OPTIONS] -- CMD [ARG...]\n"
+	      "OPTIONS: [-e K=V]... [-w DIR] [-u UID[:GID]] [-i] [-t] [--timeout SECONDS]\n"
 	      "\n"
-	      "Boots a throw-away microVM whose root is DIR (read-only, with a writable layer in\n"
-	      "guest memory that is discarded), runs CMD in it through the guest agent, relays "
-	      "its\n"
-	      "stdin (-i), stdout and stderr, and exits with its status.\n"
+	      "Boots a throw-away microVM whose root is DIR (read-only, with a writable layer\n"
+	      "in guest memory that is discarded), runs CMD in it through the guest agent,\n"
+	      "relays its stdin (-i), stdout and stderr, and exits with its status. With NAME,\n"
+	      "runs CMD in the VM started by `kvmini run --rootfs DIR --name NAME` instead.\n"
 	      "\n"
 	      "  --rootfs DIR          the guest's root filesystem (never written; an image of it\n"
 	      "                        is cached, see README \"Sandboxes\")\n"
@@ -229,13 +229,25 @@ static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct k
 		}
 	}
 	int first = optind + 1; /* index into argv */
+	if (!o->rootfs && first < argc && strcmp(argv[first], "--")) {
+		o->name = argv[first++];
+		if (!cli_name_ok(o->name))
+			return sandbox_usage_error(e, "'%s' is not a VM name", o->name);
+		if (o->vm_opts)
+			return sandbox_usage_error(
+				e,
+				"VM options (--rootfs, --kernel, --mem...) do not "
+				"go with a VM NAME (%s)",
+				o->name);
+	}
 	if (first < argc && !strcmp(argv[first], "--"))
 		first++;
 	if (first >= argc)
 		return sandbox_usage_error(
 			e, "no command given (kvmini exec --rootfs DIR -- CMD%s)", "");
-	if (!o->rootfs)
-		return sandbox_usage_error(e, "--rootfs DIR is required%s", "");
+	if (!o->rootfs && !o->name)
+		return sandbox_usage_error(e, "--rootfs DIR (or a running VM's NAME) is required%s",
+					   "");
 	o->argv = argv + first;
 	return 0;
 }
