@@ -373,6 +373,19 @@ int kvmini_vm_exec(struct kvmini_vm *vm, const struct kvmini_exec *x, struct kvm
  */
 int kvmini_exec_fd(int fd, const struct kvmini_exec *x, struct kvmini_error *err);
 
+/*
+ * Copy files through the guest agent connected on `fd` as a POSIX tar stream (ustar with pax
+ * records): kvmini_copy_in_fd() sends what it reads from `tar_fd` until EOF, and the agent
+ * extracts it into guest directory `guest_dir` (regular files, directories and symbolic links
+ * only; a member whose name is absolute or has "..", or that would be written through a
+ * symbolic link, is refused); kvmini_copy_out_fd() has the agent archive `guest_path` (members
+ * named from its last component) and writes the stream to `tar_fd`. 0, or -errno with
+ * err->status KVMINI_EXEC_FAILED and the agent's reason. The stream from the guest is the
+ * guest's: extract it with the same care (kvmini cp does).
+ */
+int kvmini_copy_in_fd(int fd, const char *guest_dir, int tar_fd, struct kvmini_error *err);
+int kvmini_copy_out_fd(int fd, const char *guest_path, int tar_fd, struct kvmini_error *err);
+
 /* Console bytes and log lines dropped so far because their reader was too slow. */
 uint64_t kvmini_vm_console_dropped(const struct kvmini_vm *vm);
 uint64_t kvmini_vm_log_dropped(const struct kvmini_vm *vm);

@@ -119,6 +119,15 @@ struct agent_result {
 int agent_exec(int sock, const struct agent_exec_req *req, const struct agent_io *io,
 	       struct agent_result *res, struct vmerr *e);
 
+/*
+ * Copy a tar stream: `in` (CP_IN) sends what io->in_fd gives until EOF for the agent to
+ * extract into guest directory `path`; otherwise (CP_OUT) the agent archives guest `path` and
+ * the stream goes to io->out_fd. A success is EXIT (0, 0) in `res`, a refusal ERROR 125 with
+ * the agent's reason. Returns as agent_exec().
+ */
+int agent_copy(int sock, bool in, const char *path, const struct agent_io *io,
+	       struct agent_result *res, struct vmerr *e);
+
 /* The status a command-line tool exits with for `res`: the code, 128+signal, 125..127, 124 on
  * timeout, 125 when aborted. */
 int agent_status(const struct agent_result *res);

@@ -671,6 +671,40 @@ int kvmini_exec_fd(int fd, const struct kvmini_exec *x, struct kvmini_error *err
 				   x->agent_timeout_ms > 0 ? x->agent_timeout_ms : 60000, err);
 }
 
+/* A tar stream to or from the agent on `fd` (CP_IN / CP_OUT). */
+static int kvmini_copy(int fd, bool in, const char *path, int tar_fd, struct kvmini_error *err)
+{
+	if (fd < 0 || tar_fd < 0 || !path)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "no connection, stream or path");
+	struct agent_io io = {.in_fd = in ? tar_fd : -1,
+			      .out_fd = in ? -1 : tar_fd,
+			      .err_fd = -1,
+			      .sig_fd = -1,
+			      .abort_fd = -1,
+			      .hello_timeout_ms = 60000};
+	struct agent_result res;
+	struct vmerr e = {0};
+	int ret = agent_copy(fd, in, path, &io, &res, &e);
+	if (ret < 0)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, -ret, "%s", e.msg);
+	if (res.outcome == AGENT_REFUSED)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "%s", res.msg);
+	if (res.outcome != AGENT_EXITED || res.value != 0)
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EPROTO,
+				   "the guest agent did not finish the copy");
+	return 0;
+}
+
+int kvmini_copy_in_fd(int fd, const char *guest_dir, int tar_fd, struct kvmini_error *err)
+{
+	return kvmini_copy(fd, true, guest_dir, tar_fd, err);
+}
+
+int kvmini_copy_out_fd(int fd, const char *guest_path, int tar_fd, struct kvmini_error *err)
+{
+	return kvmini_copy(fd, false, guest_path, tar_fd, err);
+}
+
 const char *kvmini_exit_kind_name(int kind)
 {
 	static const char *const names[KVMINI_EXIT_KINDS] = {

@@ -368,13 +368,12 @@ static void agent_on_signal(struct agent_session *s)
 	}
 }
 
-int agent_exec(int sock, const struct agent_exec_req *req, const struct agent_io *io,
-	       struct agent_result *res, struct vmerr *e)
+/* A new session on `sock` with HELLO queued. NULL when out of memory. */
+static struct agent_session *agent_session_new(int sock, const struct agent_io *io)
 {
-	memset(res, 0, sizeof(*res));
 	struct agent_session *s = calloc(1, sizeof(*s));
 	if (!s)
-		return vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "out of memory");
+		return NULL;
 	s->sock = sock;
 	s->io = io;
 	agent_reader_init(&s->rd);
@@ -383,6 +382,18 @@ int agent_exec(int sock, const struct agent_exec_req *req, const struct agent_io
 	agent_put32(hello, AGENT_VERSION);
 	agent_put32(hello + 4, 0);
 	agent_queue_ctl(s, AGENT_HELLO, hello, 8);
+	return s;
+}
+
+static int agent_session_run(struct agent_session *s, struct agent_result *res, struct vmerr *e);
+
+int agent_exec(int sock, const struct agent_exec_req *req, const struct agent_io *io,
+	       struct agent_result *res, struct vmerr *e)
+{
+	memset(res, 0, sizeof(*res));
+	struct agent_session *s = agent_session_new(sock, io);
+	if (!s)
+		return vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "out of memory");
 	int ret = agent_encode_exec(s->ctl + s->ctl_len + AGENT_HDR_LEN,
 				    sizeof(s->ctl) - s->ctl_len - AGENT_HDR_LEN, req);
 	if (ret < 0) {
@@ -395,6 +406,30 @@ int agent_exec(int sock, const struct agent_exec_req *req, const struct agent_io
 	}
 	agent_hdr(s->ctl + s->ctl_len, AGENT_EXEC, 0, (uint32_t)ret);
 	s->ctl_len += AGENT_HDR_LEN + (size_t)ret;
+	return agent_session_run(s, res, e);
+}
+
+int agent_copy(int sock, bool in, const char *path, const struct agent_io *io,
+	       struct agent_result *res, struct vmerr *e)
+{
+	memset(res, 0, sizeof(*res));
+	size_t n = strlen(path) + 1;
+	if (!*path || n > 4096)
+		return vmerr_set(e, KVMINI_EXIT_USAGE, EINVAL,
+				 "the guest path must be 1 to 4095 bytes long");
+	struct agent_session *s = agent_session_new(sock, io);
+	if (!s)
+		return vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "out of memory");
+	agent_queue_ctl(s, in ? AGENT_CP_IN : AGENT_CP_OUT, path, (uint32_t)n);
+	s->started = true; /* no STARTED for copies: the tar stream goes at once */
+	return agent_session_run(s, res, e);
+}
+
+/* Relay until the agent's EXIT or ERROR; frees `s`. */
+static int agent_session_run(struct agent_session *s, struct agent_result *res, struct vmerr *e)
+{
+	const struct agent_io *io = s->io;
+	int sock = s->sock, ret;
 
 	int64_t deadline = io->timeout_ms > 0 ? agent_now_ms() + io->timeout_ms : 0;
 	int64_t hello_by = io->hello_timeout_ms > 0 ? agent_now_ms() + io->hello_timeout_ms : 0;
