@@ -13,6 +13,7 @@
 #   BENCH_NET      0: skip the network benchmark (bench/net.sh; its BENCH_NET_* settings)
 #   BENCH_BOOT     0: skip the boot benchmark (bench/boot.sh; its BENCH_BOOT_* and BENCH_DENSITY_* settings)
 #   BENCH_CTL      0: skip the control-plane benchmark (bench/ctl.sh; its BENCH_CTL_* settings)
+#   BENCH_SANDBOX  0: skip the sandbox benchmark (bench/sandbox.sh; its BENCH_SB_* settings)
 #
 # Disk (virtio-blk): build/bench/blk_bench drives the device model through its virtio-mmio
 # registers with fake guest memory, real io_uring and a real image file; fio's io_uring engine
@@ -213,6 +214,11 @@ fi
 # Control-plane rows, merged as "ctl". Goals reported only.
 if [ "${BENCH_CTL:-1}" != 0 ]; then
 	run_part ctl || true
+fi
+
+# Sandbox rows (kvmini exec against plain boots), merged as "sandbox". Goals reported only.
+if [ "${BENCH_SANDBOX:-1}" != 0 ]; then
+	run_part sandbox || true
 fi
 phase "done"
 echo "bench: results in $dir/results.json"

@@ -1,0 +1,128 @@
+#!/bin/sh
+# bench/sandbox-l2.sh: the measuring half of bench/sandbox.sh (POSIX sh: runs inside the nested
+# machine, or directly on a host with hardware virtualization).
+#
+#   sh sandbox-l2.sh DIR RUNS MIB PAR
+#
+# DIR holds kvmini, bzImage, initramfs.cpio.gz, sandbox.cpio.gz and tools/ (mkfs.erofs). Builds
+# a root (static busybox), then measures, all with 1 vCPU and 128 MiB:
+#   plain    RUNS x `kvmini run --cmdline "-- true"` to exit, one after another
+#   exec     RUNS x `kvmini exec --rootfs ROOT -- true` to exit (the image cached beforehand)
+#   stream   MIB MiB from the command's stdout (`dd if=/dev/zero`), wall time to the last byte
+#   par      PAR plain runs at once, then PAR sandboxes at once: wall time for all of them and
+#            the host's peak memory use during it (MemTotal - MemAvailable, sampled, minus its
+#            value before)
+# Times come from /proc/uptime (10 ms steps). Prints SBBENCH lines:
+#   SBBENCH plain|exec runs MEDIAN_MS MIN_MS MAX_MS
+#   SBBENCH stream MIB MS
+#   SBBENCH par_plain|par_exec PAR MS PEAK_KIB
+# or "SBBENCH WHAT n/a: WHY"; progress lines start with "sandboxbench:".
+dir=$1
+runs=$2
+mib=$3
+par=$4
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-sbbench.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+export PATH="$dir/tools:$PATH" KVMINI_CACHE_DIR="$tmp/cache"
+k=$dir/kvmini
+
+now_ms() {
+	read -r up _ </proc/uptime
+	echo $(($(echo "$up" | tr -d .) * 10))
+}
+
+median() { # the median of the numbers on stdin
+	sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+
+used_kib() {
+	awk '/^MemTotal:/ { t = $2 } /^MemAvailable:/ { a = $2 } END { print t - a }' /proc/meminfo
+}
+
+root=$tmp/root
+mkdir -p "$root/bin"
+bb=$(command -v busybox)
+case "$bb" in /*) ;; *) bb=/bin/busybox ;; esac
+cp "$bb" "$root/bin/busybox"
+for a in sh true dd cat; do ln -s busybox "$root/bin/$a"; done
+
+plain() {
+	"$k" run --kernel "$dir/bzImage" --initrd "$dir/initramfs.cpio.gz" --mem 128M \
+		--cmdline "-- true" </dev/null >/dev/null 2>"$tmp/plain.err"
+}
+sandbox() {
+	"$k" exec --kernel "$dir/bzImage" --initrd "$dir/sandbox.cpio.gz" --mem 128M \
+		--rootfs "$root" -- "$@" </dev/null 2>"$tmp/exec.err"
+}
+
+# series NAME FN: RUNS timed runs of FN.
+series() {
+	: >"$tmp/$1.ms"
+	i=0
+	while [ $i -lt "$runs" ]; do
+		t0=$(now_ms)
+		if ! $2 >/dev/null; then
+			echo "SBBENCH $1 n/a: run $i failed: $(tail -n 1 "$tmp/$1.err" 2>/dev/null)"
+			return
+		fi
+		echo $(($(now_ms) - t0)) >>"$tmp/$1.ms"
+		i=$((i + 1))
+	done
+	echo "SBBENCH $1 $runs $(median <"$tmp/$1.ms") $(sort -n "$tmp/$1.ms" | head -n 1) $(sort -n "$tmp/$1.ms" | tail -n 1)"
+}
+
+exec_true() { sandbox true; }
+
+echo "sandboxbench: building the root image" >&2
+sandbox true >/dev/null || echo "sandboxbench: the first sandbox failed: $(tail -n 2 "$tmp/exec.err")" >&2
+echo "sandboxbench: $runs plain boots, then $runs sandboxes" >&2
+series plain plain
+series exec exec_true
+
+echo "sandboxbench: $mib MiB through a sandbox's stdout" >&2
+t0=$(now_ms)
+got=$(sandbox dd if=/dev/zero bs=1M count="$mib" | wc -c)
+t1=$(now_ms)
+if [ "$got" = $((mib * 1048576)) ]; then
+	echo "SBBENCH stream $mib $((t1 - t0))"
+else
+	echo "SBBENCH stream n/a: $got bytes arrived of $((mib * 1048576))"
+fi
+
+# parallel NAME FN: PAR runs of FN at once; wall time and peak memory.
+parallel() {
+	base=$(used_kib)
+	peak=0
+	t0=$(now_ms)
+	pids=""
+	i=0
+	while [ $i -lt "$par" ]; do
+		$2 >/dev/null &
+		pids="$pids $!"
+		i=$((i + 1))
+	done
+	(
+		p=0
+		while :; do
+			u=$(used_kib)
+			[ "$u" -le "$p" ] || p=$u
+			echo "$p" >"$tmp/peak"
+			sleep 0.2
+		done
+	) &
+	sampler=$!
+	fails=0
+	for p in $pids; do wait "$p" || fails=$((fails + 1)); done
+	t1=$(now_ms)
+	kill "$sampler" 2>/dev/null
+	wait "$sampler" 2>/dev/null
+	peak=$(cat "$tmp/peak" 2>/dev/null || echo 0)
+	if [ "$fails" != 0 ]; then
+		echo "SBBENCH $1 n/a: $fails of $par runs failed"
+	else
+		echo "SBBENCH $1 $par $((t1 - t0)) $((peak - base))"
+	fi
+}
+echo "sandboxbench: $par plain boots at once, then $par sandboxes at once" >&2
+parallel par_plain plain
+parallel par_exec exec_true
