@@ -25,6 +25,13 @@ struct kvmini_error;
  */
 int sandbox_prepare_run(struct cli *c, const char *uds, struct kvmini_error *e);
 
+/*
+ * Connect to the guest agent of running VM `name` through its runtime folder's vsock.sock
+ * ("CONNECT 1024", then its "OK" line), retrying for up to `timeout_ms` while the guest comes
+ * up. The socket, or -errno with `e` (status 125: no such running VM, no agent socket).
+ */
+int sandbox_connect(const char *name, int timeout_ms, struct kvmini_error *e);
+
 /* Print `kvmini exec --help`. */
 void sandbox_usage(FILE *f);
 

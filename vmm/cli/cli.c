@@ -184,6 +184,7 @@ void cli_usage(FILE *f)
 	      "       kvmini run --help                    options of `run`\n"
 	      "       kvmini exec --rootfs DIR -- CMD...   run CMD in a throw-away sandbox VM\n"
 	      "       kvmini exec --help                   options of `exec`\n"
+	      "       kvmini cp SRC NAME:DST | NAME:SRC DST   copy files to or from a sandbox VM\n"
 	      "       kvmini --help | --version\n"
 	      "Managing VMs by name (see the README):\n",
 	      f);

@@ -1,5 +1,6 @@
 /* main: the kvmini command, a client of libkvmini: `run` boots a VM, the other verbs manage
  * running and defined VMs through their control sockets. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -7,6 +8,7 @@
 
 #include "kvmini.h"
 #include "kvmini/cli.h"
+#include "kvmini/cp.h"
 #include "kvmini/ctl.h"
 #include "kvmini/runner.h"
 #include "kvmini/sandbox.h"
@@ -25,6 +27,10 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && !strcmp(argv[1], "exec"))
 		return sandbox_main(argc, argv, t0_ns);
+	if (argc >= 2 && !strcmp(argv[1], "cp")) {
+		signal(SIGPIPE, SIG_IGN);
+		return cp_main(argc, argv);
+	}
 	if (argc >= 2 && ctl_is_verb(argv[1]))
 		return ctl_main(argc, argv, t0_ns);
 

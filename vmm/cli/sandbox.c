@@ -478,9 +478,7 @@ static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int f
 	return status;
 }
 
-/* Connect to the agent of running VM `name` through its runtime folder's vsock.sock. The fd, or
- * -errno with `e`. */
-static int sandbox_connect_name(const char *name, int timeout_ms, struct kvmini_error *e)
+int sandbox_connect(const char *name, int timeout_ms, struct kvmini_error *e)
 {
 	char rt[VMDIR_PATH_MAX], path[VMDIR_PATH_MAX + 128];
 	if (vmdir_runtime(rt, sizeof(rt), false, e) < 0)
@@ -543,7 +541,7 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 		return KVMINI_EXEC_FAILED;
 	}
 	if (o.name) {
-		int fd = sandbox_connect_name(o.name, (int)o.agent_timeout_s * 1000, &e);
+		int fd = sandbox_connect(o.name, (int)o.agent_timeout_s * 1000, &e);
 		if (fd < 0) {
 			fprintf(stderr, "kvmini: error: %s\n", e.msg);
 			return KVMINI_EXEC_FAILED;
