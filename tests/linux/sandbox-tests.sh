@@ -21,6 +21,23 @@ kx() {
 		>"$_b.out" 2>"$_b.err"
 	status=$?
 	echo "# $(basename "$_b"): kvmini exec exited $status"
+	return "$status"
+}
+
+# sb_child_of PID: the first child process of PID (busybox has no pgrep): field 4 of
+# /proc/N/stat is the parent (the command names here have no spaces).
+sb_child_of() {
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$1" '$4 == p { print $1; exit }'
+}
+
+# sb_kvmini_pid PID: PID itself when it is kvmini (busybox timeout execs the command and
+# watches it from a child), else its first child.
+sb_kvmini_pid() {
+	if [ "$(cat "/proc/$1/comm" 2>/dev/null)" = kvmini ]; then
+		echo "$1"
+	else
+		sb_child_of "$1"
+	fi
 }
 
 # The test root: static busybox and its applets, a file that is not executable, a marker.
@@ -266,6 +283,244 @@ test_sb_vsock_uds() {
 	fi
 }
 
+# -t: the command runs on a pseudo-terminal.
+test_sb_tty() {
+	name=sandbox-tty
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	kx "$b" --rootfs "$SB_ROOT" -t -- sh -c 'tty; echo "TERM=$TERM"'
+	if [ "$status" != 0 ] || ! grep -q '^/dev/pts/[0-9]' "$b.out" ||
+		! grep -q 'TERM=xterm' "$b.out"; then
+		not_ok "$name" "status $status, no pty in the output" "$b"
+	else
+		ok "$name"
+	fi
+}
+
+# A guest without the agent (the plain initramfs: init finds no /sbin/kvmini-agent and the guest
+# reboots): 125 naming the reason, not a hang. (An agent that accepts and then stays silent is
+# test_agent's test_fake_agents: bounded by the same timeout.)
+test_sb_no_agent() {
+	name=sandbox-no-agent
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
+		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$INITRD" --mem "$MEM" \
+		--agent-timeout 5 --rootfs "$SB_ROOT" -- true >"$b.out" 2>"$b.err" </dev/null
+	status=$?
+	if [ "$status" != 125 ] || ! grep -Eq "did not answer within 5 s|stopped before its agent answered" "$b.err"; then
+		not_ok "$name" "status $status, expected 125 naming the agent" "$b"
+	else
+		ok "$name"
+	fi
+}
+
+# The guest goes away while the command runs (here it reboots itself): 125 with the reason.
+test_sb_guest_dies() {
+	name=sandbox-guest-dies
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	kx "$b" --rootfs "$SB_ROOT" -- sh -c 'echo before; sleep 1; busybox reboot -f; sleep 100'
+	if [ "$status" != 125 ] || ! grep -q "the VM stopped while the command ran" "$b.err" ||
+		! grep -q before "$b.out"; then
+		not_ok "$name" "status $status, expected 125 and the reason" "$b"
+	else
+		ok "$name"
+	fi
+}
+
+# SIGINT at the host goes to the command first (it exits 130 as sh does for SIGINT); a second
+# SIGINT destroys the VM.
+test_sb_sigint() {
+	name=sandbox-sigint
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
+		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" \
+		--rootfs "$SB_ROOT" -- sh -c 'trap "echo got-int; exit 7" INT; echo armed; while :; do sleep 0.1; done' \
+		>"$b.out" 2>"$b.err" </dev/null &
+	bg_pid=$!
+	i=0
+	while [ $i -lt 600 ] && ! grep -q armed "$b.out" 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -INT "$bg_pid"
+	wait "$bg_pid"
+	s1=$?
+	# The second case: a command that ignores SIGINT; two of them end the VM.
+	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
+		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" \
+		--rootfs "$SB_ROOT" -- sh -c 'trap "" INT; echo armed; sleep 1000' \
+		>"$b.2.out" 2>"$b.2.err" </dev/null &
+	bg_pid=$!
+	i=0
+	while [ $i -lt 600 ] && ! grep -q armed "$b.2.out" 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -INT "$bg_pid"
+	sleep 1
+	kill -INT "$bg_pid"
+	wait "$bg_pid"
+	s2=$?
+	bg_pid=""
+	if [ "$s1" != 7 ] || ! grep -q got-int "$b.out"; then
+		not_ok "$name" "status $s1 after one SIGINT, expected the command's 7" "$b"
+	elif [ "$s2" != 130 ]; then
+		not_ok "$name" "status $s2 after two SIGINTs, expected 130" "$b.2"
+	else
+		ok "$name"
+	fi
+}
+
+# A command that floods stdout: every byte arrives, in order, and kvmini's resident memory stays
+# within the guest's RAM plus a little (nothing piles up on the host side).
+test_sb_flood() {
+	name=sandbox-stdout-flood
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	mb=${KVMINI_TEST_FLOOD_MB:-256}
+	mkfifo "$b.fifo"
+	md5sum <"$b.fifo" >"$b.md5" &
+	sum_pid=$!
+	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
+		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem 128M \
+		--rootfs "$SB_ROOT" -- dd if=/dev/zero bs=1M count="$mb" >"$b.fifo" 2>"$b.err" </dev/null &
+	bg_pid=$!
+	peak=0
+	while kill -0 "$bg_pid" 2>/dev/null; do
+		kp=$(sb_kvmini_pid "$bg_pid")
+		r=$(awk '/^VmRSS/ { print $2 }' "/proc/$kp/status" 2>/dev/null)
+		[ -z "$r" ] || [ "$r" -le "$peak" ] || peak=$r
+		sleep 0.5
+	done
+	wait "$bg_pid"
+	status=$?
+	bg_pid=""
+	wait "$sum_pid"
+	want=$(dd if=/dev/zero bs=1M count="$mb" 2>/dev/null | md5sum)
+	echo "# $name: $mb MiB through stdout, kvmini peak RSS $((peak / 1024)) MiB (guest RAM 128 MiB)"
+	if [ "$status" != 0 ]; then
+		not_ok "$name" "status $status" "$b"
+	elif [ "$(cat "$b.md5")" != "$want" ]; then
+		not_ok "$name" "the $mb MiB did not arrive intact" "$b"
+	elif [ "$peak" = 0 ]; then
+		not_ok "$name" "could not read kvmini's resident memory" "$b"
+	elif [ "$peak" -gt $(((128 + 96) * 1024)) ]; then
+		not_ok "$name" "kvmini grew to $((peak / 1024)) MiB resident" "$b"
+	else
+		ok "$name"
+	fi
+}
+
+# Ten sandboxes at once: each gets its own output and status.
+test_sb_concurrent() {
+	name=sandbox-ten-at-once
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	pids=""
+	for n in 0 1 2 3 4 5 6 7 8 9; do
+		kx "$b.$n" --mem 96M --rootfs "$SB_ROOT" -- sh -c "echo sandbox-$n; exit $((40 + n))" &
+		pids="$pids $!"
+	done
+	bad=""
+	n=0
+	for p in $pids; do
+		wait "$p"
+		s=$?
+		if [ "$s" != $((40 + n)) ] || [ "$(cat "$b.$n.out")" != "sandbox-$n" ]; then
+			bad="$bad $n(status $s, '$(cat "$b.$n.out")')"
+		fi
+		n=$((n + 1))
+	done
+	if [ -n "$bad" ]; then
+		not_ok "$name" "wrong results:$bad" "$b.0"
+	else
+		ok "$name"
+	fi
+}
+
+# kvmini run --rootfs --name N --detach keeps the sandbox guest up; kvmini exec N runs commands
+# in it (twice at once, each with its own output), the guest's state lasts between them, exec
+# into a VM that does not run is 125; kvmini cp copies a 50 MB file and a tree in and back out
+# byte-exact, and a missing guest path is 125.
+test_sb_exec_name() {
+	name=sandbox-exec-name
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	vm=sbvm
+	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
+		"$KVMINI" run --detach --name "$vm" --rootfs "$SB_ROOT" --kernel "$BZIMAGE" \
+		--initrd "$SB_INITRD" --mem "$MEM" >"$b.run.out" 2>"$b.run.err" </dev/null
+	rs=$?
+	timeout -k 5 "$T" "$KVMINI" exec "$vm" -- true >"$b.0.out" 2>"$b.0.err"
+	s0=$?
+	timeout -k 5 "$T" "$KVMINI" exec "$vm" -- sh -c 'echo A; sleep 1; echo A2; exit 3' \
+		>"$b.a.out" 2>"$b.a.err" &
+	pa=$!
+	timeout -k 5 "$T" "$KVMINI" exec "$vm" -- sh -c 'echo B; sleep 1; echo B2 >&2; exit 4' \
+		>"$b.b.out" 2>"$b.b.err" &
+	pb=$!
+	wait "$pa"
+	sa=$?
+	wait "$pb"
+	sb=$?
+	timeout -k 5 "$T" "$KVMINI" exec "$vm" -- sh -c 'echo kept >/tmp/state' >/dev/null 2>&1
+	timeout -k 5 "$T" "$KVMINI" exec "$vm" -- cat /tmp/state >"$b.c.out" 2>"$b.c.err"
+	sc=$?
+	timeout -k 5 "$T" "$KVMINI" exec no-such-vm -- true >"$b.d.out" 2>"$b.d.err"
+	sd=$?
+	# kvmini cp both ways: a 50 MB file and a small tree, byte-exact.
+	mkdir -p "$tmp/cp-src/sub" "$tmp/cp-back"
+	dd if=/dev/urandom of="$tmp/cp-src/big" bs=1M count=50 2>/dev/null
+	echo small >"$tmp/cp-src/sub/small"
+	ln -s sub/small "$tmp/cp-src/link"
+	timeout -k 5 "$T" "$KVMINI" cp "$tmp/cp-src" "$vm:/tmp" >"$b.e.out" 2>"$b.e.err"
+	se=$?
+	timeout -k 5 "$T" "$KVMINI" exec "$vm" -- md5sum /tmp/cp-src/big >"$b.f.out" 2>"$b.f.err"
+	guest_md5=$(cut -d' ' -f1 "$b.f.out")
+	timeout -k 5 "$T" "$KVMINI" cp "$vm:/tmp/cp-src" "$tmp/cp-back" >"$b.g.out" 2>"$b.g.err"
+	sg=$?
+	timeout -k 5 "$T" "$KVMINI" cp "$vm:/no/such/file" "$tmp/cp-back" >"$b.h.out" 2>"$b.h.err"
+	sh_=$?
+	timeout -k 5 "$T" "$KVMINI" destroy "$vm" >/dev/null 2>&1
+	host_md5=$(md5sum <"$tmp/cp-src/big" | cut -d' ' -f1)
+	cp_ok=1
+	cmp -s "$tmp/cp-src/big" "$tmp/cp-back/cp-src/big" &&
+		[ "$(cat "$tmp/cp-back/cp-src/sub/small" 2>/dev/null)" = small ] &&
+		[ "$(readlink "$tmp/cp-back/cp-src/link")" = sub/small ] || cp_ok=0
+	rm -rf "$tmp/cp-src" "$tmp/cp-back"
+	if [ "$rs" != 0 ]; then
+		not_ok "$name" "run --detach --rootfs exited $rs" "$b.run"
+	elif [ "$s0" != 0 ]; then
+		not_ok "$name" "exec $vm -- true: status $s0" "$b.0"
+	elif [ "$sa" != 3 ] || [ "$(cat "$b.a.out")" != "$(printf 'A\nA2')" ]; then
+		not_ok "$name" "first concurrent exec: status $sa" "$b.a"
+	elif [ "$sb" != 4 ] || [ "$(cat "$b.b.out")" != B ] || ! grep -q '^B2$' "$b.b.err"; then
+		not_ok "$name" "second concurrent exec: status $sb" "$b.b"
+	elif [ "$sc" != 0 ] || [ "$(cat "$b.c.out")" != kept ]; then
+		not_ok "$name" "the guest's state did not last between execs" "$b.c"
+	elif [ "$sd" != 125 ] || ! grep -q "no running VM is named 'no-such-vm'" "$b.d.err"; then
+		not_ok "$name" "exec into a missing VM: status $sd" "$b.d"
+	elif [ "$se" != 0 ] || [ "$guest_md5" != "$host_md5" ]; then
+		not_ok "$name" "cp into the guest: status $se, md5 '$guest_md5' vs '$host_md5'" "$b.e"
+	elif [ "$sg" != 0 ] || [ "$cp_ok" != 1 ]; then
+		not_ok "$name" "cp out of the guest: status $sg, the copy differs" "$b.g"
+	elif [ "$sh_" != 125 ] || ! grep -q "no such file" "$b.h.err"; then
+		not_ok "$name" "cp of a missing guest file: status $sh_" "$b.h"
+	else
+		ok "$name"
+	fi
+}
+
 run_sandbox_tests() {
 	test_sb_statuses
 	test_sb_streams
@@ -275,4 +530,11 @@ run_sandbox_tests() {
 	test_sb_cache
 	test_sb_bad_input
 	test_sb_vsock_uds
+	test_sb_tty
+	test_sb_no_agent
+	test_sb_guest_dies
+	test_sb_sigint
+	test_sb_flood
+	test_sb_concurrent
+	test_sb_exec_name
 }
