@@ -334,8 +334,11 @@ int cp_main(int argc, char **argv)
 			close(p[0]); /* the agent's side ends with EPIPE if we stopped early */
 			p[0] = -1;
 			pthread_join(t, NULL);
-			if (ret >= 0 && cr.ret < 0)
+			/* The agent's reason (no such file) explains an empty or cut stream. */
+			if (cr.ret < 0)
 				e = cr.e;
+			else if (ret >= 0)
+				e.status = 0;
 		}
 	}
 	if (p[0] >= 0)
