@@ -48,6 +48,7 @@ struct cli {
 	unsigned int nr_disks;
 	struct cli_net net[KVMINI_MAX_NETS];
 	unsigned int nr_nets;
+	const char *image;     /* --image REF: unpacked into a root for the same guest */
 	const char *rootfs;    /* --rootfs DIR: the sandbox guest with the agent (sandbox.c) */
 	bool vsock;	       /* --vsock */
 	uint64_t vsock_cid;    /* 0: the library's default */

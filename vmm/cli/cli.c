@@ -220,6 +220,8 @@ void cli_run_usage(FILE *f)
 	      "                        --kernel/--initrd) on a cached read-only image of DIR,\n"
 	      "                        writable in guest memory; with --name, `kvmini exec NAME`\n"
 	      "                        runs commands in it (README: Sandboxes)\n"
+	      "  --image REF           the same with an image's root: oci:DIR[:TAG] (an OCI\n"
+	      "                        layout) or docker-archive:FILE (`docker save`)\n"
 	      "  --name NAME           manage the VM by this name: control socket, `kvmini list`\n"
 	      "                        ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}; default MAC from it)\n"
 	      "  --detach              run in the background: print the name (vmN without\n"
@@ -267,6 +269,7 @@ enum {
 	OPT_DETACH,
 	OPT_VSOCK,
 	OPT_ROOTFS,
+	OPT_IMAGE,
 };
 
 static const struct option cli_run_options[] = {
@@ -286,6 +289,7 @@ static const struct option cli_run_options[] = {
 	{"detach", no_argument, NULL, OPT_DETACH},
 	{"vsock", required_argument, NULL, OPT_VSOCK},
 	{"rootfs", required_argument, NULL, OPT_ROOTFS},
+	{"image", required_argument, NULL, OPT_IMAGE},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -537,6 +541,11 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 		case OPT_DETACH:
 			c->detach = true;
 			break;
+		case OPT_IMAGE:
+			if (!*optarg)
+				return cli_usage_error(e, "--image must not be empty");
+			c->image = optarg;
+			break;
 		case OPT_ROOTFS:
 			if (!*optarg)
 				return cli_usage_error(e, "--rootfs must not be empty");
@@ -588,7 +597,9 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 		snprintf(msg, sizeof(msg), "unexpected argument '%s'", argv[optind]);
 		return cli_usage_error(e, msg);
 	}
-	if (!c->kernel && !c->rootfs)
+	if (c->rootfs && c->image)
+		return cli_usage_error(e, "--rootfs and --image exclude each other");
+	if (!c->kernel && !c->rootfs && !c->image)
 		return cli_usage_error(e, "--kernel PATH is required (or \"kernel\" in --config, "
 					  "or --rootfs DIR)");
 	return 0;

@@ -419,7 +419,7 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 	if (kvmini_config_new(&cfg) < 0)
 		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "out of memory");
 	kvmini_config_set_start_time(cfg, t0_ns, NULL);
-	if (c->rootfs) {
+	if (c->rootfs || c->image) {
 		char uds[VMDIR_PATH_MAX + 32];
 		snprintf(uds, sizeof(uds), "%s/%s", r->claim.dir, VMDIR_VSOCK_SOCK);
 		if (sandbox_prepare_run(c, r->managed ? uds : NULL, e) < 0)

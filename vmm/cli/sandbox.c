@@ -20,6 +20,7 @@
 
 #include "kvmini.h"
 #include "kvmini/cli.h"
+#include "kvmini/image.h"
 #include "kvmini/rootfs.h"
 #include "kvmini/sandbox.h"
 #include "kvmini/vmdir.h"
@@ -30,7 +31,7 @@
 struct sandbox_opts {
 	const char *name; /* exec NAME: into this running VM */
 	bool vm_opts;	  /* a VM option was given (not with NAME) */
-	const char *kernel, *initrd, *rootfs;
+	const char *kernel, *initrd, *rootfs, *image;
 	uint64_t mem;
 	unsigned int cpus;
 	int log_level;
@@ -41,6 +42,9 @@ struct sandbox_opts {
 	unsigned int uid, gid;
 	unsigned int timeout_s, agent_timeout_s;
 	char *const *argv; /* the command */
+	char **argv_owned; /* with --image: Entrypoint + the command (or the image's Cmd) */
+	char *env_owned[SANDBOX_MAX_ENV + 4];
+	unsigned int nenv_owned;
 };
 
 void sandbox_usage(FILE *f)
@@ -56,6 +60,11 @@ void sandbox_usage(FILE *f)
 	      "\n"
 	      "  --rootfs DIR          the guest's root filesystem (never written; an image of it\n"
 	      "                        is cached, see README \"Sandboxes\")\n"
+	      "  --image REF           the root of an image instead: oci:DIR[:TAG] (an OCI image\n"
+	      "                        layout) or docker-archive:FILE (`docker save`); its\n"
+	      "                        Entrypoint, Cmd (when no CMD is given), Env, WorkingDir "
+	      "and\n"
+	      "                        User apply as in Docker\n"
 	      "  -e, --env K=V         set an environment variable (repeatable)\n"
 	      "  -w, --workdir DIR     working directory in the guest (default /)\n"
 	      "  -u, --user UID[:GID]  run as this numeric user and group (default 0:0)\n"
@@ -99,6 +108,7 @@ enum {
 	SB_KERNEL = 256,
 	SB_INITRD,
 	SB_ROOTFS,
+	SB_IMAGE,
 	SB_MEM,
 	SB_CPUS,
 	SB_LOG_LEVEL,
@@ -111,6 +121,7 @@ static const struct option sandbox_options[] = {
 	{"kernel", required_argument, NULL, SB_KERNEL},
 	{"initrd", required_argument, NULL, SB_INITRD},
 	{"rootfs", required_argument, NULL, SB_ROOTFS},
+	{"image", required_argument, NULL, SB_IMAGE},
 	{"mem", required_argument, NULL, SB_MEM},
 	{"cpus", required_argument, NULL, SB_CPUS},
 	{"log-level", required_argument, NULL, SB_LOG_LEVEL},
@@ -145,6 +156,10 @@ static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct k
 			break;
 		case SB_INITRD:
 			o->initrd = optarg;
+			o->vm_opts = true;
+			break;
+		case SB_IMAGE:
+			o->image = optarg;
 			o->vm_opts = true;
 			break;
 		case SB_ROOTFS:
@@ -229,7 +244,9 @@ static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct k
 		}
 	}
 	int first = optind + 1; /* index into argv */
-	if (!o->rootfs && first < argc && strcmp(argv[first], "--")) {
+	if (o->rootfs && o->image)
+		return sandbox_usage_error(e, "--rootfs and --image exclude each other%s", "");
+	if (!o->rootfs && !o->image && first < argc && strcmp(argv[first], "--")) {
 		o->name = argv[first++];
 		if (!cli_name_ok(o->name))
 			return sandbox_usage_error(e, "'%s' is not a VM name", o->name);
@@ -242,12 +259,13 @@ static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct k
 	}
 	if (first < argc && !strcmp(argv[first], "--"))
 		first++;
-	if (first >= argc)
+	if (first >= argc && !o->image)
 		return sandbox_usage_error(
 			e, "no command given (kvmini exec --rootfs DIR -- CMD%s)", "");
-	if (!o->rootfs && !o->name)
-		return sandbox_usage_error(e, "--rootfs DIR (or a running VM's NAME) is required%s",
-					   "");
+	if (!o->rootfs && !o->image && !o->name)
+		return sandbox_usage_error(
+			e, "--rootfs DIR or --image REF (or a running VM's NAME) is required%s",
+			"");
 	o->argv = argv + first;
 	return 0;
 }
@@ -275,8 +293,136 @@ static int sandbox_find(const char *name, char *out, size_t size, struct kvmini_
 			name, exe, exe);
 }
 
+/* Look `name` up in the image root's etc/passwd (or etc/group): its id. 0 or -ENOENT. */
+static int sandbox_lookup_id(const char *root, const char *file, const char *name, unsigned int *id,
+			     unsigned int *gid)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/etc/%s", root, file);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -ENOENT;
+	char line[1024];
+	int ret = -ENOENT;
+	size_t n = strlen(name);
+	while (fgets(line, sizeof(line), f)) {
+		/* name:x:ID:GID:... (group: name:x:ID:...) */
+		if (strncmp(line, name, n) || line[n] != ':')
+			continue;
+		char *f2 = strchr(line + n + 1, ':');
+		if (!f2)
+			break;
+		unsigned long long v;
+		char *end;
+		v = strtoull(f2 + 1, &end, 10);
+		if (end == f2 + 1 || *end != ':' || v > 0xfffffffeULL)
+			break;
+		*id = (unsigned int)v;
+		if (gid) {
+			unsigned long long g = strtoull(end + 1, &end, 10);
+			*gid = (unsigned int)g;
+		}
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+/* Apply the image config `ic` to `o` as Docker does: Entrypoint + (the command, else Cmd), the
+ * image's Env under -e, WorkingDir unless -w, User unless -u. 0 or -1 with `e`. */
+static int sandbox_apply_image(struct sandbox_opts *o, const struct image_config *ic,
+			       struct kvmini_error *e)
+{
+	size_t ne = 0, nc = 0, na = 0;
+	while (ic->entrypoint && ic->entrypoint[ne])
+		ne++;
+	char *const *cmd = o->argv && o->argv[0] ? o->argv : ic->cmd;
+	while (cmd && cmd[nc])
+		nc++;
+	if (!ne && !nc)
+		return cli_fail(e, KVMINI_EXEC_FAILED, EINVAL,
+				"no command given and the image has no Entrypoint or Cmd");
+	o->argv_owned = calloc(ne + nc + 1, sizeof(char *));
+	if (!o->argv_owned)
+		return cli_fail(e, KVMINI_EXEC_FAILED, ENOMEM, "out of memory");
+	for (size_t i = 0; i < ne; i++)
+		o->argv_owned[na++] = ic->entrypoint[i];
+	for (size_t i = 0; i < nc; i++)
+		o->argv_owned[na++] = cmd[i];
+	o->argv = o->argv_owned;
+	/* The image's Env first, each unless -e sets the same name. */
+	const char *user_env[SANDBOX_MAX_ENV];
+	unsigned int nu = o->nenv;
+	memcpy(user_env, o->env, sizeof(char *) * nu);
+	o->nenv = 0;
+	for (size_t i = 0; ic->env && ic->env[i]; i++) {
+		const char *eq = strchr(ic->env[i], '=');
+		if (!eq)
+			continue;
+		bool overridden = false;
+		for (unsigned int j = 0; j < nu; j++)
+			overridden |=
+				!strncmp(user_env[j], ic->env[i], (size_t)(eq - ic->env[i]) + 1);
+		if (overridden)
+			continue;
+		if (o->nenv >= SANDBOX_MAX_ENV)
+			return cli_fail(e, KVMINI_EXEC_FAILED, E2BIG,
+					"the image and -e set more than %d variables",
+					SANDBOX_MAX_ENV);
+		o->env[o->nenv++] = ic->env[i];
+	}
+	for (unsigned int j = 0; j < nu; j++) {
+		if (o->nenv >= SANDBOX_MAX_ENV)
+			return cli_fail(e, KVMINI_EXEC_FAILED, E2BIG,
+					"the image and -e set more than %d variables",
+					SANDBOX_MAX_ENV);
+		o->env[o->nenv++] = user_env[j];
+	}
+	if (!o->cwd && ic->workdir)
+		o->cwd = ic->workdir;
+	if (!o->set_uid && ic->user) {
+		char u[256];
+		snprintf(u, sizeof(u), "%s", ic->user);
+		char *colon = strchr(u, ':');
+		if (colon)
+			*colon = '\0';
+		unsigned long long v;
+		unsigned int gid = 0;
+		if (sandbox_number(u, 0, 0xfffffffeULL, &v)) {
+			o->uid = (unsigned int)v;
+		} else if (sandbox_lookup_id(ic->rootfs, "passwd", u, &o->uid, &gid) < 0) {
+			return cli_fail(e, KVMINI_EXEC_FAILED, ENOENT,
+					"the image's User '%s' is not in its /etc/passwd", u);
+		}
+		o->set_uid = true;
+		o->gid = gid;
+		o->set_gid = true;
+		if (colon) {
+			if (sandbox_number(colon + 1, 0, 0xfffffffeULL, &v))
+				o->gid = (unsigned int)v;
+			else if (sandbox_lookup_id(ic->rootfs, "group", colon + 1, &o->gid, NULL) <
+				 0)
+				return cli_fail(e, KVMINI_EXEC_FAILED, ENOENT,
+						"the image's group '%s' is not in its /etc/group",
+						colon + 1);
+		}
+	}
+	return 0;
+}
+
 int sandbox_prepare_run(struct cli *c, const char *uds, struct kvmini_error *e)
 {
+	if (c->image) {
+		struct image_config ic;
+		bool unpacked;
+		if (image_prepare(c->image, &ic, &unpacked, e) < 0)
+			return -1;
+		c->rootfs = cli_own(c, ic.rootfs);
+		image_config_free(&ic);
+		if (!c->rootfs)
+			return cli_fail(e, KVMINI_EXIT_HOST, ENOMEM, "out of memory");
+	}
 	char img[PATH_MAX], path[PATH_MAX];
 	bool built;
 	if (rootfs_image(c->rootfs, img, sizeof(img), &built, e) < 0)
@@ -553,6 +699,20 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 			close(sfd);
 		return status;
 	}
+	struct image_config ic = {0};
+	if (o.image) {
+		bool unpacked;
+		if (image_prepare(o.image, &ic, &unpacked, &e) < 0 ||
+		    sandbox_apply_image(&o, &ic, &e) < 0) {
+			fprintf(stderr, "kvmini: error: %s\n", e.msg);
+			free(o.argv_owned);
+			image_config_free(&ic);
+			return KVMINI_EXEC_FAILED;
+		}
+		if (unpacked && o.log_level >= KVMINI_LOG_INFO)
+			fprintf(stderr, "kvmini: unpacked the image into %s\n", ic.rootfs);
+		o.rootfs = ic.rootfs;
+	}
 	char kernel[PATH_MAX], initrd[PATH_MAX], img[PATH_MAX];
 	bool built;
 	if ((!o.kernel && sandbox_find("bzImage", kernel, sizeof(kernel), &e) < 0) ||
@@ -589,6 +749,8 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 out:
 	kvmini_vm_destroy(&vm);
 	kvmini_config_free(&cfg);
+	free(o.argv_owned);
+	image_config_free(&ic);
 	if (sfd >= 0)
 		close(sfd);
 	return status;

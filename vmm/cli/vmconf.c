@@ -342,9 +342,28 @@ static int vmconf_abs1(struct cli *c, const char **p)
 	return *p ? 0 : -ENOMEM;
 }
 
+/* An --image reference "TRANSPORT:PATH..." with PATH made absolute. */
+static int vmconf_abs_image(struct cli *c)
+{
+	const char *colon = c->image ? strchr(c->image, ':') : NULL;
+	if (!colon || colon[1] == '/')
+		return 0;
+	const char *rest = colon + 1;
+	if (vmconf_abs1(c, &rest) < 0)
+		return -ENOMEM;
+	char *joined = NULL;
+	if (asprintf(&joined, "%.*s:%s", (int)(colon - c->image), c->image, rest) < 0)
+		return -ENOMEM;
+	c->image = cli_own(c, joined);
+	free(joined);
+	return c->image ? 0 : -ENOMEM;
+}
+
 int vmconf_absolute(struct cli *c)
 {
-	int ret = vmconf_abs1(c, &c->kernel);
+	int ret = vmconf_abs_image(c);
+	if (!ret)
+		ret = vmconf_abs1(c, &c->kernel);
 	if (!ret)
 		ret = vmconf_abs1(c, &c->initrd);
 	if (!ret)
