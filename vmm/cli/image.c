@@ -206,16 +206,11 @@ static int image_parse_config(json_t *cfg, struct image_config *out, struct kvmi
 
 /* ---- layers ---- */
 
-/* Remove `name` (below directory fd `at`) and everything under it, never following links. */
-static int image_rm(int at, const char *name)
+static int image_rm(int at, const char *name);
+
+/* Remove everything in the directory open as `d` (which this closes), never following links. */
+static int image_rm_children(int d)
 {
-	if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
-		return 0;
-	if (errno != EISDIR && errno != EPERM)
-		return -errno;
-	int d = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (d < 0)
-		return -errno;
 	DIR *dir = fdopendir(d);
 	if (!dir) {
 		close(d);
@@ -227,6 +222,20 @@ static int image_rm(int at, const char *name)
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			ret = image_rm(dirfd(dir), de->d_name);
 	closedir(dir);
+	return ret;
+}
+
+/* Remove `name` (below directory fd `at`) and everything under it, never following links. */
+static int image_rm(int at, const char *name)
+{
+	if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	int d = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d < 0)
+		return -errno;
+	int ret = image_rm_children(d);
 	if (!ret && unlinkat(at, name, AT_REMOVEDIR) < 0)
 		ret = -errno;
 	return ret;
@@ -238,18 +247,7 @@ static int image_empty_dir(const char *path)
 	int d = open(*path ? path : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (d < 0)
 		return errno == ENOENT ? 0 : -errno;
-	DIR *dir = fdopendir(d);
-	if (!dir) {
-		close(d);
-		return -errno;
-	}
-	struct dirent *de;
-	int ret = 0;
-	while (!ret && (de = readdir(dir)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			ret = image_rm(dirfd(dir), de->d_name);
-	closedir(dir);
-	return ret;
+	return image_rm_children(d);
 }
 
 /* Strip a leading "./" (and repeated slashes after it) from a member name. */
