@@ -11,14 +11,35 @@ SB_ROOT=$tmp/sb-root
 SB_CACHE=$tmp/sb-cache
 SB_TOOLS=${KVMINI_TEST_TOOLS:-}
 
+# sbx ARGS...: `kvmini exec --kernel BZIMAGE ARGS...` with the test's tools and cache folder.
+sbx() {
+	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
+		"$KVMINI" exec --kernel "$BZIMAGE" "$@"
+}
+
+# sb_bg_armed BASE ARGS...: `kx BASE ARGS...` in the background ($bg_pid), once its stdout says
+# "armed" (or 60 s passed).
+sb_bg_armed() {
+	_b=$1
+	shift
+	# Not through sbx: $bg_pid must be kvmini's (busybox timeout execs it), not a subshell's.
+	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
+		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" "$@" \
+		>"$_b.out" 2>"$_b.err" </dev/null &
+	bg_pid=$!
+	_i=0
+	while [ $_i -lt 600 ] && ! grep -q armed "$_b.out" 2>/dev/null; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+
 # kx BASE ARGS...: `kvmini exec` with the test kernel, stdout to BASE.out, stderr to BASE.err;
 # sets $status.
 kx() {
 	_b=$1
 	shift
-	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
-		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" "$@" \
-		>"$_b.out" 2>"$_b.err"
+	sbx --initrd "$SB_INITRD" --mem "$MEM" "$@" >"$_b.out" 2>"$_b.err"
 	status=$?
 	echo "# $(basename "$_b"): kvmini exec exited $status"
 	return "$status"
@@ -30,14 +51,19 @@ sb_child_of() {
 	cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$1" '$4 == p { print $1; exit }'
 }
 
-# sb_kvmini_pid PID: PID itself when it is kvmini (busybox timeout execs the command and
-# watches it from a child), else its first child.
+# sb_kvmini_pid PID: the kvmini process at or below PID (PID itself when busybox timeout
+# exec'd it; else a child or grandchild: a subshell, timeout).
 sb_kvmini_pid() {
-	if [ "$(cat "/proc/$1/comm" 2>/dev/null)" = kvmini ]; then
-		echo "$1"
-	else
-		sb_child_of "$1"
-	fi
+	_p=$1
+	for _lvl in 1 2 3; do
+		if [ "$(cat "/proc/$_p/comm" 2>/dev/null)" = kvmini ]; then
+			echo "$_p"
+			return 0
+		fi
+		_p=$(sb_child_of "$_p")
+		[ -n "$_p" ] || return 1
+	done
+	return 1
 }
 
 # The test root: static busybox and its applets, a file that is not executable, a marker.
@@ -120,9 +146,8 @@ test_sb_stdin() {
 	b=$tmp/$name
 	mb=${KVMINI_TEST_STDIN_MB:-32}
 	dd if=/dev/urandom of="$tmp/sb-in" bs=1M count="$mb" 2>/dev/null
-	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
-		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" \
-		--rootfs "$SB_ROOT" -i -- cat <"$tmp/sb-in" >"$b.out" 2>"$b.err"
+	sbx --initrd "$SB_INITRD" --mem "$MEM" --rootfs "$SB_ROOT" -i -- cat <"$tmp/sb-in" \
+		>"$b.out" 2>"$b.err"
 	status=$?
 	if [ "$status" != 0 ]; then
 		not_ok "$name" "status $status" "$b"
@@ -210,10 +235,11 @@ test_sb_bad_input() {
 	mkdir -p "$tmp/sb-full"
 	full=""
 	if mount -t tmpfs -o size=64k tmpfs "$tmp/sb-full" 2>/dev/null; then
-		PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$tmp/sb-full timeout -k 5 "$T" \
-			"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --rootfs "$SB_ROOT" \
-			-- true >"$b.4.out" 2>"$b.4.err"
+		_cache=$SB_CACHE
+		SB_CACHE=$tmp/sb-full
+		sbx --initrd "$SB_INITRD" --rootfs "$SB_ROOT" -- true >"$b.4.out" 2>"$b.4.err"
 		s4=$?
+		SB_CACHE=$_cache
 		left=$(ls "$tmp/sb-full/rootfs" 2>/dev/null | wc -l)
 		umount "$tmp/sb-full"
 		full=ok
@@ -306,9 +332,8 @@ test_sb_no_agent() {
 	wanted "$name" || return 0
 	sb_need || return 0
 	b=$tmp/$name
-	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
-		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$INITRD" --mem "$MEM" \
-		--agent-timeout 5 --rootfs "$SB_ROOT" -- true >"$b.out" 2>"$b.err" </dev/null
+	sbx --initrd "$INITRD" --mem "$MEM" --agent-timeout 5 --rootfs "$SB_ROOT" -- true \
+		>"$b.out" 2>"$b.err" </dev/null
 	status=$?
 	if [ "$status" != 125 ] || ! grep -Eq "did not answer within 5 s|stopped before its agent answered" "$b.err"; then
 		not_ok "$name" "status $status, expected 125 naming the agent" "$b"
@@ -339,30 +364,13 @@ test_sb_sigint() {
 	wanted "$name" || return 0
 	sb_need || return 0
 	b=$tmp/$name
-	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
-		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" \
-		--rootfs "$SB_ROOT" -- sh -c 'trap "echo got-int; exit 7" INT; echo armed; while :; do sleep 0.1; done' \
-		>"$b.out" 2>"$b.err" </dev/null &
-	bg_pid=$!
-	i=0
-	while [ $i -lt 600 ] && ! grep -q armed "$b.out" 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	sb_bg_armed "$b" --rootfs "$SB_ROOT" -- \
+		sh -c 'trap "echo got-int; exit 7" INT; echo armed; while :; do sleep 0.1; done'
 	kill -INT "$bg_pid"
 	wait "$bg_pid"
 	s1=$?
 	# The second case: a command that ignores SIGINT; two of them end the VM.
-	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
-		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" \
-		--rootfs "$SB_ROOT" -- sh -c 'trap "" INT; echo armed; sleep 1000' \
-		>"$b.2.out" 2>"$b.2.err" </dev/null &
-	bg_pid=$!
-	i=0
-	while [ $i -lt 600 ] && ! grep -q armed "$b.2.out" 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	sb_bg_armed "$b.2" --rootfs "$SB_ROOT" -- sh -c 'trap "" INT; echo armed; sleep 1000'
 	kill -INT "$bg_pid"
 	sleep 1
 	kill -INT "$bg_pid"
@@ -389,9 +397,8 @@ test_sb_flood() {
 	mkfifo "$b.fifo"
 	md5sum <"$b.fifo" >"$b.md5" &
 	sum_pid=$!
-	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
-		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem 128M \
-		--rootfs "$SB_ROOT" -- dd if=/dev/zero bs=1M count="$mb" >"$b.fifo" 2>"$b.err" </dev/null &
+	sbx --initrd "$SB_INITRD" --mem 128M --rootfs "$SB_ROOT" -- \
+		dd if=/dev/zero bs=1M count="$mb" >"$b.fifo" 2>"$b.err" </dev/null &
 	bg_pid=$!
 	peak=0
 	while kill -0 "$bg_pid" 2>/dev/null; do
@@ -521,6 +528,78 @@ test_sb_exec_name() {
 	fi
 }
 
+# sb_make_oci DIR: an OCI image layout built by hand (no registry, no tools but busybox): layer 1
+# the test root plus /etc/passwd and /a/gone, layer 2 (gzip) a whiteout of /a/gone and /b/new;
+# a config with Entrypoint, Cmd, Env, WorkingDir and User; tag v1.
+sb_make_oci() {
+	o=$1
+	rm -rf "$o" "$tmp/oci-l1" "$tmp/oci-l2"
+	mkdir -p "$o/blobs/sha256" "$tmp/oci-l2/a" "$tmp/oci-l2/b"
+	cp -a "$SB_ROOT" "$tmp/oci-l1"
+	mkdir -p "$tmp/oci-l1/etc" "$tmp/oci-l1/a" "$tmp/oci-l1/work"
+	printf 'root:x:0:0::/root:/bin/sh\napp:x:1234:4321::/work:/bin/sh\n' >"$tmp/oci-l1/etc/passwd"
+	echo old >"$tmp/oci-l1/a/gone"
+	: >"$tmp/oci-l2/a/.wh.gone"
+	echo new >"$tmp/oci-l2/b/new"
+	(cd "$tmp/oci-l1" && tar -cf "$tmp/l1.tar" .) || return 1
+	(cd "$tmp/oci-l2" && tar -cf - . | gzip -n >"$tmp/l2.tgz") || return 1
+	blob() { # FILE: store it as a blob, print its digest
+		_h=$(sha256sum <"$1" | cut -d' ' -f1)
+		mv "$1" "$o/blobs/sha256/$_h"
+		echo "sha256:$_h"
+	}
+	d1=$(blob "$tmp/l1.tar")
+	d2=$(blob "$tmp/l2.tgz")
+	printf '%s' '{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/sh","-c"],"Cmd":["echo from-cmd $FOO $(pwd) $(id -u):$(id -g)"],"Env":["PATH=/bin","FOO=img"],"WorkingDir":"/work","User":"app"}}' >"$tmp/cfg.json"
+	dc=$(blob "$tmp/cfg.json")
+	printf '{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s"},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s"},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s"}]}' \
+		"$dc" "$d1" "$d2" >"$tmp/man.json"
+	dm=$(blob "$tmp/man.json")
+	printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' \
+		"$dm" >"$o/index.json"
+	echo '{"imageLayoutVersion":"1.0.0"}' >"$o/oci-layout"
+	rm -rf "$tmp/oci-l1" "$tmp/oci-l2"
+	echo "$d1" >"$o.layer1"
+}
+
+# --image oci:DIR:TAG: the image's Cmd, Env, WorkingDir and User apply; whiteouts hide files; the
+# unpacked image is cached; a corrupt blob is 125.
+test_sb_image() {
+	name=sandbox-image-oci
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	oci=$tmp/oci
+	if ! sb_make_oci "$oci"; then
+		not_ok "$name" "could not build the OCI layout"
+		return 0
+	fi
+	kx "$b.1" --log-level info --image "oci:$oci:v1"
+	s1=$status
+	kx "$b.2" --log-level info --image "oci:$oci:v1" -e FOO=cli -u 0 -- \
+		'test ! -e /a/gone && cat /b/new && echo "$FOO"'
+	s2=$status
+	# Corrupt the first layer's blob: a different byte in the middle.
+	h=$(cut -d: -f2 "$oci.layer1")
+	printf 'X' | dd of="$oci/blobs/sha256/$h" bs=1 seek=5000 conv=notrunc 2>/dev/null
+	rm -rf "$SB_CACHE/images"
+	kx "$b.3" --image "oci:$oci:v1" -- true
+	s3=$status
+	if [ "$s1" != 0 ] || [ "$(cat "$b.1.out")" != "from-cmd img /work 1234:4321" ]; then
+		not_ok "$name" "the image's config: status $s1, output '$(cat "$b.1.out")'" "$b.1"
+	elif ! grep -q "unpacked the image" "$b.1.err"; then
+		not_ok "$name" "the first run did not unpack the image" "$b.1"
+	elif [ "$s2" != 0 ] || [ "$(cat "$b.2.out")" != "$(printf 'new\ncli')" ]; then
+		not_ok "$name" "layers, -e and -u over the image: status $s2" "$b.2"
+	elif grep -q "unpacked the image" "$b.2.err"; then
+		not_ok "$name" "the second run unpacked the image again" "$b.2"
+	elif [ "$s3" != 125 ] || ! grep -q "corrupt" "$b.3.err"; then
+		not_ok "$name" "a corrupt layer: status $s3" "$b.3"
+	else
+		ok "$name"
+	fi
+}
+
 run_sandbox_tests() {
 	test_sb_statuses
 	test_sb_streams
@@ -537,4 +616,5 @@ run_sandbox_tests() {
 	test_sb_flood
 	test_sb_concurrent
 	test_sb_exec_name
+	test_sb_image
 }
