@@ -18,6 +18,7 @@
 
 #include <liburing.h>
 
+#include "kvmini/devctl.h"
 #include "kvmini/host.h"
 #include "kvmini/virtio_blk.h"
 
@@ -29,9 +30,9 @@
  * io_uring_submit_and_wait() for (a) an 8-byte read of the queue's kick eventfd, (b) an
  * 8-byte read of the device's control eventfd and (c) the completions of the requests it
  * submitted. vCPU threads never do I/O: activate and reset only change the wanted state
- * under `lock`, poke the control eventfd and (reset only) wait on `cond` until the I/O
- * thread has acknowledged. Lock order: the transport's lock, then `lock`; the I/O thread
- * takes `lock` only, and never the transport's lock (virtio_mmio_notify_vring and
+ * (include/kvmini/devctl.h), which pokes the control eventfd, and (reset only) wait until the
+ * I/O thread has acknowledged. Lock order: the transport's lock, then ctl.lock; the I/O thread
+ * takes ctl.lock only, and never the transport's lock (virtio_mmio_notify_vring and
  * virtio_mmio_needs_reset take none).
  *
  * Reset. The I/O thread stops popping, sends IORING_OP_ASYNC_CANCEL for every request in
@@ -165,17 +166,10 @@ struct vblk {
 	uint8_t *zeroes; /* VBLK_ZERO_BUF bytes for WRITE_ZEROES by writing */
 
 	struct io_uring ring;
-	bool ring_ready, mmio_ready, sync_ready, thread_started;
-	int ctl_fd; /* eventfd: vCPU threads wake the I/O thread after changing the wanted state */
+	bool ring_ready, mmio_ready, thread_started;
 	pthread_t thread;
 
-	/* Shared by vCPU threads and the I/O thread, guarded by `lock`. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool thread_alive;
-	bool want_active, want_exit, want_paused;
-	uint64_t gen;	   /* bumped by each change of the wanted state */
-	uint64_t done_gen; /* the last gen the I/O thread has fully acted on */
+	struct devctl ctl; /* the wanted state, shared by vCPU threads and the I/O thread */
 
 	/* The I/O thread's own state. */
 	bool active, paused, exiting, kick_armed, ctl_armed, pass_pending, starved, pushed,
@@ -756,11 +750,9 @@ static void vblk_deactivate(struct vblk *b)
 /* The control eventfd fired: act on the wanted state, to be acknowledged once drained. */
 static void vblk_control(struct vblk *b)
 {
-	pthread_mutex_lock(&b->lock);
-	bool run = b->want_active && !b->want_exit, stop = b->want_exit;
-	bool paused = b->want_paused;
-	uint64_t gen = b->gen;
-	pthread_mutex_unlock(&b->lock);
+	struct devctl_state st;
+	devctl_snapshot(&b->ctl, &st);
+	bool run = st.run, stop = st.stop, paused = st.paused;
 	if (!run && b->active)
 		vblk_deactivate(b);
 	if (run && !b->active) {
@@ -772,7 +764,7 @@ static void vblk_control(struct vblk *b)
 	if (b->paused && !paused)
 		b->pass_pending = true; /* kicks that came while paused */
 	b->paused = paused;
-	b->ack_gen = gen;
+	b->ack_gen = st.gen;
 	b->ack_pending = true;
 }
 
@@ -834,15 +826,12 @@ static void *vblk_thread(void *arg)
 		vblk_flush_irq(b);
 		if (b->ack_pending && !b->inflight) {
 			b->ack_pending = false;
-			pthread_mutex_lock(&b->lock);
-			b->done_gen = b->ack_gen;
-			pthread_cond_broadcast(&b->cond);
-			pthread_mutex_unlock(&b->lock);
+			devctl_ack(&b->ctl, b->ack_gen);
 		}
 		if (b->exiting && !b->inflight)
 			break;
 		if (!b->ctl_armed && !b->exiting)
-			b->ctl_armed = vblk_arm_eventfd(b, b->ctl_fd, &b->ctl_val, VBLK_TAG_CTL);
+			b->ctl_armed = vblk_arm_eventfd(b, b->ctl.fd, &b->ctl_val, VBLK_TAG_CTL);
 		if (!b->kick_armed && b->active && !b->paused)
 			b->kick_armed =
 				vblk_arm_eventfd(b, b->t.kick_fd[0], &b->kick_val, VBLK_TAG_KICK);
@@ -854,72 +843,30 @@ static void *vblk_thread(void *arg)
 		}
 		vblk_reap(b);
 	}
-	pthread_mutex_lock(&b->lock);
-	b->thread_alive = false;
-	pthread_cond_broadcast(&b->cond);
-	pthread_mutex_unlock(&b->lock);
+	devctl_gone(&b->ctl);
 	return NULL;
 }
 
 /* ---- vCPU side: the transport's callbacks ---- */
 
-/* With `lock` held and a wanted-state field just changed: publish a new generation, unlock,
- * and wake the I/O thread. Returns the generation to wait for. */
-static uint64_t vblk_publish(struct vblk *b)
-{
-	uint64_t gen = ++b->gen;
-	pthread_mutex_unlock(&b->lock);
-	if (eventfd_write(b->ctl_fd, 1) < 0)
-		log_err(b->log, "%s: cannot wake the I/O thread: %s", b->name, strerror(errno));
-	return gen;
-}
-
-/* Wait until the I/O thread has acted on generation `gen` (or is gone). */
-static void vblk_wait_gen(struct vblk *b, uint64_t gen)
-{
-	pthread_mutex_lock(&b->lock);
-	while (b->thread_alive && b->done_gen < gen)
-		pthread_cond_wait(&b->cond, &b->lock);
-	pthread_mutex_unlock(&b->lock);
-}
-
-/* Change the wanted state and wake the I/O thread. Returns the new generation, 0 if none. */
-static uint64_t vblk_want(struct vblk *b, bool active, bool exit_thread)
-{
-	pthread_mutex_lock(&b->lock);
-	if (!b->thread_alive) {
-		pthread_mutex_unlock(&b->lock);
-		return 0;
-	}
-	b->want_active = active;
-	b->want_exit = b->want_exit || exit_thread;
-	return vblk_publish(b);
-}
-
 void vblk_pause(struct vblk *b, bool paused)
 {
-	pthread_mutex_lock(&b->lock);
-	if (!b->thread_alive) {
-		pthread_mutex_unlock(&b->lock);
-		return;
-	}
-	b->want_paused = paused;
 	/* The acknowledgement waits until nothing is in flight (see vblk_thread). */
-	vblk_wait_gen(b, vblk_publish(b));
+	devctl_pause(&b->ctl, paused);
 }
 
 static int vblk_activate(void *dev)
 {
 	struct vblk *b = dev;
-	return vblk_want(b, true, false) ? 0 : -ENODEV;
+	return devctl_want(&b->ctl, true, false, 0) ? 0 : -ENODEV;
 }
 
 static void vblk_reset(void *dev)
 {
 	struct vblk *b = dev;
-	uint64_t gen = vblk_want(b, false, false);
+	uint64_t gen = devctl_want(&b->ctl, false, false, 0);
 	if (gen)
-		vblk_wait_gen(b, gen);
+		devctl_wait(&b->ctl, gen);
 }
 
 static void vblk_config_read(void *dev, uint32_t off, uint8_t *data, uint32_t len)
@@ -1063,7 +1010,6 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 	if (!b)
 		return vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot allocate disk %s", name);
 	b->fd = -1;
-	b->ctl_fd = -1;
 	b->mem = mem;
 	b->log = log;
 	b->name = name;
@@ -1075,27 +1021,19 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 		b->free_slot[i] = (uint16_t)(VBLK_QUEUE_SIZE - 1 - i);
 	b->nr_free = VBLK_QUEUE_SIZE;
 
-	int ret;
-	if (pthread_mutex_init(&b->lock, NULL)) {
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot set up disk %s", name);
+	int ret = devctl_init(&b->ctl, 0);
+	if (ret < 0) {
+		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot set up disk %s", name);
 		goto fail;
 	}
-	if (pthread_cond_init(&b->cond, NULL)) {
-		pthread_mutex_destroy(&b->lock);
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot set up disk %s", name);
-		goto fail;
-	}
-	b->sync_ready = true;
 	ret = vblk_open(b, cfg, e);
 	if (ret < 0)
 		goto fail;
 	vblk_build_config(b);
 
 	b->zeroes = calloc(1, VBLK_ZERO_BUF);
-	b->ctl_fd = eventfd(0, EFD_CLOEXEC);
-	if (!b->zeroes || b->ctl_fd < 0) {
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, b->zeroes ? errno : ENOMEM,
-				"cannot set up disk %s", name);
+	if (!b->zeroes) {
+		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot set up disk %s", name);
 		goto fail;
 	}
 	ret = io_uring_queue_init(VBLK_RING_ENTRIES, &b->ring, 0);
@@ -1121,12 +1059,12 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 	}
 	b->mmio_ready = true;
 
-	b->thread_alive = true;
+	b->ctl.alive = true;
 	char tname[16];
 	snprintf(tname, sizeof(tname), "blk-%s", name);
 	ret = host_thread_start(&b->thread, vblk_thread, b, tname);
 	if (ret) {
-		b->thread_alive = false;
+		b->ctl.alive = false;
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot start the I/O thread of %s",
 				name);
 		goto fail;
@@ -1155,7 +1093,7 @@ void vblk_destroy(struct vblk *b)
 		return;
 	if (b->thread_started) {
 		/* The thread drains what is in flight before it leaves. */
-		vblk_want(b, false, true);
+		devctl_want(&b->ctl, false, true, 0);
 		pthread_join(b->thread, NULL);
 		b->thread_started = false;
 	}
@@ -1163,15 +1101,10 @@ void vblk_destroy(struct vblk *b)
 		virtio_mmio_fini(&b->t); /* its reset finds no thread and returns at once */
 	if (b->ring_ready)
 		io_uring_queue_exit(&b->ring);
-	if (b->ctl_fd >= 0)
-		close(b->ctl_fd);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->zeroes);
-	if (b->sync_ready) {
-		pthread_cond_destroy(&b->cond);
-		pthread_mutex_destroy(&b->lock);
-	}
+	devctl_fini(&b->ctl);
 	free(b);
 }
 

@@ -18,6 +18,7 @@
 
 #include <linux/if_tun.h>
 
+#include "kvmini/devctl.h"
 #include "kvmini/host.h"
 #include "kvmini/virtio_net.h"
 
@@ -27,9 +28,9 @@
  * Threads. Each device has one I/O thread ("net-<name>"), started by vnet_create() and stopped
  * by vnet_destroy(). It owns both queues and the tap and sleeps in epoll_wait() on the rx and
  * tx kick eventfds, a control eventfd and the tap. vCPU threads never move frames: activate
- * and reset change the wanted state under `lock`, poke the control eventfd and (reset only)
- * wait on `cond` until the I/O thread has acted. Lock order: the transport's lock, then
- * `lock`; the I/O thread takes `lock` only, and never the transport's lock.
+ * and reset change the wanted state (include/kvmini/devctl.h), which pokes the control eventfd,
+ * and (reset only) wait until the I/O thread has acted. Lock order: the transport's lock, then
+ * ctl.lock; the I/O thread takes ctl.lock only, and never the transport's lock.
  *
  * Tap. Opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR and a 12-byte vnet header, so one read
  * or write is one frame with struct virtio_net_hdr_v1 in front: the header goes to and comes
@@ -126,19 +127,11 @@ struct vnet {
 	char tap_name[IFNAMSIZ];
 	uint8_t config[VNET_CONFIG_SIZE];
 
-	int ctl_fd; /* eventfd: vCPU threads wake the I/O thread after changing the wanted state */
 	int ep_fd;
 	pthread_t thread;
-	bool sync_ready, mmio_ready, thread_started;
+	bool mmio_ready, thread_started;
 
-	/* Shared by vCPU threads and the I/O thread, guarded by `lock`. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool thread_alive;
-	bool want_active, want_exit, want_paused;
-	uint64_t want_features; /* the driver's features at activate */
-	uint64_t gen;		/* bumped by each change of the wanted state */
-	uint64_t done_gen;	/* the last gen the I/O thread has acted on */
+	struct devctl ctl; /* the wanted state, shared by vCPU threads and the I/O thread */
 
 	/* The I/O thread's own state. */
 	bool active, paused, exiting;
@@ -743,11 +736,10 @@ static void vnet_start(struct vnet *n, uint64_t f)
 /* The control eventfd fired: act on the wanted state and acknowledge it. */
 static void vnet_control(struct vnet *n)
 {
-	pthread_mutex_lock(&n->lock);
-	bool run = n->want_active && !n->want_exit, stop = n->want_exit;
-	bool paused = n->want_paused;
-	uint64_t features = n->want_features, gen = n->gen;
-	pthread_mutex_unlock(&n->lock);
+	struct devctl_state st;
+	devctl_snapshot(&n->ctl, &st);
+	bool run = st.run, stop = st.stop, paused = st.paused;
+	uint64_t features = st.features;
 	if (n->paused && !paused && n->active)
 		n->rx_pass_pending = n->tx_pass_pending = true; /* what came while paused */
 	n->paused = paused;
@@ -757,10 +749,7 @@ static void vnet_control(struct vnet *n)
 		vnet_start(n, features);
 	if (stop)
 		n->exiting = true;
-	pthread_mutex_lock(&n->lock);
-	n->done_gen = gen;
-	pthread_cond_broadcast(&n->cond);
-	pthread_mutex_unlock(&n->lock);
+	devctl_ack(&n->ctl, st.gen);
 }
 
 static void vnet_drain(int fd)
@@ -774,7 +763,7 @@ static void vnet_event(struct vnet *n, const struct epoll_event *ev)
 {
 	switch (ev->data.u32) {
 	case VNET_EV_CTL:
-		vnet_drain(n->ctl_fd);
+		devctl_drain(&n->ctl);
 		vnet_control(n);
 		break;
 	case VNET_EV_RX_KICK:
@@ -822,58 +811,15 @@ static void *vnet_thread(void *arg)
 		for (int i = 0; i < nr; i++)
 			vnet_event(n, &ev[i]);
 	}
-	pthread_mutex_lock(&n->lock);
-	n->thread_alive = false;
-	pthread_cond_broadcast(&n->cond);
-	pthread_mutex_unlock(&n->lock);
+	devctl_gone(&n->ctl);
 	return NULL;
 }
 
 /* ---- vCPU side: the transport's callbacks ---- */
 
-/* With `lock` held and a wanted-state field just changed: publish a new generation, unlock,
- * and wake the I/O thread. Returns the generation to wait for. */
-static uint64_t vnet_publish(struct vnet *n)
-{
-	uint64_t gen = ++n->gen;
-	pthread_mutex_unlock(&n->lock);
-	if (eventfd_write(n->ctl_fd, 1) < 0)
-		log_err(n->log, "%s: cannot wake the I/O thread: %s", n->name, strerror(errno));
-	return gen;
-}
-
-/* Wait until the I/O thread has acted on generation `gen` (or is gone). */
-static void vnet_wait_gen(struct vnet *n, uint64_t gen)
-{
-	pthread_mutex_lock(&n->lock);
-	while (n->thread_alive && n->done_gen < gen)
-		pthread_cond_wait(&n->cond, &n->lock);
-	pthread_mutex_unlock(&n->lock);
-}
-
-/* Change the wanted state and wake the I/O thread. Returns the new generation, 0 if none. */
-static uint64_t vnet_want(struct vnet *n, bool active, bool exit_thread, uint64_t features)
-{
-	pthread_mutex_lock(&n->lock);
-	if (!n->thread_alive) {
-		pthread_mutex_unlock(&n->lock);
-		return 0;
-	}
-	n->want_active = active;
-	n->want_exit = n->want_exit || exit_thread;
-	n->want_features = features;
-	return vnet_publish(n);
-}
-
 void vnet_pause(struct vnet *n, bool paused)
 {
-	pthread_mutex_lock(&n->lock);
-	if (!n->thread_alive) {
-		pthread_mutex_unlock(&n->lock);
-		return;
-	}
-	n->want_paused = paused;
-	vnet_wait_gen(n, vnet_publish(n));
+	devctl_pause(&n->ctl, paused);
 }
 
 static int vnet_set_offload(struct vnet *n, unsigned long off)
@@ -893,16 +839,16 @@ static int vnet_activate(void *dev)
 	int ret = vnet_set_offload(n, vnet_offload_for(f));
 	if (ret < 0)
 		return ret;
-	return vnet_want(n, true, false, f) ? 0 : -ENODEV;
+	return devctl_want(&n->ctl, true, false, f) ? 0 : -ENODEV;
 }
 
 static void vnet_reset(void *dev)
 {
 	struct vnet *n = dev;
-	uint64_t gen = vnet_want(n, false, false, 0);
+	uint64_t gen = devctl_want(&n->ctl, false, false, 0);
 	if (!gen)
 		return;
-	vnet_wait_gen(n, gen);
+	devctl_wait(&n->ctl, gen);
 	vnet_set_offload(n, 0);
 }
 
@@ -991,23 +937,16 @@ int vnet_create(struct vnet **out, const struct vnet_config *cfg, int tap_fd,
 		return vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot allocate %s", name);
 	}
 	n->tap_fd = tap_fd;
-	n->ctl_fd = -1;
 	n->ep_fd = -1;
 	n->mem = mem;
 	n->log = log;
 	n->name = name;
 
-	int ret;
-	if (pthread_mutex_init(&n->lock, NULL)) {
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot set up %s", name);
+	int ret = devctl_init(&n->ctl, EFD_NONBLOCK);
+	if (ret < 0) {
+		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot set up %s", name);
 		goto fail;
 	}
-	if (pthread_cond_init(&n->cond, NULL)) {
-		pthread_mutex_destroy(&n->lock);
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot set up %s", name);
-		goto fail;
-	}
-	n->sync_ready = true;
 	if (opened) {
 		n->is_tap = true;
 		snprintf(n->tap_name, sizeof(n->tap_name), "%s", cfg->tap);
@@ -1030,9 +969,8 @@ int vnet_create(struct vnet **out, const struct vnet_config *cfg, int tap_fd,
 	}
 	vnet_put_le16(n->config + VNET_CFG_STATUS, VNET_S_LINK_UP);
 
-	n->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (n->ctl_fd < 0 || n->ep_fd < 0) {
+	if (n->ep_fd < 0) {
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, errno, "cannot set up %s", name);
 		goto fail;
 	}
@@ -1050,19 +988,19 @@ int vnet_create(struct vnet **out, const struct vnet_config *cfg, int tap_fd,
 		goto fail;
 	}
 	n->mmio_ready = true;
-	if (vnet_watch(n, n->ctl_fd, VNET_EV_CTL) < 0 ||
+	if (vnet_watch(n, n->ctl.fd, VNET_EV_CTL) < 0 ||
 	    vnet_watch(n, n->t.kick_fd[VNET_RXQ], VNET_EV_RX_KICK) < 0 ||
 	    vnet_watch(n, n->t.kick_fd[VNET_TXQ], VNET_EV_TX_KICK) < 0) {
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, errno, "cannot set up %s", name);
 		goto fail;
 	}
 
-	n->thread_alive = true;
+	n->ctl.alive = true;
 	char tname[16];
 	snprintf(tname, sizeof(tname), "net-%s", name);
 	ret = host_thread_start(&n->thread, vnet_thread, n, tname);
 	if (ret) {
-		n->thread_alive = false;
+		n->ctl.alive = false;
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot start the I/O thread of %s",
 				name);
 		goto fail;
@@ -1100,7 +1038,7 @@ void vnet_destroy(struct vnet *n)
 	if (!n)
 		return;
 	if (n->thread_started) {
-		vnet_want(n, false, true, 0);
+		devctl_want(&n->ctl, false, true, 0);
 		pthread_join(n->thread, NULL);
 		n->thread_started = false;
 	}
@@ -1108,13 +1046,8 @@ void vnet_destroy(struct vnet *n)
 		virtio_mmio_fini(&n->t); /* its reset finds no thread and returns at once */
 	if (n->ep_fd >= 0)
 		close(n->ep_fd);
-	if (n->ctl_fd >= 0)
-		close(n->ctl_fd);
 	if (n->tap_fd >= 0)
 		close(n->tap_fd);
-	if (n->sync_ready) {
-		pthread_cond_destroy(&n->cond);
-		pthread_mutex_destroy(&n->lock);
-	}
+	devctl_fini(&n->ctl);
 	free(n);
 }

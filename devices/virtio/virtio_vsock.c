@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kvmini/devctl.h"
 #include "kvmini/host.h"
 #include "kvmini/virtio_vsock.h"
 
@@ -34,8 +35,9 @@
  * Threads. One I/O thread ("vsock-<name>") owns the queues and every socket and sleeps in
  * epoll_wait() on the kick eventfds, a control eventfd, the listening socket and the
  * connections' sockets. vCPU threads only change the wanted state (activate, reset, pause)
- * under `lock` and wait for the I/O thread to act, as in virtio_net.c. Lock order: the
- * transport's lock, then `lock`.
+ * and wait for the I/O thread to act (include/kvmini/devctl.h, as virtio_net.c does); sockets
+ * from vsock_connect() wait in an inbox under the same lock. Lock order: the transport's lock,
+ * then ctl.lock.
  *
  * Flow control (§5.10.6.3). Each direction is bounded. Guest to host: the device advertises
  * VSOCK_BUF_ALLOC bytes per connection and counts in fwd_cnt what it wrote to the host socket;
@@ -181,16 +183,12 @@ struct vsock {
 	char *uds_path;
 	int listen_fd;
 
-	int ctl_fd, ep_fd;
+	int ep_fd;
 	pthread_t thread;
-	bool sync_ready, mmio_ready, thread_started;
+	bool mmio_ready, thread_started;
 
-	/* Shared by other threads and the I/O thread, guarded by `lock`. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool thread_alive;
-	bool want_active, want_exit, want_paused;
-	uint64_t gen, done_gen;
+	/* The wanted state; the inbox of sockets from vsock_connect() is under ctl.lock too. */
+	struct devctl ctl;
 	int inbox[VSOCK_INBOX];
 	unsigned int inbox_len;
 
@@ -1108,14 +1106,14 @@ static void vsock_close_all(struct vsock *v)
 static void vsock_control(struct vsock *v)
 {
 	int inbox[VSOCK_INBOX];
-	pthread_mutex_lock(&v->lock);
-	bool run = v->want_active && !v->want_exit, stop = v->want_exit;
-	bool paused = v->want_paused;
-	uint64_t gen = v->gen;
+	pthread_mutex_lock(&v->ctl.lock);
 	unsigned int nin = v->inbox_len;
 	memcpy(inbox, v->inbox, sizeof(int) * nin);
 	v->inbox_len = 0;
-	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&v->ctl.lock);
+	struct devctl_state st;
+	devctl_snapshot(&v->ctl, &st);
+	bool run = st.run, stop = st.stop, paused = st.paused;
 
 	for (unsigned int i = 0; i < nin; i++)
 		vsock_adopt(v, inbox[i]);
@@ -1147,10 +1145,7 @@ static void vsock_control(struct vsock *v)
 	}
 	if (stop)
 		v->exiting = true;
-	pthread_mutex_lock(&v->lock);
-	v->done_gen = gen;
-	pthread_cond_broadcast(&v->cond);
-	pthread_mutex_unlock(&v->lock);
+	devctl_ack(&v->ctl, st.gen);
 }
 
 static void vsock_drain(int fd)
@@ -1164,7 +1159,7 @@ static void vsock_event(struct vsock *v, const struct epoll_event *ev)
 {
 	switch (ev->data.u64) {
 	case VSOCK_EV_CTL:
-		vsock_drain(v->ctl_fd);
+		devctl_drain(&v->ctl);
 		vsock_control(v);
 		break;
 	case VSOCK_EV_RX_KICK:
@@ -1238,56 +1233,15 @@ static void *vsock_thread(void *arg)
 			vsock_event(v, &ev[i]);
 	}
 	vsock_close_all(v);
-	pthread_mutex_lock(&v->lock);
-	v->thread_alive = false;
-	pthread_cond_broadcast(&v->cond);
-	pthread_mutex_unlock(&v->lock);
+	devctl_gone(&v->ctl);
 	return NULL;
 }
 
 /* ---- other threads: wanted state ---- */
 
-/* With `lock` held and the wanted state changed: publish a generation, unlock, wake the I/O
- * thread. Returns the generation to wait for. */
-static uint64_t vsock_publish(struct vsock *v)
-{
-	uint64_t gen = ++v->gen;
-	pthread_mutex_unlock(&v->lock);
-	if (eventfd_write(v->ctl_fd, 1) < 0)
-		log_err(v->log, "%s: cannot wake the I/O thread: %s", v->name, strerror(errno));
-	return gen;
-}
-
-static void vsock_wait_gen(struct vsock *v, uint64_t gen)
-{
-	pthread_mutex_lock(&v->lock);
-	while (v->thread_alive && v->done_gen < gen)
-		pthread_cond_wait(&v->cond, &v->lock);
-	pthread_mutex_unlock(&v->lock);
-}
-
-/* Change the wanted state; returns the generation to wait for, 0 if the thread is gone. */
-static uint64_t vsock_want(struct vsock *v, bool active, bool exit_thread)
-{
-	pthread_mutex_lock(&v->lock);
-	if (!v->thread_alive) {
-		pthread_mutex_unlock(&v->lock);
-		return 0;
-	}
-	v->want_active = active;
-	v->want_exit = v->want_exit || exit_thread;
-	return vsock_publish(v);
-}
-
 void vsock_pause(struct vsock *v, bool paused)
 {
-	pthread_mutex_lock(&v->lock);
-	if (!v->thread_alive) {
-		pthread_mutex_unlock(&v->lock);
-		return;
-	}
-	v->want_paused = paused;
-	vsock_wait_gen(v, vsock_publish(v));
+	devctl_pause(&v->ctl, paused);
 }
 
 int vsock_connect(struct vsock *v, int fd)
@@ -1297,34 +1251,33 @@ int vsock_connect(struct vsock *v, int fd)
 		close(fd);
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&v->lock);
-	if (!v->thread_alive || v->want_exit) {
-		pthread_mutex_unlock(&v->lock);
+	if (!devctl_lock(&v->ctl)) {
 		close(fd);
 		return -ENODEV;
 	}
-	if (v->inbox_len == VSOCK_INBOX) {
-		pthread_mutex_unlock(&v->lock);
+	if (v->ctl.want_exit || v->inbox_len == VSOCK_INBOX) {
+		int err = v->ctl.want_exit ? -ENODEV : -EAGAIN;
+		pthread_mutex_unlock(&v->ctl.lock);
 		close(fd);
-		return -EAGAIN;
+		return err;
 	}
 	v->inbox[v->inbox_len++] = fd;
-	vsock_publish(v);
+	devctl_publish(&v->ctl);
 	return 0;
 }
 
 static int vsock_activate(void *dev)
 {
 	struct vsock *v = dev;
-	return vsock_want(v, true, false) ? 0 : -ENODEV;
+	return devctl_want(&v->ctl, true, false, 0) ? 0 : -ENODEV;
 }
 
 static void vsock_reset(void *dev)
 {
 	struct vsock *v = dev;
-	uint64_t gen = vsock_want(v, false, false);
+	uint64_t gen = devctl_want(&v->ctl, false, false, 0);
 	if (gen)
-		vsock_wait_gen(v, gen);
+		devctl_wait(&v->ctl, gen);
 }
 
 static void vsock_config_read(void *dev, uint32_t off, uint8_t *data, uint32_t len)
@@ -1410,31 +1363,24 @@ int vsock_create(struct vsock **out, const struct vsock_config *cfg, const struc
 	v->log = log;
 	v->name = name;
 	v->cid = cfg->cid;
-	v->listen_fd = v->ctl_fd = v->ep_fd = -1;
+	v->listen_fd = v->ep_fd = -1;
 	v->next_port = VSOCK_FIRST_LOCAL_PORT;
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
 		v->conn[i].fd = -1;
 	vsock_put64(v->config, v->cid);
 
-	int ret;
-	if (pthread_mutex_init(&v->lock, NULL)) {
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot set up %s", name);
+	int ret = devctl_init(&v->ctl, EFD_NONBLOCK);
+	if (ret < 0) {
+		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot set up %s", name);
 		goto fail;
 	}
-	if (pthread_cond_init(&v->cond, NULL)) {
-		pthread_mutex_destroy(&v->lock);
-		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, ENOMEM, "cannot set up %s", name);
-		goto fail;
-	}
-	v->sync_ready = true;
 	if (cfg->uds_path) {
 		ret = vsock_listen(v, cfg->uds_path, e);
 		if (ret < 0)
 			goto fail;
 	}
-	v->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	v->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (v->ctl_fd < 0 || v->ep_fd < 0) {
+	if (v->ep_fd < 0) {
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, errno, "cannot set up %s", name);
 		goto fail;
 	}
@@ -1452,7 +1398,7 @@ int vsock_create(struct vsock **out, const struct vsock_config *cfg, const struc
 		goto fail;
 	}
 	v->mmio_ready = true;
-	if (vsock_watch_fd(v, v->ctl_fd, VSOCK_EV_CTL) < 0 ||
+	if (vsock_watch_fd(v, v->ctl.fd, VSOCK_EV_CTL) < 0 ||
 	    vsock_watch_fd(v, v->t.kick_fd[VSOCK_RXQ], VSOCK_EV_RX_KICK) < 0 ||
 	    vsock_watch_fd(v, v->t.kick_fd[VSOCK_TXQ], VSOCK_EV_TX_KICK) < 0 ||
 	    vsock_watch_fd(v, v->t.kick_fd[VSOCK_EVQ], VSOCK_EV_EV_KICK) < 0 ||
@@ -1460,12 +1406,12 @@ int vsock_create(struct vsock **out, const struct vsock_config *cfg, const struc
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, errno, "cannot set up %s", name);
 		goto fail;
 	}
-	v->thread_alive = true;
+	v->ctl.alive = true;
 	char tname[16];
 	snprintf(tname, sizeof(tname), "vsock-%s", name);
 	ret = host_thread_start(&v->thread, vsock_thread, v, tname);
 	if (ret) {
-		v->thread_alive = false;
+		v->ctl.alive = false;
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot start the I/O thread of %s",
 				name);
 		goto fail;
@@ -1503,7 +1449,7 @@ void vsock_destroy(struct vsock *v)
 	if (!v)
 		return;
 	if (v->thread_started) {
-		vsock_want(v, false, true);
+		devctl_want(&v->ctl, false, true, 0);
 		pthread_join(v->thread, NULL);
 		v->thread_started = false;
 	}
@@ -1520,11 +1466,6 @@ void vsock_destroy(struct vsock *v)
 	}
 	if (v->ep_fd >= 0)
 		close(v->ep_fd);
-	if (v->ctl_fd >= 0)
-		close(v->ctl_fd);
-	if (v->sync_ready) {
-		pthread_cond_destroy(&v->cond);
-		pthread_mutex_destroy(&v->lock);
-	}
+	devctl_fini(&v->ctl);
 	free(v);
 }
