@@ -228,14 +228,18 @@ BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
+# kvmini exec's default guest (the kernel and the sandbox initramfs with the agent): kvmini
+# looks for them in ../share/kvmini beside its own bin/ (vmm/cli/sandbox.c).
+KVMINI_DATADIR ?= $(PREFIX)/share/kvmini
 
 $(B)/kvmini.pc: scripts/kvmini.pc.in VERSION
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' $< >$@.tmp && mv $@.tmp $@
 
-install: $(B)/kvmini lib $(B)/kvmini.pc
+install: $(B)/kvmini lib $(B)/kvmini.pc $(GUEST_OUT)/bzImage $(GUEST_OUT)/sandbox.cpio.gz
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(KVMINI_DATADIR)
+	install -m 644 $(GUEST_OUT)/bzImage $(GUEST_OUT)/sandbox.cpio.gz $(DESTDIR)$(KVMINI_DATADIR)/
 	install -m 755 $(B)/kvmini $(DESTDIR)$(BINDIR)/kvmini
 	install -m 644 $(B)/libkvmini.a $(DESTDIR)$(LIBDIR)/libkvmini.a
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
@@ -250,7 +254,8 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/kvmini $(DESTDIR)$(LIBDIR)/libkvmini.a \
 		$(DESTDIR)$(LIBDIR)/libkvmini.so* $(DESTDIR)$(INCLUDEDIR)/kvmini.h \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/kvmini.pc $(DESTDIR)$(MANDIR)/man1/kvmini.1 \
-		$(DESTDIR)$(MANDIR)/man3/libkvmini.3
+		$(DESTDIR)$(MANDIR)/man3/libkvmini.3 $(DESTDIR)$(KVMINI_DATADIR)/bzImage \
+		$(DESTDIR)$(KVMINI_DATADIR)/sandbox.cpio.gz
 
 # The installed library as a user gets it: install into a scratch DESTDIR, build the example
 # with pkg-config against it (shared and static), check what the .so exports and that the

@@ -19,7 +19,7 @@ good() { echo "ok - $*"; }
 version=$(cat VERSION)
 for f in bin/kvmini lib/libkvmini.a "lib/libkvmini.so.$version" lib/libkvmini.so.0 \
 	lib/libkvmini.so include/kvmini.h lib/pkgconfig/kvmini.pc share/man/man1/kvmini.1 \
-	share/man/man3/libkvmini.3; do
+	share/man/man3/libkvmini.3 share/kvmini/bzImage share/kvmini/sandbox.cpio.gz; do
 	if [ -e "$p/$f" ]; then good "installed $f"; else bad "installed $f (missing)"; fi
 done
 
@@ -62,6 +62,17 @@ if ldd "$example" | grep -q "$p/lib/libkvmini.so.0"; then
 	good "example is linked to the installed libkvmini.so.0"
 else
 	bad "example does not use the installed libkvmini.so.0: $(ldd "$example" | grep kvmini)"
+fi
+# The installed kvmini finds its sandbox guest in share/kvmini: its complaint is then about
+# the missing --rootfs, not about the guest.
+set +e
+out=$("$p/bin/kvmini" exec --rootfs /nonexistent-kvmini-rootfs -- true 2>&1)
+st=$?
+set -e
+if [ "$st" = 125 ] && [[ "$out" == *"--rootfs /nonexistent-kvmini-rootfs: No such file"* ]]; then
+	good "installed kvmini exec finds its guest in share/kvmini"
+else
+	bad "installed kvmini exec: exit $st, '$out'"
 fi
 [ "$fail" = 0 ] && echo "install test: all passed"
 exit "$fail"
