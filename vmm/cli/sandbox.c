@@ -137,6 +137,9 @@ static const struct option sandbox_options[] = {
 };
 
 /* Parse `kvmini exec ...` (argv[1] is "exec"). 1 when --help was asked, 0, or -errno. */
+static int sandbox_parse_opts(struct sandbox_opts *o, int argc, char **argv,
+			      struct kvmini_error *e);
+
 static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct kvmini_error *e)
 {
 	memset(o, 0, sizeof(*o));
@@ -144,11 +147,57 @@ static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct k
 	o->cpus = 1;
 	o->log_level = KVMINI_LOG_WARN;
 	o->agent_timeout_s = 60;
+	int first = 1; /* argv[first] plays getopt's argv[0]: options follow it */
+	int ret = sandbox_parse_opts(o, argc - first, argv + first, e);
+	if (ret)
+		return ret;
+	first += optind; /* the first argument that is not an option */
+	if (o->rootfs && o->image)
+		return sandbox_usage_error(e, "--rootfs and --image exclude each other%s", "");
+	if (!o->rootfs && !o->image && first < argc && strcmp(argv[first], "--")) {
+		o->name = argv[first];
+		if (!cli_name_ok(o->name))
+			return sandbox_usage_error(e, "'%s' is not a VM name", o->name);
+		if (o->vm_opts)
+			return sandbox_usage_error(
+				e,
+				"VM options (--rootfs, --kernel, --mem...) do not "
+				"go with a VM NAME (%s)",
+				o->name);
+		/* exec NAME [OPTIONS] -- CMD: the options after the name, as docker exec takes. */
+		ret = sandbox_parse_opts(o, argc - first, argv + first, e);
+		if (ret)
+			return ret;
+		if (o->vm_opts)
+			return sandbox_usage_error(
+				e,
+				"VM options (--rootfs, --kernel, --mem...) do not "
+				"go with a VM NAME (%s)",
+				o->name);
+		first += optind;
+	}
+	if (first < argc && !strcmp(argv[first], "--"))
+		first++;
+	if (first >= argc && !o->image)
+		return sandbox_usage_error(
+			e, "no command given (kvmini exec --rootfs DIR -- CMD%s)", "");
+	if (!o->rootfs && !o->image && !o->name)
+		return sandbox_usage_error(
+			e, "--rootfs DIR or --image REF (or a running VM's NAME) is required%s",
+			"");
+	o->argv = argv + first;
+	return 0;
+}
+
+/* Parse options from argv[1] on (argv[0] is skipped, as getopt does) until the first argument
+ * that is not one; optind is left at it. 0, 1 for --help, or -errno. */
+static int sandbox_parse_opts(struct sandbox_opts *o, int argc, char **argv, struct kvmini_error *e)
+{
 	unsigned long long v;
 	int opt;
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc - 1, argv + 1, "+:e:w:u:it", sandbox_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:e:w:u:it", sandbox_options, NULL)) != -1) {
 		switch (opt) {
 		case SB_KERNEL:
 			o->kernel = optarg;
@@ -238,35 +287,12 @@ static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct k
 		case SB_HELP:
 			return 1;
 		case ':':
-			return sandbox_usage_error(e, "option '%s' needs a value", argv[optind]);
+			return sandbox_usage_error(e, "option '%s' needs a value",
+						   argv[optind - 1]);
 		default:
-			return sandbox_usage_error(e, "unknown option '%s'", argv[optind]);
+			return sandbox_usage_error(e, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	int first = optind + 1; /* index into argv */
-	if (o->rootfs && o->image)
-		return sandbox_usage_error(e, "--rootfs and --image exclude each other%s", "");
-	if (!o->rootfs && !o->image && first < argc && strcmp(argv[first], "--")) {
-		o->name = argv[first++];
-		if (!cli_name_ok(o->name))
-			return sandbox_usage_error(e, "'%s' is not a VM name", o->name);
-		if (o->vm_opts)
-			return sandbox_usage_error(
-				e,
-				"VM options (--rootfs, --kernel, --mem...) do not "
-				"go with a VM NAME (%s)",
-				o->name);
-	}
-	if (first < argc && !strcmp(argv[first], "--"))
-		first++;
-	if (first >= argc && !o->image)
-		return sandbox_usage_error(
-			e, "no command given (kvmini exec --rootfs DIR -- CMD%s)", "");
-	if (!o->rootfs && !o->image && !o->name)
-		return sandbox_usage_error(
-			e, "--rootfs DIR or --image REF (or a running VM's NAME) is required%s",
-			"");
-	o->argv = argv + first;
 	return 0;
 }
 
@@ -610,14 +636,16 @@ static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int f
 			close(stop_pipe[i]);
 	}
 	if (status < 0) {
-		int vs =
-			kvmini_vm_state(vm) == KVMINI_STATE_STOPPED ? kvmini_vm_exit_status(vm) : 0;
+		/* A second signal: the VM was destroyed (or, exec NAME, the connection closed). */
+		int vs = !vm					       ? ss.second
+			 : kvmini_vm_state(vm) == KVMINI_STATE_STOPPED ? kvmini_vm_exit_status(vm)
+								       : 0;
 		fprintf(stderr, "kvmini: error: %s\n", err.msg);
 		return vs >= KVMINI_EXIT_SIGNAL ? vs : KVMINI_EXEC_FAILED;
 	}
 	if (status == KVMINI_EXEC_TIMEOUT && err.status == KVMINI_EXEC_TIMEOUT)
-		fprintf(stderr, "kvmini: the command ran longer than %u s: the VM was destroyed\n",
-			o->timeout_s);
+		fprintf(stderr, "kvmini: the command ran longer than %u s: %s\n", o->timeout_s,
+			vm ? "the VM was destroyed" : "it was killed");
 	else if ((status == KVMINI_EXEC_NOT_FOUND || status == KVMINI_EXEC_CANNOT_EXEC) &&
 		 err.status == status)
 		fprintf(stderr, "kvmini: %s\n", err.msg);
