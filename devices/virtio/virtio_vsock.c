@@ -1332,7 +1332,8 @@ static int vsock_listen(struct vsock *v, const char *path, struct vmerr *e)
 	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (v->listen_fd < 0)
 		return vmerr_set(e, KVMINI_EXIT_RESOURCE, errno, "cannot create a socket");
-	if (bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	/* 0600 whatever the umask: only the VM's owner may reach its guest's listeners. */
+	if (bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
 	    listen(v->listen_fd, 64) < 0) {
 		int err = errno;
 		close(v->listen_fd);

@@ -316,6 +316,9 @@ static int fx_setup(void **state)
 	}
 	f->t = vsock_transport(f->v);
 	vdrv_attach(&f->rx, f->t);
+	struct stat st;
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600); /* whatever the umask */
 	struct vdrv *d = &f->rx;
 	uint64_t feat;
 	init_ok(d, vdrv_negotiate(d, 19, ~0ULL, &feat));
