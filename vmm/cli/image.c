@@ -33,8 +33,8 @@
  * Trust. In an OCI layout every blob read (manifest, config, layers) is checked against its
  * sha256 digest; a mismatch is a corrupt image. The cache is keyed by the manifest's digest
  * (OCI) or the config's sha256 (docker-archive: Docker's image ID): the unpacked tree goes to
- * $CACHE/images/<hex>/rootfs, built under a temporary name and renamed, so a failure leaves
- * nothing behind under the final name.
+ * $CACHE/images/<hex> (the key's hex digits), built under a temporary name and renamed, so a
+ * failure leaves nothing behind under the final name.
  */
 
 #define IMAGE_JSON_MAX	 (4 << 20) /* manifests, indexes and configs above this are refused */

@@ -368,6 +368,8 @@ int vmconf_absolute(struct cli *c)
 		ret = vmconf_abs1(c, &c->initrd);
 	if (!ret)
 		ret = vmconf_abs1(c, &c->rootfs);
+	if (!ret)
+		ret = vmconf_abs1(c, &c->vsock_uds);
 	for (unsigned int i = 0; !ret && i < c->nr_disks; i++)
 		ret = vmconf_abs1(c, &c->disk[i].path);
 	return ret;
