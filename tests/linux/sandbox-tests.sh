@@ -494,6 +494,13 @@ test_sb_exec_name() {
 	sc=$?
 	timeout -k 5 "$T" "$KVMINI" exec no-such-vm -- true >"$b.d.out" 2>"$b.d.err"
 	sd=$?
+	# Options after the name, as docker exec takes them; a working directory the guest lacks
+	# is the agent's refusal: 125 with its reason.
+	timeout -k 5 "$T" "$KVMINI" exec "$vm" -e X=from-name -- sh -c 'echo "$X"' \
+		>"$b.x.out" 2>"$b.x.err"
+	sx=$?
+	timeout -k 5 "$T" "$KVMINI" exec "$vm" -w /no-such-dir -- true >"$b.w.out" 2>"$b.w.err"
+	sw=$?
 	# kvmini cp both ways: a 50 MB file and a small tree, byte-exact.
 	mkdir -p "$tmp/cp-src/sub" "$tmp/cp-back"
 	dd if=/dev/urandom of="$tmp/cp-src/big" bs=1M count=50 2>/dev/null
@@ -526,6 +533,10 @@ test_sb_exec_name() {
 		not_ok "$name" "the guest's state did not last between execs" "$b.c"
 	elif [ "$sd" != 125 ] || ! grep -q "no running VM is named 'no-such-vm'" "$b.d.err"; then
 		not_ok "$name" "exec into a missing VM: status $sd" "$b.d"
+	elif [ "$sx" != 0 ] || [ "$(cat "$b.x.out")" != from-name ]; then
+		not_ok "$name" "exec NAME -e ...: status $sx, '$(cat "$b.x.out")'" "$b.x"
+	elif [ "$sw" != 125 ] || ! grep -q "no-such-dir" "$b.w.err"; then
+		not_ok "$name" "exec NAME -w /no-such-dir: status $sw, no reason" "$b.w"
 	elif [ "$se" != 0 ] || [ "$guest_md5" != "$host_md5" ]; then
 		not_ok "$name" "cp into the guest: status $se, md5 '$guest_md5' vs '$host_md5'" "$b.e"
 	elif [ "$sg" != 0 ] || [ "$cp_ok" != 1 ]; then
