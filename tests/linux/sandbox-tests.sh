@@ -144,7 +144,7 @@ test_sb_stdin() {
 	wanted "$name" || return 0
 	sb_need || return 0
 	b=$tmp/$name
-	mb=${KVMINI_TEST_STDIN_MB:-32}
+	mb=${KVMINI_TEST_STDIN_MB:-100}
 	dd if=/dev/urandom of="$tmp/sb-in" bs=1M count="$mb" 2>/dev/null
 	sbx --initrd "$SB_INITRD" --mem "$MEM" --rootfs "$SB_ROOT" -i -- cat <"$tmp/sb-in" \
 		>"$b.out" 2>"$b.err"
@@ -393,7 +393,7 @@ test_sb_flood() {
 	wanted "$name" || return 0
 	sb_need || return 0
 	b=$tmp/$name
-	mb=${KVMINI_TEST_FLOOD_MB:-256}
+	mb=${KVMINI_TEST_FLOOD_MB:-1024}
 	mkfifo "$b.fifo"
 	md5sum <"$b.fifo" >"$b.md5" &
 	sum_pid=$!
