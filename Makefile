@@ -177,8 +177,10 @@ $(B)/tests/test_agent: override CFLAGS += -DKVMINI_AGENT_BIN='"$(abspath $(GUEST
 
 # Linux system tests: directly where the host has hardware virtualization, otherwise inside
 # the nested machine (QEMU TCG with emulated AMD SVM); the choice is printed.
-linuxtest: $(B)/kvmini guests $(REAP) $(EXAMPLE) $(B)/tests/pause-test $(B)/tests/vsock-client
+linuxtest: $(B)/kvmini guests $(REAP) $(EXAMPLE) $(SANDBOX_EXAMPLE) $(B)/tests/pause-test \
+		$(B)/tests/vsock-client
 	@KVMINI_TEST_EXAMPLE=$(EXAMPLE) KVMINI_TEST_PAUSE=$(B)/tests/pause-test \
+		KVMINI_TEST_SANDBOX_EXAMPLE=$(SANDBOX_EXAMPLE) \
 		KVMINI_TEST_VSOCK_CLIENT=$(B)/tests/vsock-client \
 		$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
 
@@ -274,7 +276,15 @@ $(EXAMPLE): examples/run-command.c $(B)/kvmini lib $(B)/kvmini.pc docs/man/kvmin
 		   pkg-config --static --cflags kvmini) $(STAGE)/usr/local/lib/libkvmini.a \
 		$$(pkg-config --static --libs liburing) -lpthread
 
-installtest: $(EXAMPLE)
+# The sandbox example (examples/sandbox.c), built the same way; tests/linux/sandbox-tests.sh
+# runs it.
+SANDBOX_EXAMPLE := $(B)/examples/sandbox
+$(SANDBOX_EXAMPLE): examples/sandbox.c $(EXAMPLE)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -o $@ $< \
+		$$(PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/local/lib/pkgconfig \
+		   pkg-config --cflags --libs kvmini) -Wl,-rpath,$(STAGE)/usr/local/lib
+
+installtest: $(EXAMPLE) $(SANDBOX_EXAMPLE)
 	@tests/install-test.sh $(STAGE) $(EXAMPLE)
 
 # The docs cite only names and paths that exist (scripts/check-doc-names.sh), docs/api.yaml

@@ -620,6 +620,30 @@ test_sb_image() {
 	fi
 }
 
+# examples/sandbox.c, the library's own sandbox: the command's streams apart and its status.
+test_sb_example() {
+	name=sandbox-library-example
+	wanted "$name" || return 0
+	sb_need || return 0
+	ex=${KVMINI_TEST_SANDBOX_EXAMPLE:-}
+	if [ -z "$ex" ] || [ ! -x "$ex" ]; then
+		not_ok "$name" "KVMINI_TEST_SANDBOX_EXAMPLE (examples/sandbox) not built"
+		return 0
+	fi
+	b=$tmp/$name
+	kx "$b.0" --rootfs "$SB_ROOT" -- true # the image, in the cache
+	img=$(ls "$SB_CACHE"/rootfs/*.erofs 2>/dev/null | head -n 1)
+	timeout -k 5 "$T" "$ex" "$BZIMAGE" "$SB_INITRD" "$img" \
+		sh -c 'echo to-stdout; echo to-stderr >&2; exit 9' >"$b.out" 2>"$b.err" </dev/null
+	status=$?
+	if [ "$status" != 9 ] || [ "$(cat "$b.out")" != to-stdout ] ||
+		! grep -q '^to-stderr$' "$b.err" || grep -q to-stdout "$b.err"; then
+		not_ok "$name" "status $status, streams not as written" "$b"
+	else
+		ok "$name"
+	fi
+}
+
 run_sandbox_tests() {
 	test_sb_statuses
 	test_sb_streams
@@ -637,4 +661,5 @@ run_sandbox_tests() {
 	test_sb_concurrent
 	test_sb_exec_name
 	test_sb_image
+	test_sb_example
 }
