@@ -189,7 +189,8 @@ fi
 # when it cannot measure), and merge that into results.json as "NAME". 1 if no NAME.json.
 run_part() {
 	echo
-	phase "$1: kvmini vs QEMU microvm"
+	if [ "$1" = sandbox ]; then phase "$1: kvmini exec vs plain kvmini boots"
+	else phase "$1: kvmini vs QEMU microvm"; fi
 	rm -f "$dir/$1.json"
 	"$(cd "$(dirname "$0")" && pwd)/$1.sh" "$dir" ||
 		echo "bench: $1: bench/$1.sh failed (exit status $?)"

@@ -15,7 +15,7 @@
 # Times come from /proc/uptime (10 ms steps). Prints SBBENCH lines:
 #   SBBENCH plain|exec runs MEDIAN_MS MIN_MS MAX_MS
 #   SBBENCH stream MIB MS
-#   SBBENCH par_plain|par_exec PAR MS PEAK_KIB
+#   SBBENCH par_plain|par_exec GOOD MS PEAK_KIB FAILED   (GOOD of PAR runs succeeded)
 # or "SBBENCH WHAT n/a: WHY"; progress lines start with "sandboxbench:".
 dir=$1
 runs=$2
@@ -117,10 +117,12 @@ parallel() {
 	kill "$sampler" 2>/dev/null
 	wait "$sampler" 2>/dev/null
 	peak=$(cat "$tmp/peak" 2>/dev/null || echo 0)
-	if [ "$fails" != 0 ]; then
-		echo "SBBENCH $1 n/a: $fails of $par runs failed"
+	# A guest the nested machine resets at boot under this load (tests/nested/README.md) is
+	# counted apart, as the density rows of bench/boot.sh do: the rate is of the good runs.
+	if [ "$fails" = "$par" ]; then
+		echo "SBBENCH $1 n/a: all $par runs failed"
 	else
-		echo "SBBENCH $1 $par $((t1 - t0)) $((peak - base))"
+		echo "SBBENCH $1 $((par - fails)) $((t1 - t0)) $((peak - base)) $fails"
 	fi
 }
 echo "sandboxbench: $par plain boots at once, then $par sandboxes at once" >&2

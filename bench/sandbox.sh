@@ -73,8 +73,9 @@ jq -n -R --arg reason "$reason" --arg stall "$stall" --arg where "$where" \
 		  error: (if num("stream"; 3) == null then why("stream") else null end)},
 	 parallel_runs: {plain_ms: num("par_plain"; 3), exec_ms: num("par_exec"; 3),
 			 plain_peak_kib: num("par_plain"; 4), exec_peak_kib: num("par_exec"; 4),
-			 exec_per_s: (if num("par_exec"; 3) then $par * 1000 / num("par_exec"; 3) else null end),
-			 plain_per_s: (if num("par_plain"; 3) then $par * 1000 / num("par_plain"; 3) else null end),
+			 exec_per_s: (if num("par_exec"; 3) then num("par_exec"; 2) * 1000 / num("par_exec"; 3) else null end),
+			 plain_per_s: (if num("par_plain"; 3) then num("par_plain"; 2) * 1000 / num("par_plain"; 3) else null end),
+			 plain_failed: num("par_plain"; 5), exec_failed: num("par_exec"; 5),
 			 error: (if num("par_exec"; 3) == null then why("par_exec") elif num("par_plain"; 3) == null then why("par_plain") else null end)}}
 	' <"$work/results" >"$dir/sandbox.json"
 
@@ -83,6 +84,8 @@ jq -r 'def f: if . == null then "n/a" else (. * 100 | round / 100 | tostring) en
 	"sandboxes (\(.runs) runs each, medians)          plain boot   kvmini exec   exec/plain",
 	"start to exit (ms)                             \(.start_to_exit.plain_ms | f)   \(.start_to_exit.exec_ms | f)   \(.start_to_exit.ratio | f)",
 	"\(.parallel) at once: per second                   \(.parallel_runs.plain_per_s | f)   \(.parallel_runs.exec_per_s | f)",
+	(if ((.parallel_runs.plain_failed // 0) + (.parallel_runs.exec_failed // 0)) > 0 then
+	 "bench: sandbox: at once, runs that failed (counted out of the rates): plain \(.parallel_runs.plain_failed), exec \(.parallel_runs.exec_failed)" else empty end),
 	"\(.parallel) at once: peak host memory (MiB)      \((.parallel_runs.plain_peak_kib // null) | if . == null then null else . / 1024 end | f)   \((.parallel_runs.exec_peak_kib // null) | if . == null then null else . / 1024 end | f)",
 	"stdout stream, \(.stream_mib) MiB (MiB/s)                      -   \(.stream.mib_per_s | f)",
 	(.start_to_exit.error // empty | "bench: sandbox: start to exit: \(.)"),
