@@ -28,7 +28,7 @@ declare -A DIR_LAYER=(
 	[boot]=boot [vmm/sandbox]=sandbox [vmm/machine]=machine [vmm/cli]=cli
 )
 # Headers without a .c of the same name.
-declare -A HEADER_LAYER=([layout.h]=base [cli.h]=cli)
+declare -A HEADER_LAYER=([layout.h]=base [le.h]=base [cli.h]=cli)
 
 layer_of_dir() {
 	local d=$1

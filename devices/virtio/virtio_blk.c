@@ -20,6 +20,7 @@
 
 #include "kvmini/devctl.h"
 #include "kvmini/host.h"
+#include "kvmini/le.h"
 #include "kvmini/virtio_blk.h"
 
 /*
@@ -185,32 +186,6 @@ struct vblk {
 
 /* One writer (the I/O thread): a relaxed add, no lock on the request path. */
 #define VBLK_COUNT(b, field, v) __atomic_fetch_add(&(b)->stats.field, (v), __ATOMIC_RELAXED)
-
-static void vblk_put_le32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void vblk_put_le64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static uint32_t vblk_get_le32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static uint64_t vblk_get_le64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
 
 /* ---- I/O thread: submission helpers ---- */
 
@@ -548,8 +523,8 @@ static void vblk_dwz(struct vblk *b, const struct virtq_chain *c, uint32_t type,
 	}
 	if (virtq_chain_read(&b->t.vq[0], c, VBLK_HDR_LEN, seg, sizeof(seg)) < 0)
 		goto answer;
-	uint64_t sector = vblk_get_le64(seg);
-	uint32_t count = vblk_get_le32(seg + 8), flags = vblk_get_le32(seg + 12);
+	uint64_t sector = le_get64(seg);
+	uint32_t count = le_get32(seg + 8), flags = le_get32(seg + 12);
 	/* §5.2.6.2: unknown flags, or unmap on a discard, are UNSUPP. */
 	uint32_t allowed = type == VBLK_T_WRITE_ZEROES ? VBLK_DWZ_FLAG_UNMAP : 0;
 	if (flags & ~allowed) {
@@ -645,8 +620,8 @@ static void vblk_handle(struct vblk *b, const struct virtq_chain *c)
 		vblk_answer(b, c->head, status_gpa, VBLK_S_IOERR, 0);
 		return;
 	}
-	uint32_t type = vblk_get_le32(hdr);
-	uint64_t sector = vblk_get_le64(hdr + 8);
+	uint32_t type = le_get32(hdr);
+	uint64_t sector = le_get64(hdr + 8);
 	if (trace_on(b->t.trace, TRACE_VIRTIO))
 		trace_emit(b->t.trace, "virtio %s q0 head %u chain %u type %s sector %llu len %llu",
 			   b->name, c->head, c->nr, vblk_type_name(type),
@@ -970,18 +945,18 @@ static int vblk_open(struct vblk *b, const struct vblk_config *cfg, struct vmerr
 static void vblk_build_config(struct vblk *b)
 {
 	uint8_t *c = b->config;
-	vblk_put_le64(c + VBLK_CFG_CAPACITY, b->capacity);
-	vblk_put_le32(c + VBLK_CFG_SIZE_MAX, VBLK_SIZE_MAX);
-	vblk_put_le32(c + VBLK_CFG_SEG_MAX, VBLK_SEG_MAX);
-	vblk_put_le32(c + VBLK_CFG_BLK_SIZE, (uint32_t)VBLK_SECTOR);
+	le_put64(c + VBLK_CFG_CAPACITY, b->capacity);
+	le_put32(c + VBLK_CFG_SIZE_MAX, VBLK_SIZE_MAX);
+	le_put32(c + VBLK_CFG_SEG_MAX, VBLK_SEG_MAX);
+	le_put32(c + VBLK_CFG_BLK_SIZE, (uint32_t)VBLK_SECTOR);
 	c[VBLK_CFG_NUM_QUEUES] = 1; /* le16 1 */
 	if (b->readonly)
 		return;
-	vblk_put_le32(c + VBLK_CFG_MAX_DISCARD_SECT, VBLK_DWZ_MAX_SECT);
-	vblk_put_le32(c + VBLK_CFG_MAX_DISCARD_SEG, 1);
-	vblk_put_le32(c + VBLK_CFG_DISCARD_ALIGN, VBLK_DISCARD_ALIGN);
-	vblk_put_le32(c + VBLK_CFG_MAX_WZ_SECT, VBLK_DWZ_MAX_SECT);
-	vblk_put_le32(c + VBLK_CFG_MAX_WZ_SEG, 1);
+	le_put32(c + VBLK_CFG_MAX_DISCARD_SECT, VBLK_DWZ_MAX_SECT);
+	le_put32(c + VBLK_CFG_MAX_DISCARD_SEG, 1);
+	le_put32(c + VBLK_CFG_DISCARD_ALIGN, VBLK_DISCARD_ALIGN);
+	le_put32(c + VBLK_CFG_MAX_WZ_SECT, VBLK_DWZ_MAX_SECT);
+	le_put32(c + VBLK_CFG_MAX_WZ_SEG, 1);
 	c[VBLK_CFG_WZ_MAY_UNMAP] = 1;
 }
 

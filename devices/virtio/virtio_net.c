@@ -20,6 +20,7 @@
 
 #include "kvmini/devctl.h"
 #include "kvmini/host.h"
+#include "kvmini/le.h"
 #include "kvmini/virtio_net.h"
 
 /*
@@ -160,12 +161,6 @@ struct vnet {
 };
 
 #define VNET_COUNT(n, field, v) __atomic_fetch_add(&(n)->stats.field, (v), __ATOMIC_RELAXED)
-
-static void vnet_put_le16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, sizeof(v));
-}
 
 /* ---- MAC addresses ---- */
 
@@ -498,7 +493,7 @@ static int vnet_rx_single(struct vnet *n)
 		vnet_rx_done(n);
 		return 1;
 	}
-	vnet_put_le16(n->rx_buf + VNET_HDR_NUM_BUFFERS, 1);
+	le_put16(n->rx_buf + VNET_HDR_NUM_BUFFERS, 1);
 	if (virtq_chain_write(q, c, 0, n->rx_buf, n->rx_len) < 0) {
 		q->broken = true; /* cannot happen: virtq_pop checked every buffer */
 		return -EIO;
@@ -541,7 +536,7 @@ static int vnet_rx_merge(struct vnet *n)
 		n->rx_off += chunk;
 	}
 	uint8_t nb[2];
-	vnet_put_le16(nb, n->rx_nheld);
+	le_put16(nb, n->rx_nheld);
 	if (virtq_chain_write(q, &n->rx_first, VNET_HDR_NUM_BUFFERS, nb, sizeof(nb)) < 0) {
 		q->broken = true;
 		return -EIO;
@@ -967,7 +962,7 @@ int vnet_create(struct vnet **out, const struct vnet_config *cfg, int tap_fd,
 	} else {
 		vnet_mac_from_name(cfg && cfg->tap ? cfg->tap : name ? name : "", mac);
 	}
-	vnet_put_le16(n->config + VNET_CFG_STATUS, VNET_S_LINK_UP);
+	le_put16(n->config + VNET_CFG_STATUS, VNET_S_LINK_UP);
 
 	n->ep_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (n->ep_fd < 0) {

@@ -19,6 +19,7 @@
 
 #include "kvmini/devctl.h"
 #include "kvmini/host.h"
+#include "kvmini/le.h"
 #include "kvmini/virtio_vsock.h"
 
 /*
@@ -216,45 +217,6 @@ static uint64_t vsock_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint32_t vsock_le32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t vsock_le64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static void vsock_put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void vsock_put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static void vsock_put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static uint16_t vsock_le16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return le16toh(v);
 }
 
 /* ---- connections ---- */
@@ -508,17 +470,17 @@ static void vsock_hdr(struct vsock *v, uint8_t *h, struct vsock_conn *c, uint32_
 		      uint32_t dst_port, uint16_t op, uint32_t flags, uint32_t len)
 {
 	memset(h, 0, VSOCK_HDR_LEN);
-	vsock_put64(h + HDR_SRC_CID, VSOCK_HOST_CID);
-	vsock_put64(h + HDR_DST_CID, v->cid);
-	vsock_put32(h + HDR_SRC_PORT, src_port);
-	vsock_put32(h + HDR_DST_PORT, dst_port);
-	vsock_put32(h + HDR_LEN, len);
-	vsock_put16(h + HDR_TYPE, VSOCK_TYPE_STREAM);
-	vsock_put16(h + HDR_OP, op);
-	vsock_put32(h + HDR_FLAGS, flags);
+	le_put64(h + HDR_SRC_CID, VSOCK_HOST_CID);
+	le_put64(h + HDR_DST_CID, v->cid);
+	le_put32(h + HDR_SRC_PORT, src_port);
+	le_put32(h + HDR_DST_PORT, dst_port);
+	le_put32(h + HDR_LEN, len);
+	le_put16(h + HDR_TYPE, VSOCK_TYPE_STREAM);
+	le_put16(h + HDR_OP, op);
+	le_put32(h + HDR_FLAGS, flags);
 	if (c) {
-		vsock_put32(h + HDR_BUF_ALLOC, VSOCK_BUF_ALLOC);
-		vsock_put32(h + HDR_FWD_CNT, c->fwd_cnt);
+		le_put32(h + HDR_BUF_ALLOC, VSOCK_BUF_ALLOC);
+		le_put32(h + HDR_FWD_CNT, c->fwd_cnt);
 		c->fwd_cnt_told = c->fwd_cnt;
 	}
 }
@@ -570,8 +532,8 @@ static int vsock_rx_put(struct vsock *v, const uint8_t *h, uint32_t len)
 	VSOCK_COUNT(v, rx_bytes, len);
 	if (trace_on(v->t.trace, TRACE_VIRTIO))
 		trace_emit(v->t.trace, "virtio %s rx op %u %u->%u len %u", v->name,
-			   vsock_le16(h + HDR_OP), vsock_le32(h + HDR_SRC_PORT),
-			   vsock_le32(h + HDR_DST_PORT), len);
+			   le_get16(h + HDR_OP), le_get32(h + HDR_SRC_PORT),
+			   le_get32(h + HDR_DST_PORT), len);
 	return 0;
 }
 
@@ -755,8 +717,8 @@ static void vsock_guest_connect(struct vsock *v, uint32_t port, uint32_t guest_p
 	}
 	c->local_port = port;
 	c->peer_port = guest_port;
-	c->peer_buf_alloc = vsock_le32(h + HDR_BUF_ALLOC);
-	c->peer_fwd_cnt = vsock_le32(h + HDR_FWD_CNT);
+	c->peer_buf_alloc = le_get32(h + HDR_BUF_ALLOC);
+	c->peer_fwd_cnt = le_get32(h + HDR_FWD_CNT);
 	c->owe = OWE_RESPONSE;
 	c->readable = true; /* the listener may have written already */
 	VSOCK_COUNT(v, guest_connects, 1);
@@ -787,10 +749,10 @@ static int vsock_send_ok(struct vsock_conn *c)
 /* The guest's packet `h` with `len` payload bytes in the tx chain, on an existing `c`. */
 static void vsock_tx_conn(struct vsock *v, struct vsock_conn *c, const uint8_t *h, uint32_t len)
 {
-	uint16_t op = vsock_le16(h + HDR_OP);
-	uint32_t flags = vsock_le32(h + HDR_FLAGS);
-	c->peer_buf_alloc = vsock_le32(h + HDR_BUF_ALLOC);
-	c->peer_fwd_cnt = vsock_le32(h + HDR_FWD_CNT);
+	uint16_t op = le_get16(h + HDR_OP);
+	uint32_t flags = le_get32(h + HDR_FLAGS);
+	c->peer_buf_alloc = le_get32(h + HDR_BUF_ALLOC);
+	c->peer_fwd_cnt = le_get32(h + HDR_FWD_CNT);
 	switch (op) {
 	case VSOCK_OP_RST:
 		vsock_conn_free(v, c);
@@ -871,10 +833,10 @@ static int vsock_tx_one(struct vsock *v)
 		virtio_mmio_needs_reset(&v->t, "tx chain writable or shorter than the header");
 		return -EIO;
 	}
-	uint64_t src_cid = vsock_le64(h + HDR_SRC_CID), dst_cid = vsock_le64(h + HDR_DST_CID);
-	uint32_t src_port = vsock_le32(h + HDR_SRC_PORT), dst_port = vsock_le32(h + HDR_DST_PORT);
-	uint32_t len = vsock_le32(h + HDR_LEN);
-	uint16_t type = vsock_le16(h + HDR_TYPE), op = vsock_le16(h + HDR_OP);
+	uint64_t src_cid = le_get64(h + HDR_SRC_CID), dst_cid = le_get64(h + HDR_DST_CID);
+	uint32_t src_port = le_get32(h + HDR_SRC_PORT), dst_port = le_get32(h + HDR_DST_PORT);
+	uint32_t len = le_get32(h + HDR_LEN);
+	uint16_t type = le_get16(h + HDR_TYPE), op = le_get16(h + HDR_OP);
 	VSOCK_COUNT(v, tx_packets, 1);
 	if (trace_on(v->t.trace, TRACE_VIRTIO))
 		trace_emit(v->t.trace, "virtio %s tx op %u %u->%u len %u", v->name, op, src_port,
@@ -1368,7 +1330,7 @@ int vsock_create(struct vsock **out, const struct vsock_config *cfg, const struc
 	v->next_port = VSOCK_FIRST_LOCAL_PORT;
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
 		v->conn[i].fd = -1;
-	vsock_put64(v->config, v->cid);
+	le_put64(v->config, v->cid);
 
 	int ret = devctl_init(&v->ctl, EFD_NONBLOCK);
 	if (ret < 0) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kvmini/agent.h"
+#include "kvmini/le.h"
 
 /*
  * Everything the agent sends is hostile input: the reader checks the framing, then
@@ -20,28 +21,9 @@
 
 #define AGENT_CTL_MAX (16 + AGENT_HDR_LEN + AGENT_MAX_PAYLOAD) /* HELLO + EXEC, or signals */
 
-static uint32_t agent_le32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static void agent_put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void agent_put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
 static void agent_hdr(uint8_t *h, uint8_t type, uint8_t stream, uint32_t len)
 {
-	agent_put32(h, len);
+	le_put32(h, len);
 	h[4] = type;
 	h[5] = stream;
 	h[6] = h[7] = 0;
@@ -67,7 +49,7 @@ int agent_reader_next(struct agent_reader *r, const uint8_t **p, size_t *len, st
 			*len -= take;
 			if (r->hdr_have < AGENT_HDR_LEN)
 				return 0;
-			r->body_len = agent_le32(r->hdr);
+			r->body_len = le_get32(r->hdr);
 			if (r->body_len > AGENT_MAX_PAYLOAD || r->hdr[4] < AGENT_HELLO ||
 			    r->hdr[4] > AGENT_PING || r->hdr[5] > 2 || r->hdr[6] || r->hdr[7])
 				return -EPROTO;
@@ -107,7 +89,7 @@ int agent_check_from_guest(const struct agent_msg *m)
 	case AGENT_EXIT: {
 		if (m->len != 8)
 			return -EPROTO;
-		uint32_t kind = agent_le32(m->payload), value = agent_le32(m->payload + 4);
+		uint32_t kind = le_get32(m->payload), value = le_get32(m->payload + 4);
 		if (kind == 0 && value <= 255)
 			return 0;
 		if (kind == 1 && value >= 1 && value <= 64)
@@ -117,7 +99,7 @@ int agent_check_from_guest(const struct agent_msg *m)
 	case AGENT_ERROR: {
 		if (m->len < 4 || m->len > 4 + AGENT_MAX_ERROR)
 			return -EPROTO;
-		uint32_t status = agent_le32(m->payload);
+		uint32_t status = le_get32(m->payload);
 		return status >= 125 && status <= 127 ? 0 : -EPROTO;
 	}
 	default: /* host-to-agent types */
@@ -151,13 +133,13 @@ int agent_encode_exec(uint8_t *buf, size_t cap, const struct agent_exec_req *req
 		envc++;
 	if (argc > AGENT_MAX_ARGS || envc > AGENT_MAX_ARGS)
 		return -E2BIG;
-	agent_put32(buf, req->flags);
-	agent_put32(buf + 4, req->uid);
-	agent_put32(buf + 8, req->gid);
-	agent_put16(buf + 12, req->rows);
-	agent_put16(buf + 14, req->cols);
-	agent_put32(buf + 16, (uint32_t)argc);
-	agent_put32(buf + 20, (uint32_t)envc);
+	le_put32(buf, req->flags);
+	le_put32(buf + 4, req->uid);
+	le_put32(buf + 8, req->gid);
+	le_put16(buf + 12, req->rows);
+	le_put16(buf + 14, req->cols);
+	le_put32(buf + 16, (uint32_t)argc);
+	le_put32(buf + 20, (uint32_t)envc);
 	size_t off = 24;
 	int ret = agent_put_str(buf, cap, &off, req->cwd ? req->cwd : "");
 	for (size_t i = 0; !ret && i < argc; i++)
@@ -262,7 +244,7 @@ static int agent_on_msg(struct agent_session *s, const struct agent_msg *m,
 				 "the guest agent did not start with HELLO");
 	switch (m->type) {
 	case AGENT_HELLO: {
-		uint32_t version = agent_le32(m->payload);
+		uint32_t version = le_get32(m->payload);
 		if (s->hello)
 			return vmerr_set(e, KVMINI_EXIT_GUEST, EPROTO,
 					 "the guest agent said HELLO twice");
@@ -281,14 +263,14 @@ static int agent_on_msg(struct agent_session *s, const struct agent_msg *m,
 		agent_write_out(s, m->stream, m->payload, m->len);
 		return 0;
 	case AGENT_EXIT: {
-		uint32_t kind = agent_le32(m->payload);
+		uint32_t kind = le_get32(m->payload);
 		res->outcome = kind ? AGENT_SIGNALED : AGENT_EXITED;
-		res->value = (int)agent_le32(m->payload + 4);
+		res->value = (int)le_get32(m->payload + 4);
 		return 1;
 	}
 	case AGENT_ERROR: {
 		res->outcome = AGENT_REFUSED;
-		res->value = (int)agent_le32(m->payload);
+		res->value = (int)le_get32(m->payload);
 		size_t n = m->len - 4;
 		memcpy(res->msg, m->payload + 4, n);
 		res->msg[n] = '\0';
@@ -363,7 +345,7 @@ static void agent_on_signal(struct agent_session *s)
 		uint8_t p[4];
 		if (sig[i] < 1 || sig[i] > 64)
 			continue;
-		agent_put32(p, sig[i]);
+		le_put32(p, sig[i]);
 		agent_queue_ctl(s, AGENT_SIGNAL, p, 4); /* full: that signal is dropped */
 	}
 }
@@ -379,8 +361,8 @@ static struct agent_session *agent_session_new(int sock, const struct agent_io *
 	agent_reader_init(&s->rd);
 	s->stdin_open = io->in_fd >= 0;
 	uint8_t hello[8];
-	agent_put32(hello, AGENT_VERSION);
-	agent_put32(hello + 4, 0);
+	le_put32(hello, AGENT_VERSION);
+	le_put32(hello + 4, 0);
 	agent_queue_ctl(s, AGENT_HELLO, hello, 8);
 	return s;
 }
