@@ -22,6 +22,14 @@ void cp_usage(FILE *f);
  */
 int cp_check_member(const char *name, unsigned int type, bool hardlink, char *why, size_t size);
 
+struct archive;
+
+/*
+ * Copy the data of the member libarchive reader `a` is at to disk writer `w`, and finish it.
+ * 0, or -EIO with one line in why[0..size) (a full disk, a stream cut short).
+ */
+int cp_copy_data(struct archive *a, struct archive *w, char *why, size_t size);
+
 /*
  * Extract the tar stream read from `tar_fd` into existing directory `dst`, every member checked
  * by cp_check_member() first and none written through a symbolic link. Stops at the first

@@ -76,6 +76,30 @@ int cp_check_member(const char *name, unsigned int type, bool hardlink, char *wh
 	return 0;
 }
 
+int cp_copy_data(struct archive *a, struct archive *w, char *why, size_t size)
+{
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	int r;
+	while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
+		if (archive_write_data_block(w, buf, len, off) != ARCHIVE_OK) {
+			snprintf(why, size, "cannot write it: %s (is the disk full?)",
+				 archive_error_string(w));
+			return -EIO;
+		}
+	if (r != ARCHIVE_EOF) {
+		snprintf(why, size, "the stream is damaged or cut short: %s",
+			 archive_error_string(a));
+		return -EIO;
+	}
+	if (archive_write_finish_entry(w) != ARCHIVE_OK) {
+		snprintf(why, size, "cannot finish it: %s", archive_error_string(w));
+		return -EIO;
+	}
+	return 0;
+}
+
 int cp_extract(int tar_fd, const char *dst, struct kvmini_error *e)
 {
 	int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -119,26 +143,9 @@ int cp_extract(int tar_fd, const char *dst, struct kvmini_error *e)
 				       archive_entry_pathname(ent), archive_error_string(w));
 			goto out;
 		}
-		const void *buf;
-		size_t len;
-		la_int64_t off;
-		while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
-			if (archive_write_data_block(w, buf, len, off) != ARCHIVE_OK) {
-				ret = cli_fail(e, KVMINI_EXEC_FAILED, EIO, "cannot write %s: %s",
-					       archive_entry_pathname(ent),
-					       archive_error_string(w));
-				goto out;
-			}
-		}
-		if (r != ARCHIVE_EOF) {
-			ret = cli_fail(e, KVMINI_EXEC_FAILED, EIO,
-				       "the copy of %s is cut short: %s",
-				       archive_entry_pathname(ent), archive_error_string(a));
-			goto out;
-		}
-		if (archive_write_finish_entry(w) != ARCHIVE_OK) {
-			ret = cli_fail(e, KVMINI_EXEC_FAILED, EIO, "cannot finish %s: %s",
-				       archive_entry_pathname(ent), archive_error_string(w));
+		if (cp_copy_data(a, w, why, sizeof(why)) < 0) {
+			ret = cli_fail(e, KVMINI_EXEC_FAILED, EIO, "%s: %s",
+				       archive_entry_pathname(ent), why);
 			goto out;
 		}
 	}

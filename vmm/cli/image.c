@@ -328,18 +328,8 @@ static int image_apply_layer(const char *path, struct kvmini_error *e)
 					 archive_error_string(w));
 			goto out;
 		}
-		const void *buf;
-		size_t len;
-		la_int64_t off;
-		while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
-			if (archive_write_data_block(w, buf, len, off) != ARCHIVE_OK) {
-				ret = image_fail(e, EIO, "cannot unpack %s: %s (is the disk full?)",
-						 name, archive_error_string(w));
-				goto out;
-			}
-		if (r != ARCHIVE_EOF || archive_write_finish_entry(w) != ARCHIVE_OK) {
-			ret = image_fail(e, EIO, "layer %s is damaged at %s: %s", path, name,
-					 archive_error_string(r != ARCHIVE_EOF ? a : w));
+		if (cp_copy_data(a, w, why, sizeof(why)) < 0) {
+			ret = image_fail(e, EIO, "layer %s at %s: %s", path, name, why);
 			goto out;
 		}
 	}
