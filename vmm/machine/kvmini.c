@@ -675,7 +675,8 @@ int kvmini_exec_fd(int fd, const struct kvmini_exec *x, struct kvmini_error *err
 static int kvmini_copy(int fd, bool in, const char *path, int tar_fd, struct kvmini_error *err)
 {
 	if (fd < 0 || tar_fd < 0 || !path)
-		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL, "no connection, stream or path");
+		return kvmini_fail(err, KVMINI_EXEC_FAILED, EINVAL,
+				   "no connection, stream or path");
 	struct agent_io io = {.in_fd = in ? tar_fd : -1,
 			      .out_fd = in ? -1 : tar_fd,
 			      .err_fd = -1,
