@@ -173,6 +173,21 @@ static void test_refused(void **state)
 	memset(&e, 0, sizeof(e));
 	assert_true(cp_extract(fd, f->dst, &e) < 0);
 	close(fd);
+	/* A stream cut in the middle of a member's data: that member is not left half-written. */
+	static char big[200000];
+	memset(big, 'b', sizeof(big) - 1);
+	const struct member cut[] = {{"whole", AE_IFREG, "complete", NULL},
+				     {"half", AE_IFREG, big, NULL}};
+	fd = make_tar(cut, 2);
+	assert_int_equal(ftruncate(fd, 1536 + 512 + 100000), 0);
+	memset(&e, 0, sizeof(e));
+	assert_true(cp_extract(fd, f->dst, &e) < 0);
+	close(fd);
+	char hp[160];
+	snprintf(hp, sizeof(hp), "%s/half", f->dst);
+	assert_int_not_equal(access(hp, F_OK), 0);
+	snprintf(hp, sizeof(hp), "%s/whole", f->dst);
+	assert_int_equal(access(hp, F_OK), 0);
 	/* A destination that is not a directory. */
 	fd = make_tar(dotdot, 1);
 	memset(&e, 0, sizeof(e));

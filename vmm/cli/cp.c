@@ -144,6 +144,9 @@ int cp_extract(int tar_fd, const char *dst, struct kvmini_error *e)
 			goto out;
 		}
 		if (cp_copy_data(a, w, why, sizeof(why)) < 0) {
+			/* No half-written file: the member that failed goes (we are in dst). */
+			if (archive_entry_filetype(ent) == AE_IFREG)
+				unlink(archive_entry_pathname(ent));
 			ret = cli_fail(e, KVMINI_EXEC_FAILED, EIO, "%s: %s",
 				       archive_entry_pathname(ent), why);
 			goto out;
