@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -297,6 +298,7 @@ static int real_setup(void **state)
 	snprintf(r->path, sizeof(r->path), "%s/a.sock", r->dir);
 	r->pid = fork();
 	if (r->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed midway leaves no agent behind */
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, 2);
 		execl(KVMINI_AGENT_BIN, "kvmini-agent", "--unix", r->path, (char *)NULL);
