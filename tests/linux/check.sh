@@ -13,7 +13,7 @@
 #
 # Environment: KVMINI_LINUX_MODE=auto|direct|nested (default auto); the
 # KVMINI_TEST_* variables of run-tests.sh (passed into L2 as well); the
-# NESTED_* variables of tests/nested/run.sh.
+# NESTED_* variables of tests/nested/run.sh (NESTED_TIMEOUT defaults to 3000 s here).
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
@@ -71,6 +71,10 @@ env_args=""
 for v in $(compgen -e | grep '^KVMINI_TEST_' || true); do
 	env_args+=" $v=$(printf %q "${!v}")"
 done
+# The whole suite runs in one L2 boot and takes about 20 minutes under TCG (the sandbox tests
+# stream 1 GiB and boot some 60 guests): more than run.sh's default 900 s. The stall watchdog,
+# not this limit, is what catches a wedged L2.
+export NESTED_TIMEOUT="${NESTED_TIMEOUT:-3000}"
 run_in_l2() {
 	"$nested/run.sh" --files "$work" -- sh -c "env KVMINI_TEST_TOOLS=/work/tools$env_args ./run-tests.sh ./kvmini ./kernels"
 }
