@@ -448,6 +448,16 @@ out:
 	return ret;
 }
 
+/* The flattened path of archive member `name` in `dir`. */
+static void image_flat(const char *dir, const char *name, char *p, size_t size)
+{
+	snprintf(p, size, "%s/", dir);
+	size_t off = strlen(p);
+	for (const char *c = image_clean_name(name); *c && off + 2 < size; c++)
+		p[off++] = *c == '/' ? '%' : *c;
+	p[off] = '\0';
+}
+
 /* Unpack a `docker save` archive's members (checked names, regular files only) into `dir`. */
 static int image_unpack_archive(const char *file, const char *dir, struct kvmini_error *e)
 {
@@ -477,11 +487,7 @@ static int image_unpack_archive(const char *file, const char *dir, struct kvmini
 			goto out;
 		}
 		/* Flatten: members are found by their name with '/' turned into '%'. */
-		snprintf(p, sizeof(p), "%s/", dir);
-		size_t off = strlen(p);
-		for (const char *c = name; *c && off + 2 < sizeof(p); c++)
-			p[off++] = *c == '/' ? '%' : *c;
-		p[off] = '\0';
+		image_flat(dir, name, p, sizeof(p));
 		int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			ret = image_fail(e, errno, "cannot unpack %s: %s", name, strerror(errno));
@@ -501,16 +507,6 @@ static int image_unpack_archive(const char *file, const char *dir, struct kvmini
 out:
 	archive_read_free(a);
 	return ret;
-}
-
-/* The flattened path of archive member `name` in `dir`. */
-static void image_flat(const char *dir, const char *name, char *p, size_t size)
-{
-	snprintf(p, size, "%s/", dir);
-	size_t off = strlen(p);
-	for (const char *c = image_clean_name(name); *c && off + 2 < size; c++)
-		p[off++] = *c == '/' ? '%' : *c;
-	p[off] = '\0';
 }
 
 /* Gather a docker-archive image (its members unpacked into `tmp`). */
