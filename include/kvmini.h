@@ -349,8 +349,10 @@ struct kvmini_exec {
 	int stdin_fd; /* read until EOF and piped to the command, or -1: /dev/null */
 	int stdout_fd,
 		stderr_fd; /* the command's streams, written as they come, or -1: discarded */
-	int signal_fd;	/* or -1: each byte read from it is a signal number sent to the command */
-	int timeout_ms; /* 0: no limit; else KVMINI_EXEC_TIMEOUT once it passed */
+	int signal_fd;	   /* or -1: each byte read from it is a signal number sent to the command;
+			    * with tty, SIGWINCH (28) sends the size of stdout_fd's terminal (or
+			    * stdin_fd's) to the pty instead */
+	int timeout_ms;	   /* 0: no limit; else KVMINI_EXEC_TIMEOUT once it passed */
 	int agent_timeout_ms; /* how long to wait for the agent to answer; 0: 60000 */
 };
 

@@ -88,6 +88,8 @@ struct agent_io {
 	int out_fd;	      /* stdout (and the pty's output), or -1: discarded */
 	int err_fd;	      /* stderr, or -1: discarded */
 	int sig_fd;	      /* or -1: each byte read from it is a signal number to forward */
+	int winsize_fd;	      /* or -1: a terminal; a SIGWINCH byte on sig_fd sends its size
+			       * (TIOCGWINSZ) as WINCH instead of forwarding the signal */
 	int abort_fd;	      /* or -1: readable = give up (the VM stopped) */
 	int timeout_ms;	      /* the command's run time limit, 0: none */
 	int hello_timeout_ms; /* the agent must say HELLO within this, 0: no limit */

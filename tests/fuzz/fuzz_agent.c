@@ -100,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			      .out_fd = null,
 			      .err_fd = null,
 			      .sig_fd = -1,
+			      .winsize_fd = -1,
 			      .abort_fd = -1,
 			      .timeout_ms = 2000};
 	struct agent_result res;

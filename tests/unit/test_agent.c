@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pty.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -87,7 +89,7 @@ static int with_fake(struct fake *f, const struct agent_io *io, struct agent_res
 }
 
 static const struct agent_io no_io = {
-	.in_fd = -1, .out_fd = -1, .err_fd = -1, .sig_fd = -1, .abort_fd = -1};
+	.in_fd = -1, .out_fd = -1, .err_fd = -1, .sig_fd = -1, .winsize_fd = -1, .abort_fd = -1};
 
 /* ---- framing and checks ---- */
 
@@ -441,6 +443,53 @@ static void test_real_signal_and_timeout(void **state)
 	assert_int_equal(res.outcome, AGENT_TIMEOUT);
 }
 
+/* A SIGWINCH byte with a winsize_fd resizes the command's pty to that terminal's size (without
+ * it, the loop below never ends and the test times out with 124). */
+static void test_real_winch(void **state)
+{
+	struct real *r = *state;
+	int m, t;
+	struct winsize ws = {.ws_row = 31, .ws_col = 97};
+	assert_int_equal(openpty(&m, &t, NULL, NULL, &ws), 0);
+	char outp[] = "/tmp/kvmini-agent-out-XXXXXX";
+	int out = mkstemp(outp);
+	assert_true(out >= 0);
+	int sp[2];
+	assert_int_equal(pipe(sp), 0);
+	uint8_t sig = SIGWINCH;
+	assert_int_equal(write(sp[1], &sig, 1), 1);
+	struct agent_io io = no_io;
+	io.out_fd = out;
+	io.sig_fd = sp[0];
+	io.winsize_fd = t;
+	io.timeout_ms = 20000;
+	/* Starts at 24x80 (the request's size); polls until the size changes. */
+	const char *sh[] = {"sh", "-c",
+			    "stty size; while [ \"$(stty size)\" = '24 80' ]; do sleep 0.05; done; "
+			    "stty size",
+			    NULL};
+	int fd = real_connect(r);
+	const char *env[] = {"PATH=/usr/bin:/bin", NULL};
+	struct agent_exec_req req = {
+		.argv = sh, .env = env, .flags = AGENT_EXEC_PTY, .rows = 24, .cols = 80};
+	struct agent_result res;
+	struct vmerr e = {0};
+	assert_int_equal(agent_exec(fd, &req, &io, &res, &e), 0);
+	close(fd);
+	assert_int_equal(agent_status(&res), 0);
+	char buf[64] = {0};
+	assert_true(pread(out, buf, sizeof(buf) - 1, 0) > 0);
+	/* The first line may already show the new size: the byte is on sig_fd from the start. */
+	if (!strstr(buf, "31 97"))
+		fail_msg("output: %s", buf);
+	close(sp[0]);
+	close(sp[1]);
+	close(out);
+	unlink(outp);
+	close(m);
+	close(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +500,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_real_statuses, real_setup, real_teardown),
 		cmocka_unit_test_setup_teardown(test_real_streams_and_stdin, real_setup,
 						real_teardown),
+		cmocka_unit_test_setup_teardown(test_real_winch, real_setup, real_teardown),
 		cmocka_unit_test_setup_teardown(test_real_signal_and_timeout, real_setup,
 						real_teardown),
 	};

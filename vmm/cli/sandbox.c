@@ -497,6 +497,18 @@ struct sandbox_sig {
 	int second;	 /* 128 + the second signal, once it came */
 };
 
+/* cli_stop_signalfd(), and with a pty SIGWINCH too (its default is to ignore it). */
+static int sandbox_signalfd(bool tty)
+{
+	int fd = cli_stop_signalfd();
+	sigset_t sigs;
+	if (fd < 0 || !tty || sigemptyset(&sigs) < 0 || sigaddset(&sigs, SIGWINCH) < 0 ||
+	    sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 || sigprocmask(SIG_BLOCK, NULL, &sigs) < 0)
+		return fd;
+	signalfd(fd, &sigs, SFD_CLOEXEC); /* all the blocked ones; failing keeps the first set */
+	return fd;
+}
+
 static void *sandbox_sig_thread(void *arg)
 {
 	struct sandbox_sig *s = arg;
@@ -511,7 +523,11 @@ static void *sandbox_sig_thread(void *arg)
 		struct signalfd_siginfo si;
 		if (read(s->sfd, &si, sizeof(si)) != sizeof(si))
 			continue;
-		if (seen++ == 0) {
+		if (si.ssi_signo == SIGWINCH) {
+			uint8_t b = SIGWINCH; /* becomes WINCH with the terminal's size */
+			if (write(s->pipe_w, &b, 1) != 1) {
+			}
+		} else if (seen++ == 0) {
 			uint8_t b = (uint8_t)si.ssi_signo;
 			if (write(s->pipe_w, &b, 1) != 1) {
 			}
@@ -720,7 +736,7 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 			fprintf(stderr, "kvmini: error: %s\n", e.msg);
 			return KVMINI_EXEC_FAILED;
 		}
-		int sfd = cli_stop_signalfd();
+		int sfd = sandbox_signalfd(o.tty);
 		int status = sandbox_run(&o, NULL, fd, sfd);
 		close(fd);
 		if (sfd >= 0)
@@ -752,7 +768,7 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 	if (built && o.log_level >= KVMINI_LOG_INFO)
 		fprintf(stderr, "kvmini: built the root image %s\n", img);
 
-	int sfd = cli_stop_signalfd();
+	int sfd = sandbox_signalfd(o.tty);
 	struct kvmini_config *cfg = NULL;
 	struct kvmini_vm *vm = NULL;
 	int status = KVMINI_EXEC_FAILED;

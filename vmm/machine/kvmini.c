@@ -597,6 +597,9 @@ static int kvmini_exec_session(struct kvmini_vm *h, int sock, const struct kvmin
 		.out_fd = x->stdout_fd,
 		.err_fd = x->stderr_fd,
 		.sig_fd = x->signal_fd,
+		.winsize_fd = !x->tty		     ? -1
+			      : isatty(x->stdout_fd) ? x->stdout_fd
+						     : x->stdin_fd,
 		.abort_fd = h ? h->vm->stop_fd : -1,
 		.timeout_ms = x->timeout_ms,
 		.hello_timeout_ms = agent_ms,
@@ -681,6 +684,7 @@ static int kvmini_copy(int fd, bool in, const char *path, int tar_fd, struct kvm
 			      .out_fd = in ? -1 : tar_fd,
 			      .err_fd = -1,
 			      .sig_fd = -1,
+			      .winsize_fd = -1,
 			      .abort_fd = -1,
 			      .hello_timeout_ms = 60000};
 	struct agent_result res;

@@ -2,9 +2,11 @@
 #include <endian.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -336,17 +338,27 @@ static void agent_on_stdin(struct agent_session *s)
 	s->in_off = 0;
 }
 
-/* Forward each signal number read from sig_fd. */
+/* Forward each signal number read from sig_fd; SIGWINCH with a winsize_fd becomes WINCH with
+ * that terminal's size. A full control ring drops the signal. */
 static void agent_on_signal(struct agent_session *s)
 {
 	uint8_t sig[16];
 	ssize_t r = read(s->io->sig_fd, sig, sizeof(sig));
 	for (ssize_t i = 0; i < r; i++) {
 		uint8_t p[4];
+		struct winsize ws;
 		if (sig[i] < 1 || sig[i] > 64)
 			continue;
+		if (sig[i] == SIGWINCH && s->io->winsize_fd >= 0) {
+			if (ioctl(s->io->winsize_fd, TIOCGWINSZ, &ws) == 0) {
+				le_put16(p, ws.ws_row);
+				le_put16(p + 2, ws.ws_col);
+				agent_queue_ctl(s, AGENT_WINCH, p, 4);
+			}
+			continue;
+		}
 		le_put32(p, sig[i]);
-		agent_queue_ctl(s, AGENT_SIGNAL, p, 4); /* full: that signal is dropped */
+		agent_queue_ctl(s, AGENT_SIGNAL, p, 4);
 	}
 }
 
