@@ -129,6 +129,23 @@ struct kvmini_net_stats {
 	uint64_t needs_reset;
 };
 
+/* The vsock device's counters (kvmini_config_set_vsock). */
+struct kvmini_vsock_stats {
+	uint64_t cid;
+	uint64_t host_connects;	       /* host clients whose CONNECT reached a guest listener */
+	uint64_t guest_connects;       /* guest connections a host listener PATH_PORT took */
+	uint64_t refused;	       /* connection attempts answered with RST (either side) */
+	uint64_t closed;	       /* connections ended */
+	uint64_t rx_packets, rx_bytes; /* packets and payload bytes to the guest */
+	uint64_t tx_packets, tx_bytes; /* packets and payload bytes from the guest */
+	uint64_t bad_packets;	       /* bad op, type, len or credit: answered with RST */
+	uint64_t bad_cid;	       /* wrong source or destination CID: dropped */
+	uint64_t bad_handshake;	       /* host clients that sent no valid CONNECT line */
+	uint64_t conn_limit;	       /* refused because the connection table was full */
+	uint64_t timeouts;	       /* handshakes, connects or closes never finished */
+	uint64_t needs_reset;
+};
+
 /* A snapshot of a VM's counters (kvmini_vm_stats). Each counter is read atomically; the set
  * is not one consistent instant. Times in nanoseconds, sizes in bytes. */
 struct kvmini_stats {
@@ -146,6 +163,8 @@ struct kvmini_stats {
 	/* The boot timer (0 until reached): first KVM_RUN and guest init, both counted from the
 	 * start time (kvmini_config_set_start_time), and init counted from the first KVM_RUN. */
 	uint64_t boot_first_run_ns, boot_init_ns, boot_init_since_run_ns;
+	int has_vsock; /* nonzero: the VM has a vsock device, counted in `vsock` */
+	struct kvmini_vsock_stats vsock;
 };
 
 /* A log line (no newline) at `level`; called on any of the VM's threads, must not block. */

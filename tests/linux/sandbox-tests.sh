@@ -466,7 +466,7 @@ test_sb_concurrent() {
 # kvmini run --rootfs --name N --detach keeps the sandbox guest up; kvmini exec N runs commands
 # in it (twice at once, each with its own output), the guest's state lasts between them, exec
 # into a VM that does not run is 125; kvmini cp copies a 50 MB file and a tree in and back out
-# byte-exact, and a missing guest path is 125.
+# byte-exact, and a missing guest path is 125; `kvmini stats` counts the vsock connections.
 test_sb_exec_name() {
 	name=sandbox-exec-name
 	wanted "$name" || return 0
@@ -514,6 +514,9 @@ test_sb_exec_name() {
 	sg=$?
 	timeout -k 5 "$T" "$KVMINI" cp "$vm:/no/such/file" "$tmp/cp-back" >"$b.h.out" 2>"$b.h.err"
 	sh_=$?
+	# The vsock counters: every exec and cp above was a host connection the agent took.
+	timeout -k 5 "$T" "$KVMINI" stats "$vm" --json >"$b.s.out" 2>"$b.s.err"
+	hc=$(tr -d ' \n' <"$b.s.out" | sed -n 's/.*"vsock":{[^}]*"host_connects":\([0-9]*\).*/\1/p')
 	timeout -k 5 "$T" "$KVMINI" destroy "$vm" >/dev/null 2>&1
 	host_md5=$(md5sum <"$tmp/cp-src/big" | cut -d' ' -f1)
 	cp_ok=1
@@ -543,6 +546,8 @@ test_sb_exec_name() {
 		not_ok "$name" "cp out of the guest: status $sg, the copy differs" "$b.g"
 	elif [ "$sh_" != 125 ] || ! grep -q "no such file" "$b.h.err"; then
 		not_ok "$name" "cp of a missing guest file: status $sh_" "$b.h"
+	elif [ "${hc:-0}" -lt 10 ]; then
+		not_ok "$name" "stats: vsock host_connects '${hc}', expected at least 10" "$b.s"
 	else
 		ok "$name"
 	fi

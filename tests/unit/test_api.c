@@ -19,6 +19,7 @@ struct fake {
 	int fail_errno; /* operations fail with -fail_errno and a host error */
 	int pauses, resumes, shutdowns, destroys;
 	unsigned int timeout;
+	bool no_vsock; /* stats: the VM has no vsock device */
 };
 
 static int fake_fail(struct fake *f, struct kvmini_error *e)
@@ -105,6 +106,9 @@ static int fake_stats(void *o, struct kvmini_stats *s, struct kvmini_error *e)
 	snprintf(s->net[0].name, sizeof(s->net[0].name), "eth0");
 	s->net[0].rx_drop_no_room = 2;
 	s->console_dropped = 9;
+	s->has_vsock = !f->no_vsock;
+	s->vsock.cid = 77;
+	s->vsock.bad_packets = 5;
 	s->boot_init_ns = 250000000ULL;
 	return 0;
 }
@@ -209,7 +213,16 @@ static void test_stats(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "console_dropped_bytes")), 9);
 	assert_true(json_real_value(json_object_get(json_object_get(o, "boot"), "init_ms")) ==
 		    250.0);
+	json_t *vs = json_object_get(o, "vsock");
+	assert_int_equal(json_integer_value(json_object_get(vs, "cid")), 77);
+	assert_int_equal(json_integer_value(json_object_get(vs, "bad_packets")), 5);
 	json_decref(o);
+	/* Without a vsock device, "vsock" is null. */
+	f.no_vsock = true;
+	o = req("GET", "/vm/stats", NULL, 200);
+	assert_true(json_is_null(json_object_get(o, "vsock")));
+	json_decref(o);
+	f.no_vsock = false;
 	/* A host failure is 500. */
 	f.fail_errno = EIO;
 	json_decref(req("GET", "/vm/stats", NULL, 500));

@@ -190,6 +190,22 @@ static void api_stats(const struct api *a, struct api_response *r)
 				  U64(n->tx_errors), "tx_blocked", U64(n->tx_blocked),
 				  "needs_reset", U64(n->needs_reset), "dropped", drops));
 	}
+	const struct kvmini_vsock_stats *vs = &s.vsock;
+	json_t *vsock =
+		!s.has_vsock
+			? json_null()
+			: json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+				    "s:I, s:I, s:I}",
+				    "cid", U64(vs->cid), "host_connects", U64(vs->host_connects),
+				    "guest_connects", U64(vs->guest_connects), "refused",
+				    U64(vs->refused), "closed", U64(vs->closed), "rx_packets",
+				    U64(vs->rx_packets), "rx_bytes", U64(vs->rx_bytes),
+				    "tx_packets", U64(vs->tx_packets), "tx_bytes",
+				    U64(vs->tx_bytes), "bad_packets", U64(vs->bad_packets),
+				    "bad_cid", U64(vs->bad_cid), "bad_handshake",
+				    U64(vs->bad_handshake), "conn_limit", U64(vs->conn_limit),
+				    "timeouts", U64(vs->timeouts), "needs_reset",
+				    U64(vs->needs_reset));
 	uint64_t overhead =
 		s.process_resident > s.guest_resident ? s.process_resident - s.guest_resident : 0;
 	const char *state = kvmini_state_name(s.state);
@@ -198,14 +214,15 @@ static void api_stats(const struct api *a, struct api_response *r)
 			  "init_ms", (double)s.boot_init_ns / 1e6, "init_since_run_ms",
 			  (double)s.boot_init_since_run_ns / 1e6);
 	api_reply(r, 200,
-		  json_pack("{s:s, s:f, s:i, s:I, s:{s:I, s:I, s:I}, s:o, s:o, s:o, s:I, s:I, s:o}",
+		  json_pack("{s:s, s:f, s:i, s:I, s:{s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:I, s:I, "
+			    "s:o}",
 			    "state", state ? state : "unknown", "uptime_s",
 			    (double)s.uptime_ns / 1e9, "cpus", (int)s.cpus, "memory_bytes",
 			    U64(s.memory), "resident", "guest_bytes", U64(s.guest_resident),
 			    "process_bytes", U64(s.process_resident), "vmm_overhead_bytes",
 			    U64(overhead), "exits", api_exits(&s), "disks", disks, "nets", nets,
-			    "console_dropped_bytes", U64(s.console_dropped), "log_dropped_lines",
-			    U64(s.log_dropped), "boot", boot));
+			    "vsock", vsock, "console_dropped_bytes", U64(s.console_dropped),
+			    "log_dropped_lines", U64(s.log_dropped), "boot", boot));
 }
 
 static void api_shutdown(const struct api *a, const char *body, size_t len, struct api_response *r)

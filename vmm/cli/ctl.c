@@ -723,6 +723,12 @@ static void ctl_print_stats(const char *name, json_t *o)
 		ctl_print_counts(json_object_get(v, "dropped"));
 		printf("\n");
 	}
+	json_t *vsock = json_object_get(o, "vsock");
+	if (json_is_object(vsock)) {
+		printf("vsock:");
+		ctl_print_counts(vsock);
+		printf("\n");
+	}
 	json_t *boot = json_object_get(o, "boot");
 	printf("console dropped %lld bytes; boot: first KVM_RUN %.1f ms, init %.1f ms\n",
 	       json_integer_value(json_object_get(o, "console_dropped_bytes")),

@@ -779,6 +779,28 @@ int kvmini_vm_stats(const struct kvmini_vm *h, struct kvmini_stats *s, struct kv
 		n->tx_blocked = v.tx_blocked;
 		n->needs_reset = v.needs_reset;
 	}
+	if (vm->vsock) {
+		struct vsock_stats v;
+		vsock_get_stats(vm->vsock, &v);
+		s->has_vsock = 1;
+		s->vsock = (struct kvmini_vsock_stats){
+			.cid = vsock_cid(vm->vsock),
+			.host_connects = v.host_connects,
+			.guest_connects = v.guest_connects,
+			.refused = v.refused,
+			.closed = v.closed,
+			.rx_packets = v.rx_packets,
+			.rx_bytes = v.rx_bytes,
+			.tx_packets = v.tx_packets,
+			.tx_bytes = v.tx_bytes,
+			.bad_packets = v.bad_packets,
+			.bad_cid = v.bad_cid,
+			.bad_handshake = v.bad_handshake,
+			.conn_limit = v.conn_limit,
+			.timeouts = v.timeouts,
+			.needs_reset = v.needs_reset,
+		};
+	}
 	s->console_dropped = kvmini_vm_console_dropped(h);
 	s->log_dropped = kvmini_vm_log_dropped(h);
 	struct boottimer_times bt;
