@@ -26,6 +26,7 @@
 
 #include <linux/vm_sockets.h>
 
+#include "sbroot.h"
 #include "tar.h"
 
 /*
@@ -1226,7 +1227,7 @@ fail:;
 
 static void __attribute__((noreturn)) usage(void)
 {
-	logmsg("usage: kvmini-agent [--root DIR] [--port N] [--unix PATH]");
+	logmsg("usage: kvmini-agent [--sandbox] [--root DIR] [--port N] [--unix PATH]");
 	exit(1);
 }
 
@@ -1235,8 +1236,13 @@ int main(int argc, char **argv)
 	const char *root_arg = "/", *unix_path = NULL;
 	uint32_t port = AG_PORT;
 	char root[PATH_MAX], msg[512];
+	bool sandbox = false;
 
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--sandbox")) {
+			sandbox = true;
+			continue;
+		}
 		if (i + 1 >= argc)
 			usage();
 		if (!strcmp(argv[i], "--root")) {
@@ -1259,6 +1265,12 @@ int main(int argc, char **argv)
 	if (fix_stdio() < 0)
 		return 1; /* nowhere to say it */
 	cloexec_inherited();
+	if (sandbox && sbroot_mount(root_arg, msg, sizeof(msg)) < 0) {
+		/* On the console, where guests/init's contract puts it. */
+		printf("KVMINI_SANDBOX_ERROR %s\n", msg);
+		fflush(stdout);
+		return 1;
+	}
 	struct stat st;
 	if (!realpath(root_arg, root) || stat(root, &st) < 0) {
 		logmsg("bad root %s: %s", root_arg, strerror(errno));
