@@ -5,13 +5,13 @@
 #
 # Every `identifier` in backticks that looks like a C name (lower case with an underscore,
 # optionally followed by "()") must occur as a whole word in the sources (vmm, devices, boot,
-# include, tests, scripts, examples, Makefile), and every `path` in backticks (with a slash,
+# include, tests, scripts, examples, guests, Makefile), and every `path` in backticks (with a slash,
 # or ending in .c .h .sh .md) must exist (a bare file name somewhere in the tree). Prints each miss and exits 1; run by `make check`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 docs=("$@")
 [ ${#docs[@]} -gt 0 ] || docs=(docs/*.md)
-srcs=(vmm devices boot include tests scripts examples Makefile)
+srcs=(vmm devices boot include tests scripts examples guests Makefile)
 fail=0
 names=0
 paths=0
