@@ -61,6 +61,23 @@ static void test_every_key(void **state)
 	assert_string_equal(c.net[0].mac, "52:54:00:00:00:01");
 	assert_null(c.net[1].mac);
 	assert_true(c.disks_from_file && c.nets_from_file);
+	/* The sandbox keys: vsock, rootfs (relative to the file's folder), image. */
+	assert_int_equal(parse("{\"vsock\": {\"cid\": 42, \"uds\": \"v.sock\"},"
+			       " \"rootfs\": \"root\"}",
+			       &e),
+			 0);
+	assert_true(c.vsock);
+	assert_int_equal(c.vsock_cid, 42);
+	assert_string_equal(c.vsock_uds, "/base/v.sock");
+	assert_string_equal(c.rootfs, "/base/root");
+	assert_int_equal(parse("{\"vsock\": {\"cid\": 0}, \"image\": \"oci:img:v1\"}", &e), 0);
+	assert_true(c.vsock);
+	assert_int_equal(c.vsock_cid, 0);
+	assert_null(c.vsock_uds);
+	assert_string_equal(c.image, "oci:/base/img:v1");
+	assert_int_equal(parse("{\"image\": \"docker-archive:/a.tar\", \"vsock\": null}", &e), 0);
+	assert_string_equal(c.image, "docker-archive:/a.tar");
+	assert_false(c.vsock);
 	/* Nulls are "not set"; an empty object changes nothing. */
 	assert_int_equal(parse("{\"initrd\": null, \"cmdline\": null}", &e), 0);
 	assert_null(c.initrd);
@@ -120,6 +137,17 @@ static const struct {
 	 " \"disks\": [{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},"
 	 "{\"path\":\"a\"}]}",
 	 "at most 8 devices together", 3},
+	{"{\"vsock\": true}", "\"vsock\": expected null or an object", 3},
+	{"{\"vsock\": {\"cid\": 2}}", "\"vsock.cid\": expected an integer 3..4294967294", 3},
+	{"{\"vsock\": {\"cid\": 4294967295}}", "\"vsock.cid\": expected an integer", 3},
+	{"{\"vsock\": {\"cid\": \"3\"}}", "\"vsock.cid\": expected an integer", 3},
+	{"{\"vsock\": {\"uds\": \"\"}}", "\"vsock.uds\": expected a non-empty string", 3},
+	{"{\"vsock\": {\"port\": 1}}", "\"vsock.port\": unknown key (cid, uds)", 3},
+	{"{\"rootfs\": 1}", "\"rootfs\": expected a string", 3},
+	{"{\"image\": \"docker://debian\"}", "\"image\": expected \"oci:DIR[:TAG]\"", 3},
+	{"{\"image\": \"oci:\"}", "\"image\": expected \"oci:DIR[:TAG]\"", 3},
+	{"{\"image\": 5}", "\"image\": expected \"oci:DIR[:TAG]\"", 3},
+	{"{\"image\": \"oci:/i\", \"rootfs\": \"/r\"}", "give one of them", 3},
 	{"{\"cpu\": 2}", "\"cpu\": unknown key (name, kernel", 3},
 	{"{\"cpus\": 2, \"cpus\": 3}", "not valid JSON", 3},
 	{"{\"cpus\": 2,}", "line 1 column", 3},
@@ -167,7 +195,8 @@ static void test_dump_roundtrip(void **state)
 	assert_int_equal(
 		parse("{\"name\": \"db\", \"kernel\": \"/k\", \"cpus\": 3, \"memory_mib\": 300,"
 		      " \"disks\": [{\"path\": \"/d\", \"serial\": \"x\"}],"
-		      " \"nets\": [{\"tap\": \"t0\"}], \"cmdline\": \"quiet\"}",
+		      " \"nets\": [{\"tap\": \"t0\"}], \"cmdline\": \"quiet\","
+		      " \"vsock\": {\"cid\": 9, \"uds\": \"/v\"}, \"rootfs\": \"/r\"}",
 		      &e),
 		0);
 	char *text = vmconf_dump(&c, 1);
@@ -187,6 +216,11 @@ static void test_dump_roundtrip(void **state)
 	assert_string_equal(d.disk[0].serial, "x");
 	assert_int_equal(d.nr_nets, 1);
 	assert_string_equal(d.cmdline, "quiet");
+	assert_true(d.vsock);
+	assert_int_equal(d.vsock_cid, 9);
+	assert_string_equal(d.vsock_uds, "/v");
+	assert_string_equal(d.rootfs, "/r");
+	assert_null(d.image);
 	char *again = vmconf_dump(&d, 1);
 	assert_string_equal(text, again);
 	free(again);
@@ -288,6 +322,13 @@ static void test_shipped_example(void **state)
 	assert_int_equal(c.nr_disks, 2);
 	assert_int_equal(c.nr_nets, 1);
 	assert_non_null(strstr(c.kernel, "examples/../build/guest/bzImage"));
+	cli_free(&c);
+	cli_defaults(&c);
+	if (vmconf_load(&c, "examples/sandbox-vm.json", &e) < 0)
+		fail_msg("examples/sandbox-vm.json: %s", e.msg);
+	assert_string_equal(c.name, "box");
+	assert_non_null(strstr(c.rootfs, "examples/box-root"));
+	assert_true(c.vsock);
 }
 
 int main(void)

@@ -488,8 +488,10 @@ static int ctl_define(int argc, char **argv)
 				  "%s: \"name\" is missing (a definition needs "
 				  "one)",
 				  argv[2]);
-	} else if (!c.kernel) {
-		status = ctl_fail(KVMINI_EXIT_INPUT, "%s: \"kernel\" is missing", argv[2]);
+	} else if (!c.kernel && !c.rootfs && !c.image) {
+		status =
+			ctl_fail(KVMINI_EXIT_INPUT,
+				 "%s: \"kernel\" is missing (or \"rootfs\" or \"image\")", argv[2]);
 	} else if (vmconf_absolute(&c) < 0) {
 		status = ctl_fail(KVMINI_EXIT_HOST, "out of memory");
 	} else {

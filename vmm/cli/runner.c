@@ -34,6 +34,9 @@
 
 struct runner {
 	struct cli *c;
+	struct cli *asked; /* --rootfs/--image: the options as given, before the sandbox set-up
+			    * filled in its disk, command line and vsock (what dumpconfig shows
+			    * and a restart takes); else NULL: c is that */
 	struct kvmini_vm *vm;
 	bool managed, detached;
 	char runtime[VMDIR_PATH_MAX];
@@ -420,6 +423,14 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "out of memory");
 	kvmini_config_set_start_time(cfg, t0_ns, NULL);
 	if (c->rootfs || c->image) {
+		/* A shallow copy: its strings stay c's (c outlives it), it owns none. */
+		r->asked = malloc(sizeof(*r->asked));
+		if (!r->asked) {
+			cli_fail(e, KVMINI_EXIT_HOST, ENOMEM, "out of memory");
+			goto out;
+		}
+		*r->asked = *c;
+		r->asked->nr_owned = 0;
 		char uds[VMDIR_PATH_MAX + 32];
 		snprintf(uds, sizeof(uds), "%s/%s", r->claim.dir, VMDIR_VSOCK_SOCK);
 		if (sandbox_prepare_run(c, r->managed ? uds : NULL, e) < 0)
@@ -440,12 +451,13 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 	if (kvmini_vm_create(cfg, &r->vm, e) < 0)
 		goto out;
 	if (r->managed) {
-		char *conf = vmconf_dump(c, 1);
+		const struct cli *asked = r->asked ? r->asked : c;
+		char *conf = vmconf_dump(asked, 1);
 		if (conf)
 			vmdir_write(&r->claim, VMDIR_CONFIG, conf);
 		free(conf);
-		r->api =
-			(struct api){.ops = &runner_ops, .opaque = r, .config = c, .pid = getpid()};
+		r->api = (struct api){
+			.ops = &runner_ops, .opaque = r, .config = asked, .pid = getpid()};
 		char p[VMDIR_PATH_MAX + 32];
 		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_API_SOCK);
 		if (apisrv_start(&r->srv, p, &r->api, 0, e) < 0)
@@ -674,5 +686,6 @@ out:
 	if (r.timer_fd >= 0)
 		close(r.timer_fd);
 	pthread_mutex_destroy(&r.con_lock);
+	free(r.asked);
 	return status;
 }

@@ -186,6 +186,71 @@ static int vmconf_list(const struct vmconf_ctx *x, const char *key, const json_t
 	return 0;
 }
 
+/* "image": "oci:DIR[:TAG]" or "docker-archive:FILE", a relative path from the file's folder
+ * (image_prepare checks the rest when the VM starts). */
+static int vmconf_image(const struct vmconf_ctx *x, const json_t *v)
+{
+	static const char *const kinds[] = {"oci:", "docker-archive:"};
+	const char *s = json_is_string(v) ? json_string_value(v) : "";
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t n = strlen(kinds[i]);
+		if (strncmp(s, kinds[i], n) || !s[n])
+			continue;
+		if (strlen(s) >= CLI_ARG_MAX)
+			break;
+		char joined[PATH_MAX + CLI_ARG_MAX];
+		if (s[n] != '/' && x->base_dir)
+			snprintf(joined, sizeof(joined), "%.*s%s/%s", (int)n, s, x->base_dir,
+				 s + n);
+		else
+			snprintf(joined, sizeof(joined), "%s", s);
+		x->c->image = cli_own(x->c, joined);
+		return x->c->image ? 0
+				   : vmconf_fail(x, KVMINI_EXIT_HOST,
+						 "out of memory (or more than "
+						 "%d strings)",
+						 CLI_OWNED_MAX);
+	}
+	return vmconf_bad(x, "image", "\"oci:DIR[:TAG]\" or \"docker-archive:FILE\"", v);
+}
+
+/* "vsock": null (none) or {"cid": N (0: a unique default), "uds": PATH or null}. */
+static int vmconf_vsock(const struct vmconf_ctx *x, const json_t *v)
+{
+	struct cli *c = x->c;
+	c->vsock = false;
+	c->vsock_cid = 0;
+	c->vsock_uds = NULL;
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return vmconf_bad(x, "vsock", "null or an object with \"cid\" and \"uds\"", v);
+	c->vsock = true;
+	const char *k;
+	json_t *f;
+	json_object_foreach((json_t *)v, k, f)
+	{
+		int ret;
+		if (!strcmp(k, "cid")) {
+			if (json_is_integer(f) && json_integer_value(f) == 0)
+				continue;
+			long long n = 0;
+			ret = vmconf_int(x, "vsock.cid", f, 3, 4294967294LL, &n);
+			c->vsock_cid = (uint64_t)n;
+		} else if (!strcmp(k, "uds")) {
+			ret = json_is_null(f)
+				      ? 0
+				      : vmconf_str(x, "vsock.uds", f, true, false, &c->vsock_uds);
+		} else {
+			ret = vmconf_fail(x, KVMINI_EXIT_INPUT,
+					  "\"vsock.%s\": unknown key (cid, uds)", k);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 /* One top-level key. */
 static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v)
 {
@@ -248,9 +313,19 @@ static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v
 		c->nets_from_file = true;
 		return vmconf_list(x, k, v, KVMINI_MAX_NETS, vmconf_net);
 	}
+	if (!strcmp(k, "vsock"))
+		return vmconf_vsock(x, v);
+	if (!strcmp(k, "rootfs")) {
+		c->rootfs = NULL;
+		return json_is_null(v) ? 0 : vmconf_str(x, k, v, true, false, &c->rootfs);
+	}
+	if (!strcmp(k, "image")) {
+		c->image = NULL;
+		return json_is_null(v) ? 0 : vmconf_image(x, v);
+	}
 	return vmconf_fail(x, KVMINI_EXIT_INPUT,
 			   "\"%s\": unknown key (name, kernel, initrd, cmdline, default_cmdline, "
-			   "cpus, memory_mib, disks, nets, log_level)",
+			   "cpus, memory_mib, disks, nets, vsock, rootfs, image, log_level)",
 			   k);
 }
 
@@ -279,6 +354,9 @@ int vmconf_parse(struct cli *c, const char *text, size_t len, const char *label,
 				break;
 		}
 	}
+	if (!ret && c->rootfs && c->image)
+		ret = vmconf_fail(&x, KVMINI_EXIT_INPUT,
+				  "\"rootfs\" and \"image\": give one of them");
 	if (!ret && c->nr_disks + c->nr_nets > KVMINI_MAX_VIRTIO)
 		ret = vmconf_fail(&x, KVMINI_EXIT_INPUT,
 				  "\"disks\" and \"nets\": at most %d devices together",
@@ -393,11 +471,16 @@ json_t *vmconf_json(const struct cli *c)
 	for (unsigned int i = 0; nets && i < c->nr_nets; i++)
 		json_array_append_new(nets, json_pack("{s:s, s:o}", "tap", c->net[i].tap, "mac",
 						      vmconf_nullable(c->net[i].mac)));
-	return json_pack("{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:s}", "name", c->name,
-			 "kernel", c->kernel, "initrd", vmconf_nullable(c->initrd), "cmdline",
-			 vmconf_nullable(c->cmdline), "default_cmdline", !c->no_default_cmdline,
-			 "cpus", (int)c->cpus, "memory_mib", (json_int_t)(c->mem_size >> 20),
-			 "disks", disks, "nets", nets, "log_level", cli_level_name(c->log_level));
+	json_t *vsock = !c->vsock ? json_null()
+				  : json_pack("{s:I, s:o}", "cid", (json_int_t)c->vsock_cid, "uds",
+					      vmconf_nullable(c->vsock_uds));
+	return json_pack("{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:s}",
+			 "name", c->name, "kernel", c->kernel, "initrd", vmconf_nullable(c->initrd),
+			 "cmdline", vmconf_nullable(c->cmdline), "default_cmdline",
+			 !c->no_default_cmdline, "cpus", (int)c->cpus, "memory_mib",
+			 (json_int_t)(c->mem_size >> 20), "disks", disks, "nets", nets, "vsock",
+			 vsock, "rootfs", vmconf_nullable(c->rootfs), "image",
+			 vmconf_nullable(c->image), "log_level", cli_level_name(c->log_level));
 }
 
 char *vmconf_dump(const struct cli *c, int pretty)
