@@ -178,16 +178,22 @@ $(B)/tests/test_agent: override CFLAGS += -DKVMINI_AGENT_BIN='"$(abspath $(GUEST
 # Linux system tests: directly where the host has hardware virtualization, otherwise inside
 # the nested machine (QEMU TCG with emulated AMD SVM); the choice is printed.
 linuxtest: $(B)/kvmini guests $(REAP) $(EXAMPLE) $(SANDBOX_EXAMPLE) $(B)/tests/pause-test \
-		$(B)/tests/vsock-client
+		$(B)/tests/vsock-client $(B)/tests/sb-probe
 	@KVMINI_TEST_EXAMPLE=$(EXAMPLE) KVMINI_TEST_PAUSE=$(B)/tests/pause-test \
 		KVMINI_TEST_SANDBOX_EXAMPLE=$(SANDBOX_EXAMPLE) \
 		KVMINI_TEST_VSOCK_CLIENT=$(B)/tests/vsock-client \
+		KVMINI_TEST_SB_PROBE=$(B)/tests/sb-probe \
 		$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
 
 # vsock-client: a host program talking to a guest listener through --vsock uds=PATH.
 $(B)/tests/vsock-client: tests/linux/vsock-client.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
+
+# sb-probe: a static program for the sandbox tests' root (beside busybox).
+$(B)/tests/sb-probe: tests/linux/sb-probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -static -o $@ $<
 
 # pause-test: a libkvmini client that pauses and resumes a Linux guest (tests/linux/api-tests.sh).
 $(B)/tests/pause-test: tests/linux/pause-test.c $(B)/libkvmini.a

@@ -61,7 +61,8 @@ for f in bzImage vmlinux initramfs.cpio.gz sandbox.cpio.gz; do
 	[ ! -f "$kdir/$f" ] || cp "$kdir/$f" "$work/kernels/"
 done
 # The API test programs (make linuxtest builds them) go to /work, under their L2 paths.
-for v in KVMINI_TEST_EXAMPLE KVMINI_TEST_PAUSE KVMINI_TEST_VSOCK_CLIENT KVMINI_TEST_SANDBOX_EXAMPLE; do
+for v in KVMINI_TEST_EXAMPLE KVMINI_TEST_PAUSE KVMINI_TEST_VSOCK_CLIENT KVMINI_TEST_SANDBOX_EXAMPLE \
+	KVMINI_TEST_SB_PROBE; do
 	[ -n "${!v:-}" ] && [ -f "${!v}" ] || continue
 	cp "${!v}" "$work/"
 	export "$v=./$(basename "${!v}")"

@@ -78,6 +78,9 @@ sb_make_root() {
 	for a in sh cat echo id sleep md5sum ls touch pwd kill head wc dd true false; do
 		ln -s busybox "$SB_ROOT/bin/$a"
 	done
+	# A static program of the project's (tests/linux/sb-probe.c), run without a shell.
+	[ -f "${KVMINI_TEST_SB_PROBE:-}" ] || return 1
+	cp "$KVMINI_TEST_SB_PROBE" "$SB_ROOT/bin/probe" && chmod 755 "$SB_ROOT/bin/probe" || return 1
 	printf '#!/bin/sh\necho never\n' >"$SB_ROOT/bin/notexec"
 	chmod 644 "$SB_ROOT/bin/notexec"
 	echo "host data" >"$SB_ROOT/data/marker"
@@ -90,7 +93,10 @@ sb_snapshot() {
 
 sb_need() {
 	need "$BZIMAGE" "$SB_INITRD" || return 1
-	sb_make_root || { not_ok "$name" "busybox not found to build the test root"; return 1; }
+	sb_make_root || {
+		not_ok "$name" "cannot build the test root: busybox, or KVMINI_TEST_SB_PROBE (make linuxtest builds it), missing"
+		return 1
+	}
 }
 
 # Exit statuses: the command's own, 127 not found, 126 not executable, 128+9 killed.
@@ -111,6 +117,44 @@ test_sb_statuses() {
 	done
 	grep -q "nosuchcommand" "$b.err" 2>/dev/null || true
 	ok "$name"
+}
+
+# The root's static test program (no shell in between): statuses, a signal, 500 lines on each
+# stream written alternately (each stream byte-exact and in order), and -u, -w, -e as it sees
+# them.
+test_sb_static_program() {
+	name=sandbox-static-program
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	kx "$b.x" --rootfs "$SB_ROOT" -- probe exit 42
+	sx=$status
+	kx "$b.k" --rootfs "$SB_ROOT" -- probe signal 9
+	sk=$status
+	kx "$b.i" --rootfs "$SB_ROOT" -- probe interleave 500
+	si=$status
+	i=0
+	: >"$b.want-out"
+	: >"$b.want-err"
+	while [ $i -lt 500 ]; do
+		echo "out $i" >>"$b.want-out"
+		echo "err $i" >>"$b.want-err"
+		i=$((i + 1))
+	done
+	kx "$b.u" --rootfs "$SB_ROOT" -u 1000:1001 -w /tmp -e X=seen -- probe info
+	su=$status
+	if [ "$sx" != 42 ]; then
+		not_ok "$name" "probe exit 42: status $sx" "$b.x"
+	elif [ "$sk" != 137 ]; then
+		not_ok "$name" "probe signal 9: status $sk, expected 137" "$b.k"
+	elif [ "$si" != 0 ] || ! cmp -s "$b.i.out" "$b.want-out" ||
+		! grep -v '^kvmini: warning' "$b.i.err" | cmp -s - "$b.want-err"; then
+		not_ok "$name" "probe interleave 500: status $si, the streams differ" "$b.i"
+	elif [ "$su" != 0 ] || [ "$(cat "$b.u.out")" != "uid 1000 gid 1001 cwd /tmp X=seen" ]; then
+		not_ok "$name" "probe info: status $su, '$(cat "$b.u.out")'" "$b.u"
+	else
+		ok "$name"
+	fi
 }
 
 # stdout and stderr arrive apart, byte-exact, in order; the host directory is never written.
@@ -651,6 +695,7 @@ test_sb_example() {
 
 run_sandbox_tests() {
 	test_sb_statuses
+	test_sb_static_program
 	test_sb_streams
 	test_sb_stdin
 	test_sb_env_user
