@@ -597,6 +597,41 @@ test_sb_exec_name() {
 	fi
 }
 
+# A sandbox VM from a definition (the config file's "rootfs" and "vsock" keys): define, start,
+# exec NAME, dumpconfig shows the definition as given (not the root image kvmini made), destroy.
+test_sb_define() {
+	name=sandbox-define-start
+	wanted "$name" || return 0
+	sb_need || return 0
+	b=$tmp/$name
+	defs=$tmp/sb-defs
+	mkdir -p "$defs"
+	printf '{"name": "sbdef", "rootfs": "%s", "kernel": "%s", "initrd": "%s", "memory_mib": %s, "vsock": {"cid": 0, "uds": null}}\n' \
+		"$SB_ROOT" "$BZIMAGE" "$SB_INITRD" "${MEM%M}" >"$b.json"
+	dk() {
+		PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE KVMINI_CONFIG_DIR=$defs \
+			timeout -k 5 "$T" "$KVMINI" "$@"
+	}
+	dk define "$b.json" >"$b.d.out" 2>"$b.d.err"
+	sd=$?
+	dk start sbdef >"$b.s.out" 2>"$b.s.err"
+	ss=$?
+	dk exec sbdef -- probe info >"$b.x.out" 2>"$b.x.err"
+	sx=$?
+	dk dumpconfig sbdef >"$b.c.out" 2>"$b.c.err"
+	dk destroy sbdef >/dev/null 2>&1
+	dk undefine sbdef >/dev/null 2>&1
+	if [ "$sd" != 0 ] || [ "$ss" != 0 ]; then
+		not_ok "$name" "define exited $sd, start $ss" "$b.s"
+	elif [ "$sx" != 0 ] || ! grep -q '^uid 0 gid 0 cwd / ' "$b.x.out"; then
+		not_ok "$name" "exec sbdef: status $sx, '$(cat "$b.x.out")'" "$b.x"
+	elif ! grep -q "\"rootfs\": \"$SB_ROOT\"" "$b.c.out" || grep -q 'kvmini-rootfs\|kvmini.agent' "$b.c.out"; then
+		not_ok "$name" "dumpconfig does not show the definition as given" "$b.c"
+	else
+		ok "$name"
+	fi
+}
+
 # sb_make_oci DIR: an OCI image layout built by hand (no registry, no tools but busybox): layer 1
 # the test root plus /etc/passwd and /a/gone, layer 2 (gzip) a whiteout of /a/gone and /b/new;
 # a config with Entrypoint, Cmd, Env, WorkingDir and User; tag v1.
@@ -710,6 +745,7 @@ run_sandbox_tests() {
 	test_sb_flood
 	test_sb_concurrent
 	test_sb_exec_name
+	test_sb_define
 	test_sb_image
 	test_sb_example
 }
