@@ -35,6 +35,11 @@ KVMT_SRC := $(wildcard tests/kvm/test_*.c)
 KVMT_BIN := $(KVMT_SRC:tests/kvm/%.c=$(B)/tests/%)
 TINY_SRC := $(wildcard tests/guests/*.S)
 TINY_BIN := $(TINY_SRC:tests/guests/%.S=$(B)/guests/%.elf)
+# The examples built against the installed library (installtest; linuxtest runs them). Set
+# here, before any rule names them as a prerequisite (those expand when make reads them).
+STAGE    := $(abspath $(B))/stage
+EXAMPLE  := $(B)/examples/run-command
+SANDBOX_EXAMPLE := $(B)/examples/sandbox
 
 .PHONY: all lib install uninstall installtest layercheck doccheck help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest check demo format \
 	format-check clean deps guests
@@ -268,8 +273,6 @@ uninstall:
 # The installed library as a user gets it: install into a scratch DESTDIR, build the example
 # with pkg-config against it (shared and static), check what the .so exports and that the
 # man pages render. linuxtest then runs the example on a Linux guest (tests/linux/api-tests.sh).
-STAGE   := $(abspath $(B))/stage
-EXAMPLE := $(B)/examples/run-command
 $(EXAMPLE): examples/run-command.c $(B)/kvmini lib $(B)/kvmini.pc docs/man/kvmini.1 docs/man/libkvmini.3
 	@rm -rf $(STAGE)
 	@$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr/local >/dev/null
@@ -284,7 +287,6 @@ $(EXAMPLE): examples/run-command.c $(B)/kvmini lib $(B)/kvmini.pc docs/man/kvmin
 
 # The sandbox example (examples/sandbox.c), built the same way; tests/linux/sandbox-tests.sh
 # runs it.
-SANDBOX_EXAMPLE := $(B)/examples/sandbox
 $(SANDBOX_EXAMPLE): examples/sandbox.c $(EXAMPLE)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -o $@ $< \
 		$$(PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/local/lib/pkgconfig \
