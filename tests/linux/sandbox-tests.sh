@@ -598,16 +598,24 @@ test_sb_exec_name() {
 }
 
 # A sandbox VM from a definition (the config file's "rootfs" and "vsock" keys): define, start,
-# exec NAME, dumpconfig shows the definition as given (not the root image kvmini made), destroy.
+# exec NAME, dumpconfig shows the definition as given (not the root image kvmini made). Then
+# a command writes a file on the definition's ext4 disk and `kvmini shutdown` ends the VM
+# with status 0 and the disk checks clean (init unmounted it).
 test_sb_define() {
 	name=sandbox-define-start
 	wanted "$name" || return 0
 	sb_need || return 0
+	need_tool mke2fs e2fsck || return 0
 	b=$tmp/$name
 	defs=$tmp/sb-defs
 	mkdir -p "$defs"
-	printf '{"name": "sbdef", "rootfs": "%s", "kernel": "%s", "initrd": "%s", "memory_mib": %s, "vsock": {"cid": 0, "uds": null}}\n' \
-		"$SB_ROOT" "$BZIMAGE" "$SB_INITRD" "${MEM%M}" >"$b.json"
+	if ! "$MKE2FS" -q -t ext4 -F "$b.img" 32M >"$b.mkfs" 2>&1; then
+		not_ok "$name" "mke2fs failed" "$b.mkfs"
+		return 0
+	fi
+	printf '{"name": "sbdef", "rootfs": "%s", "kernel": "%s", "initrd": "%s", "memory_mib": %s, "vsock": {"cid": 0, "uds": null}, "disks": [{"path": "%s"}]}\n' \
+		"$(realpath "$SB_ROOT")" "$(realpath "$BZIMAGE")" "$(realpath "$SB_INITRD")" "${MEM%M}" \
+		"$(realpath "$b.img")" >"$b.json"
 	dk() {
 		PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE KVMINI_CONFIG_DIR=$defs \
 			timeout -k 5 "$T" "$KVMINI" "$@"
@@ -619,14 +627,25 @@ test_sb_define() {
 	dk exec sbdef -- probe info >"$b.x.out" 2>"$b.x.err"
 	sx=$?
 	dk dumpconfig sbdef >"$b.c.out" 2>"$b.c.err"
+	dk exec sbdef -- sh -c 'mkdir -p /tmp/m && busybox mount -t ext4 /dev/vdb /tmp/m &&
+		dd if=/dev/urandom of=/tmp/m/f bs=1k count=512 2>/dev/null && echo written' \
+		>"$b.w.out" 2>"$b.w.err"
+	dk shutdown sbdef --timeout 60 >"$b.h.out" 2>"$b.h.err"
+	sh_st=$?
 	dk destroy sbdef >/dev/null 2>&1
 	dk undefine sbdef >/dev/null 2>&1
 	if [ "$sd" != 0 ] || [ "$ss" != 0 ]; then
 		not_ok "$name" "define exited $sd, start $ss" "$b.s"
 	elif [ "$sx" != 0 ] || ! grep -q '^uid 0 gid 0 cwd / ' "$b.x.out"; then
 		not_ok "$name" "exec sbdef: status $sx, '$(cat "$b.x.out")'" "$b.x"
-	elif ! grep -q "\"rootfs\": \"$SB_ROOT\"" "$b.c.out" || grep -q 'kvmini-rootfs\|kvmini.agent' "$b.c.out"; then
+	elif ! grep -q "\"rootfs\": \"$(realpath "$SB_ROOT")\"" "$b.c.out" || grep -q 'kvmini-rootfs\|kvmini.agent' "$b.c.out"; then
 		not_ok "$name" "dumpconfig does not show the definition as given" "$b.c"
+	elif [ "$(cat "$b.w.out")" != written ]; then
+		not_ok "$name" "the command did not write its file on /dev/vdb" "$b.w"
+	elif [ "$sh_st" != 0 ]; then
+		not_ok "$name" "shutdown exited $sh_st" "$b.h"
+	elif ! "$E2FSCK" -fn "$b.img" >"$b.fsck" 2>&1; then
+		not_ok "$name" "e2fsck -fn: the disk is not clean after shutdown" "$b.fsck"
 	else
 		ok "$name"
 	fi
