@@ -18,6 +18,9 @@ enum cli_action { CLI_RUN, CLI_HELP, CLI_RUN_HELP, CLI_VERSION };
 
 #define CLI_ARG_MAX   4096
 #define CLI_OWNED_MAX 64 /* strings a struct cli owns (from a config file) */
+/* A guest CID given with --vsock cid= or the config's "vsock.cid" (0 there: the default). */
+#define CLI_VSOCK_CID_MIN 3ULL
+#define CLI_VSOCK_CID_MAX 4294967294ULL /* 0xffffffff is VMADDR_CID_ANY */
 
 struct cli_disk {
 	const char *path;

@@ -427,11 +427,11 @@ static int cli_parse_vsock(struct cli *c, const char *arg, struct kvmini_error *
 			char *end;
 			errno = 0;
 			unsigned long long v = strtoull(o + 4, &end, 10);
-			if (!isdigit((unsigned char)o[4]) || *end || errno || v < 3 ||
-			    v > 4294967294ULL) {
+			if (!isdigit((unsigned char)o[4]) || *end || errno ||
+			    v < CLI_VSOCK_CID_MIN || v > CLI_VSOCK_CID_MAX) {
 				snprintf(msg, sizeof(msg),
-					 "--vsock cid '%s' must be a number from 3 to 4294967294",
-					 o + 4);
+					 "--vsock cid '%s' must be a number from %llu to %llu",
+					 o + 4, CLI_VSOCK_CID_MIN, CLI_VSOCK_CID_MAX);
 				return cli_usage_error(e, msg);
 			}
 			c->vsock_cid = v;

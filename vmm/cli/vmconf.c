@@ -51,6 +51,27 @@ static int vmconf_bad(const struct vmconf_ctx *x, const char *key, const char *w
 	return vmconf_fail(x, KVMINI_EXIT_INPUT, "\"%s\": expected %s, got %s", key, what, shown);
 }
 
+/* "PREFIX" + `path`, with `path` joined to folder `dir` when it is relative (dir NULL: as it
+ * is), as a string the cli owns; NULL when out of memory or out of owned strings. */
+static const char *vmconf_own_path(struct cli *c, const char *prefix, size_t plen, const char *path,
+				   const char *dir)
+{
+	char *s = NULL;
+	int n = path[0] != '/' && dir ? asprintf(&s, "%.*s%s/%s", (int)plen, prefix, dir, path)
+				      : asprintf(&s, "%.*s%s", (int)plen, prefix, path);
+	if (n < 0)
+		return NULL;
+	const char *owned = cli_own(c, s);
+	free(s);
+	return owned;
+}
+
+static int vmconf_oom(const struct vmconf_ctx *x)
+{
+	return vmconf_fail(x, KVMINI_EXIT_HOST, "out of memory (or more than %d strings)",
+			   CLI_OWNED_MAX);
+}
+
 /* A copy owned by the cli; relative paths joined to the base folder when `is_path`. */
 static int vmconf_str(const struct vmconf_ctx *x, const char *key, const json_t *v, bool is_path,
 		      bool allow_empty, const char **out)
@@ -62,16 +83,8 @@ static int vmconf_str(const struct vmconf_ctx *x, const char *key, const json_t 
 		return vmconf_bad(x, key, "a non-empty string", v);
 	if (strlen(s) >= CLI_ARG_MAX)
 		return vmconf_bad(x, key, "a string shorter than 4096 bytes", v);
-	char joined[PATH_MAX + CLI_ARG_MAX];
-	if (is_path && s[0] != '/' && x->base_dir) {
-		snprintf(joined, sizeof(joined), "%s/%s", x->base_dir, s);
-		s = joined;
-	}
-	*out = cli_own(x->c, s);
-	if (!*out)
-		return vmconf_fail(x, KVMINI_EXIT_HOST, "out of memory (or more than %d strings)",
-				   CLI_OWNED_MAX);
-	return 0;
+	*out = vmconf_own_path(x->c, "", 0, s, is_path ? x->base_dir : NULL);
+	return *out ? 0 : vmconf_oom(x);
 }
 
 static int vmconf_int(const struct vmconf_ctx *x, const char *key, const json_t *v, long long min,
@@ -198,18 +211,8 @@ static int vmconf_image(const struct vmconf_ctx *x, const json_t *v)
 			continue;
 		if (strlen(s) >= CLI_ARG_MAX)
 			break;
-		char joined[PATH_MAX + CLI_ARG_MAX];
-		if (s[n] != '/' && x->base_dir)
-			snprintf(joined, sizeof(joined), "%.*s%s/%s", (int)n, s, x->base_dir,
-				 s + n);
-		else
-			snprintf(joined, sizeof(joined), "%s", s);
-		x->c->image = cli_own(x->c, joined);
-		return x->c->image ? 0
-				   : vmconf_fail(x, KVMINI_EXIT_HOST,
-						 "out of memory (or more than "
-						 "%d strings)",
-						 CLI_OWNED_MAX);
+		x->c->image = vmconf_own_path(x->c, s, n, s + n, x->base_dir);
+		return x->c->image ? 0 : vmconf_oom(x);
 	}
 	return vmconf_bad(x, "image", "\"oci:DIR[:TAG]\" or \"docker-archive:FILE\"", v);
 }
@@ -235,7 +238,8 @@ static int vmconf_vsock(const struct vmconf_ctx *x, const json_t *v)
 			if (json_is_integer(f) && json_integer_value(f) == 0)
 				continue;
 			long long n = 0;
-			ret = vmconf_int(x, "vsock.cid", f, 3, 4294967294LL, &n);
+			ret = vmconf_int(x, "vsock.cid", f, (long long)CLI_VSOCK_CID_MIN,
+					 (long long)CLI_VSOCK_CID_MAX, &n);
 			c->vsock_cid = (uint64_t)n;
 		} else if (!strcmp(k, "uds")) {
 			ret = json_is_null(f)
@@ -412,11 +416,10 @@ static int vmconf_abs1(struct cli *c, const char **p)
 {
 	if (!*p || (*p)[0] == '/')
 		return 0;
-	char cwd[PATH_MAX], *joined = NULL;
-	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&joined, "%s/%s", cwd, *p) < 0)
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)))
 		return -ENOMEM;
-	*p = cli_own(c, joined);
-	free(joined);
+	*p = vmconf_own_path(c, "", 0, *p, cwd);
 	return *p ? 0 : -ENOMEM;
 }
 
@@ -426,14 +429,10 @@ static int vmconf_abs_image(struct cli *c)
 	const char *colon = c->image ? strchr(c->image, ':') : NULL;
 	if (!colon || colon[1] == '/')
 		return 0;
-	const char *rest = colon + 1;
-	if (vmconf_abs1(c, &rest) < 0)
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)))
 		return -ENOMEM;
-	char *joined = NULL;
-	if (asprintf(&joined, "%.*s:%s", (int)(colon - c->image), c->image, rest) < 0)
-		return -ENOMEM;
-	c->image = cli_own(c, joined);
-	free(joined);
+	c->image = vmconf_own_path(c, c->image, (size_t)(colon + 1 - c->image), colon + 1, cwd);
 	return c->image ? 0 : -ENOMEM;
 }
 
