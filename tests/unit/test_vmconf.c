@@ -331,6 +331,33 @@ static void test_shipped_example(void **state)
 	assert_true(c.vsock);
 }
 
+/* vmconf_absolute: every relative path (the one inside an --image reference too) is made
+ * absolute from the current directory; absolute ones stay as they are. */
+static void test_absolute(void **state)
+{
+	(void)state;
+	char cwd[4096];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir("/tmp"), 0);
+	cli_free(&c);
+	cli_defaults(&c);
+	c.kernel = "k/bzImage";
+	c.initrd = "/abs/initrd";
+	c.vsock_uds = "v.sock";
+	c.image = "oci:img:v1";
+	assert_int_equal(vmconf_absolute(&c), 0);
+	assert_string_equal(c.kernel, "/tmp/k/bzImage");
+	assert_string_equal(c.initrd, "/abs/initrd");
+	assert_string_equal(c.vsock_uds, "/tmp/v.sock");
+	assert_string_equal(c.image, "oci:/tmp/img:v1");
+	c.image = "docker-archive:/a.tar";
+	c.rootfs = "root";
+	assert_int_equal(vmconf_absolute(&c), 0);
+	assert_string_equal(c.image, "docker-archive:/a.tar");
+	assert_string_equal(c.rootfs, "/tmp/root");
+	assert_int_equal(chdir(cwd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_command_line_overrides),
 		cmocka_unit_test(test_shipped_example),
+		cmocka_unit_test(test_absolute),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	cli_free(&c);
