@@ -551,6 +551,8 @@ static int kvmini_agent_connect(struct kvmini_vm *h, int timeout_ms, struct kvmi
 {
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* An attempt that timed out waited for the rest of the budget: the budget is spent. */
+	bool fd_timed_out = false;
 	for (;;) {
 		struct timespec t;
 		clock_gettime(CLOCK_MONOTONIC, &t);
@@ -559,7 +561,7 @@ static int kvmini_agent_connect(struct kvmini_vm *h, int timeout_ms, struct kvmi
 			return kvmini_fail(err, KVMINI_EXEC_FAILED, ECHILD,
 					   "the VM stopped before its agent answered: %s",
 					   kvmini_vm_stop_reason(h));
-		if (spent >= timeout_ms)
+		if (spent >= timeout_ms || fd_timed_out)
 			return kvmini_fail(
 				err, KVMINI_EXEC_FAILED, ETIMEDOUT,
 				"the guest agent did not answer within %d s (is it in the "
@@ -570,6 +572,9 @@ static int kvmini_agent_connect(struct kvmini_vm *h, int timeout_ms, struct kvmi
 			kvmini_vm_vsock_connect(h, KVMINI_AGENT_PORT, timeout_ms - (int)spent, &ce);
 		if (fd >= 0)
 			return fd;
+		fd_timed_out = fd == -ETIMEDOUT;
+		if (fd_timed_out)
+			continue;
 		if (fd != -ECONNREFUSED && fd != -EAGAIN)
 			return kvmini_fail(err, KVMINI_EXEC_FAILED, -fd, "%s", ce.msg);
 		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
