@@ -263,8 +263,8 @@ test_sb_cache() {
 	fi
 }
 
-# Bad input: a missing --rootfs, a file as --rootfs, no command: 125 with one line; a full
-# cache disk: 125 and nothing half-written.
+# Bad input: a missing --rootfs, a file as --rootfs, no command, a --console-log that cannot
+# be created: 125 with one line; a full cache disk: 125 and nothing half-written.
 test_sb_bad_input() {
 	name=sandbox-bad-input
 	wanted "$name" || return 0
@@ -276,6 +276,8 @@ test_sb_bad_input() {
 	s2=$status
 	kx "$b.3" --rootfs "$SB_ROOT"
 	s3=$status
+	sbx --console-log "$tmp/no-such-dir/console" --rootfs "$SB_ROOT" -- true >"$b.5.out" 2>"$b.5.err"
+	s5=$?
 	mkdir -p "$tmp/sb-full"
 	full=""
 	if mount -t tmpfs -o size=64k tmpfs "$tmp/sb-full" 2>/dev/null; then
@@ -294,6 +296,8 @@ test_sb_bad_input() {
 		not_ok "$name" "a file as --rootfs: status $s2" "$b.2"
 	elif [ "$s3" != 125 ] || ! grep -q "no command given" "$b.3.err"; then
 		not_ok "$name" "no command: status $s3" "$b.3"
+	elif [ "$s5" != 125 ] || ! grep -q "cannot create the console log" "$b.5.err"; then
+		not_ok "$name" "a console log that cannot be created: status $s5" "$b.5"
 	elif [ -n "$full" ] && { [ "$s4" != 125 ] || [ "$left" != 0 ] ||
 		! grep -q "cannot build the root image" "$b.4.err"; }; then
 		not_ok "$name" "full cache disk: status $s4, $left files left" "$b.4"

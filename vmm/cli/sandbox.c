@@ -32,6 +32,7 @@ struct sandbox_opts {
 	const char *name; /* exec NAME: into this running VM */
 	bool vm_opts;	  /* a VM option was given (not with NAME) */
 	const char *kernel, *initrd, *rootfs, *image;
+	const char *console_log; /* the guest's serial console goes here (default: discarded) */
 	uint64_t mem;
 	unsigned int cpus;
 	int log_level;
@@ -74,6 +75,8 @@ void sandbox_usage(FILE *f)
 	      "  --agent-timeout SECONDS  how long to wait for the guest agent (default 60)\n"
 	      "  --kernel PATH         guest kernel (default: kvmini's, from its share folder)\n"
 	      "  --initrd PATH         guest initramfs with the agent (default: kvmini's)\n"
+	      "  --console-log FILE    write the guest's serial console to FILE (default:\n"
+	      "                        discarded)\n"
 	      "  --mem SIZE, --cpus N, --log-level LEVEL   as for `kvmini run`\n"
 	      "\n"
 	      "Exit status: CMD's status, 128+N if signal N killed it; 124 timeout; 125 kvmini\n"
@@ -114,6 +117,7 @@ enum {
 	SB_LOG_LEVEL,
 	SB_TIMEOUT,
 	SB_AGENT_TIMEOUT,
+	SB_CONSOLE_LOG,
 	SB_HELP,
 };
 
@@ -127,6 +131,7 @@ static const struct option sandbox_options[] = {
 	{"log-level", required_argument, NULL, SB_LOG_LEVEL},
 	{"timeout", required_argument, NULL, SB_TIMEOUT},
 	{"agent-timeout", required_argument, NULL, SB_AGENT_TIMEOUT},
+	{"console-log", required_argument, NULL, SB_CONSOLE_LOG},
 	{"env", required_argument, NULL, 'e'},
 	{"workdir", required_argument, NULL, 'w'},
 	{"user", required_argument, NULL, 'u'},
@@ -213,6 +218,10 @@ static int sandbox_parse_opts(struct sandbox_opts *o, int argc, char **argv, str
 			break;
 		case SB_ROOTFS:
 			o->rootfs = optarg;
+			o->vm_opts = true;
+			break;
+		case SB_CONSOLE_LOG:
+			o->console_log = optarg;
 			o->vm_opts = true;
 			break;
 		case SB_MEM:
@@ -544,7 +553,8 @@ static void *sandbox_sig_thread(void *arg)
 }
 
 static int sandbox_config(const struct sandbox_opts *o, const char *kernel, const char *initrd,
-			  const char *img, struct kvmini_config *cfg, struct kvmini_error *e)
+			  const char *img, int console_fd, struct kvmini_config *cfg,
+			  struct kvmini_error *e)
 {
 	struct kvmini_error le = {0};
 	int ret = kvmini_config_set_kernel(cfg, kernel, &le);
@@ -561,7 +571,7 @@ static int sandbox_config(const struct sandbox_opts *o, const char *kernel, cons
 	if (!ret)
 		ret = kvmini_config_set_vsock(cfg, 0, NULL, &le);
 	if (!ret)
-		ret = kvmini_config_set_console_fds(cfg, -1, -1, &le);
+		ret = kvmini_config_set_console_fds(cfg, -1, console_fd, &le);
 	if (!ret)
 		ret = kvmini_config_set_log(cfg, o->log_level, NULL, NULL, STDERR_FILENO, &le);
 	if (ret < 0)
@@ -743,6 +753,17 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 			close(sfd);
 		return status;
 	}
+	/* Before the image work, so that a console log that cannot be written fails at once. */
+	int console_fd = -1;
+	if (o.console_log) {
+		console_fd = open(o.console_log,
+				  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+		if (console_fd < 0) {
+			fprintf(stderr, "kvmini: error: cannot create the console log %s: %s\n",
+				o.console_log, strerror(errno));
+			return KVMINI_EXEC_FAILED;
+		}
+	}
 	struct image_config ic = {0};
 	if (o.image) {
 		bool unpacked;
@@ -751,6 +772,8 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 			fprintf(stderr, "kvmini: error: %s\n", e.msg);
 			free(o.argv_owned);
 			image_config_free(&ic);
+			if (console_fd >= 0)
+				close(console_fd);
 			return KVMINI_EXEC_FAILED;
 		}
 		if (unpacked && o.log_level >= KVMINI_LOG_INFO)
@@ -763,6 +786,10 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 	    (!o.initrd && sandbox_find("sandbox.cpio.gz", initrd, sizeof(initrd), &e) < 0) ||
 	    rootfs_image(o.rootfs, img, sizeof(img), &built, &e) < 0) {
 		fprintf(stderr, "kvmini: error: %s\n", e.msg);
+		free(o.argv_owned);
+		image_config_free(&ic);
+		if (console_fd >= 0)
+			close(console_fd);
 		return KVMINI_EXEC_FAILED;
 	}
 	if (built && o.log_level >= KVMINI_LOG_INFO)
@@ -777,8 +804,8 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 		goto out;
 	}
 	struct kvmini_error le = {0};
-	if (sandbox_config(&o, o.kernel ? o.kernel : kernel, o.initrd ? o.initrd : initrd, img, cfg,
-			   &e) < 0 ||
+	if (sandbox_config(&o, o.kernel ? o.kernel : kernel, o.initrd ? o.initrd : initrd, img,
+			   console_fd, cfg, &e) < 0 ||
 	    kvmini_config_set_start_time(cfg, t0_ns, &le) < 0) {
 		fprintf(stderr, "kvmini: error: %s\n", e.msg[0] ? e.msg : le.msg);
 		goto out;
@@ -797,5 +824,7 @@ out:
 	image_config_free(&ic);
 	if (sfd >= 0)
 		close(sfd);
+	if (console_fd >= 0)
+		close(console_fd);
 	return status;
 }
