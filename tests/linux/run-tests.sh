@@ -79,12 +79,13 @@ ok() {
 	echo "ok - $1"
 }
 
-# not_ok NAME REASON [BASE]: report a failure and show the end of BASE.out/.err.
+# not_ok NAME REASON [BASE]: report a failure and show the end of BASE.out/.err (and of the
+# guest's console, BASE.console, where a test kept it).
 not_ok() {
 	failed=$((failed + 1))
 	echo "not ok - $1 ($2)"
 	[ $# -ge 3 ] || return 0
-	for f in "$3.out" "$3.err"; do
+	for f in "$3.out" "$3.err" "$3.console"; do
 		[ -s "$f" ] || continue
 		echo "# --- last $TAIL lines of $(basename "$f") ---"
 		tr -d '\r' <"$f" | tail -n "$TAIL" | sed 's/^/#   /'

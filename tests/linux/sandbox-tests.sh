@@ -34,12 +34,13 @@ sb_bg_armed() {
 	done
 }
 
-# kx BASE ARGS...: `kvmini exec` with the test kernel, stdout to BASE.out, stderr to BASE.err;
-# sets $status.
+# kx BASE ARGS...: `kvmini exec` with the test kernel, stdout to BASE.out, stderr to BASE.err,
+# the guest's console to BASE.console; sets $status.
 kx() {
 	_b=$1
 	shift
-	sbx --initrd "$SB_INITRD" --mem "$MEM" "$@" >"$_b.out" 2>"$_b.err"
+	sbx --initrd "$SB_INITRD" --mem "$MEM" --console-log "$_b.console" "$@" >"$_b.out" \
+		2>"$_b.err"
 	status=$?
 	echo "# $(basename "$_b"): kvmini exec exited $status"
 	return "$status"
@@ -481,8 +482,11 @@ test_sb_concurrent() {
 	sb_need || return 0
 	b=$tmp/$name
 	pids=""
+	# Ten guests booting at once on the nested machine's two emulated CPUs take their time:
+	# a longer wait for the agent than the default 60 s (this test is about isolation).
 	for n in 0 1 2 3 4 5 6 7 8 9; do
-		kx "$b.$n" --mem 96M --rootfs "$SB_ROOT" -- sh -c "echo sandbox-$n; exit $((40 + n))" &
+		kx "$b.$n" --mem 96M --agent-timeout 200 --rootfs "$SB_ROOT" -- \
+			sh -c "echo sandbox-$n; exit $((40 + n))" &
 		pids="$pids $!"
 	done
 	bad=""
