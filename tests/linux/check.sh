@@ -67,7 +67,8 @@ for v in KVMINI_TEST_EXAMPLE KVMINI_TEST_PAUSE KVMINI_TEST_VSOCK_CLIENT KVMINI_T
 	cp "${!v}" "$work/"
 	export "$v=./$(basename "${!v}")"
 done
-# Pass the suite's settings on to L2.
+# Pass the suite's settings on to L2, and tell it that it runs there.
+export KVMINI_TEST_NESTED=1
 env_args=""
 for v in $(compgen -e | grep '^KVMINI_TEST_' || true); do
 	env_args+=" $v=$(printf %q "${!v}")"

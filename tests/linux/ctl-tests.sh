@@ -319,17 +319,27 @@ test_ctl_five_vms() {
 	need "$BZIMAGE" "$INITRD" || return 0
 	b=$tmp/$name
 	bad=""
-	for i in 1 2 3 4 5; do
+	five() {
 		KVMINI_RUNTIME_DIR=$CTL_RT KVMINI_CONFIG_DIR=$CTL_DEFS timeout -k 5 "$T" "$KVMINI" run \
-			--detach --name "t-five$i" --kernel "$BZIMAGE" --initrd "$INITRD" --mem 128M \
-			--cmdline '-- sleep 600' >"$b.$i.out" 2>"$b.$i.err" </dev/null &
+			--detach --name "t-five$1" --kernel "$BZIMAGE" --initrd "$INITRD" --mem 128M \
+			--cmdline '-- sleep 600' >"$b.$1.out" 2>"$b.$1.err" </dev/null
+	}
+	for i in 1 2 3 4 5; do
+		five "$i" &
 	done
 	wait
 	for i in 1 2 3 4 5; do
-		[ "$(ctl_state "t-five$i")" = running ] || bad="$bad t-five$i:$(ctl_state "t-five$i")"
+		wait_log "t-five$i" KVMINI_GUEST_READY "$T" && continue
+		# The nested machine's known reset at boot under load: that VM once more, said here.
+		if l2_reset_at_boot "$CTL_RT/t-five$i/vmm.log"; then
+			echo "# $name: t-five$i: guest reset at boot (the nested machine's known fault); once more"
+			five "$i"
+			wait_log "t-five$i" KVMINI_GUEST_READY "$T" && continue
+		fi
+		bad="$bad t-five$i:no-boot"
 	done
 	for i in 1 2 3 4 5; do
-		wait_log "t-five$i" KVMINI_GUEST_READY "$T" || bad="$bad t-five$i:no-boot"
+		[ "$(ctl_state "t-five$i")" = running ] || bad="$bad t-five$i:$(ctl_state "t-five$i")"
 	done
 	n=$(kv list | grep -c '^t-five[1-5] .*running')
 	for i in 1 2 3 4 5; do

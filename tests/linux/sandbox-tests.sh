@@ -494,13 +494,10 @@ test_sb_concurrent() {
 	for p in $pids; do
 		wait "$p"
 		s=$?
-		# The nested machine (QEMU TCG's emulated SVM) now and then resets an L2 guest at boot
-		# under load (both VMMs, see tests/nested/README.md): that one sandbox runs once more,
-		# said here; any other failure counts.
-		if [ "$s" = 125 ] && grep -q "triple-faulted (shutdown exit) on vcpu0 at rip 0xfff0" \
-			"$b.$n.err" && ! grep -q "the command ran" "$b.$n.err"; then
+		if [ "$s" = 125 ] && l2_reset_at_boot "$b.$n.err" && ! grep -q "the command ran" "$b.$n.err"; then
 			echo "# $name: sandbox $n: guest reset at boot (the nested machine's known fault); once more"
-			kx "$b.$n" --mem 96M --rootfs "$SB_ROOT" -- sh -c "echo sandbox-$n; exit $((40 + n))"
+			kx "$b.$n" --mem 96M --agent-timeout 200 --rootfs "$SB_ROOT" -- \
+				sh -c "echo sandbox-$n; exit $((40 + n))"
 			s=$status
 		fi
 		if [ "$s" != $((40 + n)) ] || [ "$(cat "$b.$n.out")" != "sandbox-$n" ]; then
