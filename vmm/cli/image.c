@@ -439,6 +439,10 @@ static int image_oci(const char *dir, const char *tag, struct image_config *out,
 			       sizeof(p), e) < 0)
 			goto out;
 		(*layers)[i] = strdup(p);
+		if (!(*layers)[i]) {
+			image_fail(e, ENOMEM, "out of memory");
+			goto out;
+		}
 		*nlayers = i + 1;
 	}
 	ret = 0;
@@ -555,6 +559,10 @@ static int image_docker(const char *file, const char *tmp, struct image_config *
 		}
 		image_flat(tmp, ln, p, sizeof(p));
 		(*layers)[i] = strdup(p);
+		if (!(*layers)[i]) {
+			image_fail(e, ENOMEM, "out of memory");
+			goto out;
+		}
 		*nlayers = i + 1;
 	}
 	ret = 0;
