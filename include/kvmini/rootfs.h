@@ -19,13 +19,8 @@
 int rootfs_key(const char *dir, char key[ROOTFS_KEY_LEN + 1], struct kvmini_error *e);
 
 /*
- * The cache folder, created if needed: $KVMINI_CACHE_DIR/rootfs, else
- * $XDG_CACHE_HOME/kvmini/rootfs, else $HOME/.cache/kvmini/rootfs. 0 or -errno with `e`.
- */
-int rootfs_cache_dir(char *out, size_t size, struct kvmini_error *e);
-
-/*
- * The image of `dir` in the cache (its path in img[0..img_size)): reused when its key is there,
+ * The image of `dir` in the cache folder's rootfs/ (its path in img[0..img_size)): reused (and
+ * marked used) when its key is there,
  * else built with mkfs.erofs into a temporary file and renamed into place (*built true). The
  * directory is only read. 0, or -errno with `e` (mkfs.erofs failed or is missing, the disk is
  * full: nothing is left behind).

@@ -236,7 +236,8 @@ test_sb_timeout() {
 	fi
 }
 
-# The image is built once per directory state: a second run reuses it, a change rebuilds it.
+# The image is built once per directory state: a second run reuses it, a change rebuilds it;
+# `kvmini cache list` shows both images, `prune` removes them, the next run builds again.
 test_sb_cache() {
 	name=sandbox-rootfs-cache
 	wanted "$name" || return 0
@@ -249,6 +250,11 @@ test_sb_cache() {
 	echo new >"$SB_ROOT/data/added"
 	kx "$b.3" --log-level info --rootfs "$SB_ROOT" -- cat /data/added
 	rm -f "$SB_ROOT/data/added"
+	# kvmini cache: both states' images listed; prune removes them; the next run rebuilds.
+	KVMINI_CACHE_DIR=$SB_CACHE "$KVMINI" cache list >"$b.list.out" 2>&1
+	KVMINI_CACHE_DIR=$SB_CACHE "$KVMINI" cache prune >"$b.prune.out" 2>&1
+	n2=$(ls "$SB_CACHE/rootfs" | wc -l)
+	kx "$b.4" --log-level info --rootfs "$SB_ROOT" -- true
 	if ! grep -q "built the root image" "$b.1.err"; then
 		not_ok "$name" "the first run built no image" "$b.1"
 	elif grep -q "built the root image" "$b.2.err"; then
@@ -259,6 +265,13 @@ test_sb_cache() {
 		not_ok "$name" "a changed directory was not rebuilt" "$b.3"
 	elif ls "$SB_CACHE/rootfs" | grep -q tmp; then
 		not_ok "$name" "a temporary image was left in the cache" "$b.3"
+	elif [ "$(grep -c '^rootfs/.*\.erofs ' "$b.list.out")" != 2 ] ||
+		! grep -q "^2 entries" "$b.list.out"; then
+		not_ok "$name" "kvmini cache list did not show the two images" "$b.list"
+	elif ! grep -q "^removed 2 of 2 entries" "$b.prune.out" || [ "$n2" != 0 ]; then
+		not_ok "$name" "kvmini cache prune left $n2 files" "$b.prune"
+	elif [ "$status" != 0 ] || ! grep -q "built the root image" "$b.4.err"; then
+		not_ok "$name" "the run after prune: status $status, no rebuild" "$b.4"
 	else
 		ok "$name"
 	fi

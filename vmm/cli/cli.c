@@ -185,6 +185,7 @@ void cli_usage(FILE *f)
 	      "       kvmini exec --rootfs DIR -- CMD...   run CMD in a throw-away sandbox VM\n"
 	      "       kvmini exec --help                   options of `exec`\n"
 	      "       kvmini cp SRC NAME:DST | NAME:SRC DST   copy files to or from a sandbox VM\n"
+	      "       kvmini cache list | prune [OPTIONS]  the sandboxes' image cache (--help)\n"
 	      "       kvmini --help | --version\n"
 	      "Managing VMs by name (see the README):\n",
 	      f);

@@ -16,9 +16,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "kvmini/cache.h"
 #include "kvmini/cp.h"
 #include "kvmini/image.h"
-#include "kvmini/rootfs.h"
 
 /*
  * Unpacking. Layers are applied in order into a fresh directory with libarchive (any
@@ -206,48 +206,13 @@ static int image_parse_config(json_t *cfg, struct image_config *out, struct kvmi
 
 /* ---- layers ---- */
 
-static int image_rm(int at, const char *name);
-
-/* Remove everything in the directory open as `d` (which this closes), never following links. */
-static int image_rm_children(int d)
-{
-	DIR *dir = fdopendir(d);
-	if (!dir) {
-		close(d);
-		return -errno;
-	}
-	struct dirent *de;
-	int ret = 0;
-	while (!ret && (de = readdir(dir)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			ret = image_rm(dirfd(dir), de->d_name);
-	closedir(dir);
-	return ret;
-}
-
-/* Remove `name` (below directory fd `at`) and everything under it, never following links. */
-static int image_rm(int at, const char *name)
-{
-	if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
-		return 0;
-	if (errno != EISDIR && errno != EPERM)
-		return -errno;
-	int d = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (d < 0)
-		return -errno;
-	int ret = image_rm_children(d);
-	if (!ret && unlinkat(at, name, AT_REMOVEDIR) < 0)
-		ret = -errno;
-	return ret;
-}
-
 /* Empty directory `path` (relative to the working directory, the root being built). */
 static int image_empty_dir(const char *path)
 {
 	int d = open(*path ? path : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (d < 0)
 		return errno == ENOENT ? 0 : -errno;
-	return image_rm_children(d);
+	return cache_rm_children(d);
 }
 
 /* Strip a leading "./" (and repeated slashes after it) from a member name. */
@@ -311,7 +276,7 @@ static int image_apply_layer(const char *path, struct kvmini_error *e)
 			else {
 				char victim[PATH_MAX + 8];
 				snprintf(victim, sizeof(victim), "%s%s", dirpart, base + 4);
-				ret = image_rm(AT_FDCWD, victim);
+				ret = cache_rm(AT_FDCWD, victim);
 			}
 			if (ret < 0) {
 				ret = image_fail(e, -ret, "cannot apply whiteout %s: %s", name,
@@ -577,16 +542,11 @@ int image_prepare(const char *ref, struct image_config *out, bool *built, struct
 	memset(out, 0, sizeof(*out));
 	*built = false;
 	char cache[PATH_MAX - 128];
-	if (rootfs_cache_dir(cache, sizeof(cache), e) < 0)
+	if (cache_dir(cache, sizeof(cache), "images", e) < 0)
 		return -1;
-	/* rootfs_cache_dir made $CACHE/rootfs: images go beside it. */
-	char *slash = strrchr(cache, '/');
-	snprintf(slash + 1, sizeof(cache) - (size_t)(slash + 1 - cache), "images");
-	if (mkdir(cache, 0755) < 0 && errno != EEXIST)
-		return image_fail(e, errno, "cannot create %s: %s", cache, strerror(errno));
 	char tmp[PATH_MAX + 64];
 	snprintf(tmp, sizeof(tmp), "%s/tmp.%d", cache, (int)getpid());
-	image_rm(AT_FDCWD, tmp);
+	cache_rm(AT_FDCWD, tmp);
 	if (mkdir(tmp, 0700) < 0)
 		return image_fail(e, errno, "cannot create %s: %s", tmp, strerror(errno));
 	char **layers = NULL;
@@ -612,8 +572,10 @@ int image_prepare(const char *ref, struct image_config *out, bool *built, struct
 		goto out;
 	snprintf(out->rootfs, sizeof(out->rootfs), "%s/%s", cache, out->key);
 	struct stat st;
-	if (stat(out->rootfs, &st) == 0)
-		goto out; /* unpacked before */
+	if (stat(out->rootfs, &st) == 0) {
+		cache_touch(out->rootfs); /* unpacked before */
+		goto out;
+	}
 	char root[PATH_MAX + 80];
 	snprintf(root, sizeof(root), "%s/root", tmp);
 	if (mkdir(root, 0755) < 0) {
@@ -625,8 +587,10 @@ int image_prepare(const char *ref, struct image_config *out, bool *built, struct
 		ret = image_fail(e, errno, "cannot store the unpacked image in %s: %s", cache,
 				 strerror(errno));
 	*built = ret == 0;
+	if (*built)
+		cache_touch(out->rootfs);
 out:
-	image_rm(AT_FDCWD, tmp);
+	cache_rm(AT_FDCWD, tmp);
 	for (size_t i = 0; layers && i < nlayers; i++)
 		free(layers[i]);
 	free(layers);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "kvmini.h"
+#include "kvmini/cache.h"
 #include "kvmini/cli.h"
 #include "kvmini/cp.h"
 #include "kvmini/ctl.h"
@@ -27,6 +28,8 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && !strcmp(argv[1], "exec"))
 		return sandbox_main(argc, argv, t0_ns);
+	if (argc >= 2 && !strcmp(argv[1], "cache"))
+		return cache_main(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "cp")) {
 		signal(SIGPIPE, SIG_IGN);
 		return cp_main(argc, argv);

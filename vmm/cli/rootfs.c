@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "kvmini/cache.h"
 #include "kvmini/rootfs.h"
 
 /*
@@ -93,41 +94,6 @@ int rootfs_key(const char *dir, char key[ROOTFS_KEY_LEN + 1], struct kvmini_erro
 	return 0;
 }
 
-int rootfs_cache_dir(char *out, size_t size, struct kvmini_error *e)
-{
-	const char *env = getenv("KVMINI_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	int n;
-	if (env && *env)
-		n = snprintf(out, size, "%s/rootfs", env);
-	else if (xdg && *xdg)
-		n = snprintf(out, size, "%s/kvmini/rootfs", xdg);
-	else if (home && *home)
-		n = snprintf(out, size, "%s/.cache/kvmini/rootfs", home);
-	else
-		return cli_fail(e, ROOTFS_EXIT, ENOENT,
-				"no cache folder: set KVMINI_CACHE_DIR or HOME");
-	if (n < 0 || (size_t)n >= size)
-		return cli_fail(e, ROOTFS_EXIT, ENAMETOOLONG, "the cache folder path is too long");
-	/* mkdir -p */
-	for (char *p = out + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(out, 0755) < 0 && errno != EEXIST) {
-			int err = errno;
-			*p = '/';
-			return cli_fail(e, ROOTFS_EXIT, err, "cannot create cache folder %s: %s",
-					out, strerror(err));
-		}
-		*p = '/';
-	}
-	if (mkdir(out, 0755) < 0 && errno != EEXIST)
-		return cli_fail(e, ROOTFS_EXIT, errno, "cannot create cache folder %s: %s", out,
-				strerror(errno));
-	return 0;
-}
-
 /* Run mkfs.erofs; its last line of output goes into `why`. 0, or -errno / -EIO. */
 static int rootfs_mkfs(const char *img, const char *dir, char *why, size_t why_size)
 {
@@ -182,14 +148,16 @@ int rootfs_image(const char *dir, char *img, size_t img_size, bool *built, struc
 	if (ret < 0)
 		return ret;
 	char cache[PATH_MAX];
-	ret = rootfs_cache_dir(cache, sizeof(cache), e);
+	ret = cache_dir(cache, sizeof(cache), "rootfs", e);
 	if (ret < 0)
 		return ret;
 	int n = snprintf(img, img_size, "%s/%s.erofs", cache, key);
 	if (n < 0 || (size_t)n >= img_size)
 		return cli_fail(e, ROOTFS_EXIT, ENAMETOOLONG, "the cache folder path is too long");
-	if (access(img, R_OK) == 0)
+	if (access(img, R_OK) == 0) {
+		cache_touch(img);
 		return 0;
+	}
 	char tmp[PATH_MAX + 32];
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", img, (int)getpid());
 	char why[512] = "";

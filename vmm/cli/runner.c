@@ -22,6 +22,7 @@
 #include "kvmini.h"
 #include "kvmini/api.h"
 #include "kvmini/apisrv.h"
+#include "kvmini/cache.h"
 #include "kvmini/runner.h"
 #include "kvmini/sandbox.h"
 #include "kvmini/vmconf.h"
@@ -418,7 +419,7 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 {
 	struct cli *c = r->c;
 	struct kvmini_config *cfg = NULL;
-	int ret = -1;
+	int ret = -1, hold = -1;
 	if (kvmini_config_new(&cfg) < 0)
 		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "out of memory");
 	kvmini_config_set_start_time(cfg, t0_ns, NULL);
@@ -433,7 +434,9 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 		r->asked->nr_owned = 0;
 		char uds[VMDIR_PATH_MAX + 32];
 		snprintf(uds, sizeof(uds), "%s/%s", r->claim.dir, VMDIR_VSOCK_SOCK);
-		if (sandbox_prepare_run(c, r->managed ? uds : NULL, e) < 0)
+		/* The cache's lock, shared, until the VM has its root image open (cache.c). */
+		hold = cache_hold(e);
+		if (hold < 0 || sandbox_prepare_run(c, r->managed ? uds : NULL, e) < 0)
 			goto out;
 	}
 	if (cli_apply(c, cfg, r->trace_fd, e) < 0)
@@ -450,6 +453,7 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 	}
 	if (kvmini_vm_create(cfg, &r->vm, e) < 0)
 		goto out;
+	cache_release(&hold);
 	if (r->managed) {
 		const struct cli *asked = r->asked ? r->asked : c;
 		char *conf = vmconf_dump(asked, 1);
@@ -476,6 +480,7 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 	}
 	ret = 0;
 out:
+	cache_release(&hold);
 	kvmini_config_free(&cfg);
 	return ret;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kvmini.h"
+#include "kvmini/cache.h"
 #include "kvmini/cli.h"
 #include "kvmini/image.h"
 #include "kvmini/rootfs.h"
@@ -764,6 +765,14 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 			return KVMINI_EXEC_FAILED;
 		}
 	}
+	/* The cache's lock, shared, until the VM has its root image open (see cache.c). */
+	int hold = cache_hold(&e);
+	if (hold < 0) {
+		fprintf(stderr, "kvmini: error: %s\n", e.msg);
+		if (console_fd >= 0)
+			close(console_fd);
+		return KVMINI_EXEC_FAILED;
+	}
 	struct image_config ic = {0};
 	if (o.image) {
 		bool unpacked;
@@ -774,6 +783,7 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 			image_config_free(&ic);
 			if (console_fd >= 0)
 				close(console_fd);
+			cache_release(&hold);
 			return KVMINI_EXEC_FAILED;
 		}
 		if (unpacked && o.log_level >= KVMINI_LOG_INFO)
@@ -790,6 +800,7 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 		image_config_free(&ic);
 		if (console_fd >= 0)
 			close(console_fd);
+		cache_release(&hold);
 		return KVMINI_EXEC_FAILED;
 	}
 	if (built && o.log_level >= KVMINI_LOG_INFO)
@@ -810,7 +821,9 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 		fprintf(stderr, "kvmini: error: %s\n", e.msg[0] ? e.msg : le.msg);
 		goto out;
 	}
-	if (kvmini_vm_create(cfg, &vm, &le) < 0 || kvmini_vm_start(vm, &le) < 0) {
+	int created = kvmini_vm_create(cfg, &vm, &le);
+	cache_release(&hold);
+	if (created < 0 || kvmini_vm_start(vm, &le) < 0) {
 		fprintf(stderr, "kvmini: error: %s\n", le.msg);
 		goto out;
 	}
@@ -826,5 +839,6 @@ out:
 		close(sfd);
 	if (console_fd >= 0)
 		close(console_fd);
+	cache_release(&hold);
 	return status;
 }
