@@ -26,6 +26,8 @@ struct member {
 	const char *data; /* content, or the link target */
 };
 
+#define HARDLINK 1 /* a member type: a hard link to `data` */
+
 struct fx {
 	char top[64], oci[128], cache[128];
 };
@@ -52,10 +54,12 @@ static void *make_tar(const struct member *m, unsigned int n, bool gz, size_t *l
 	for (unsigned int i = 0; i < n; i++) {
 		struct archive_entry *e = archive_entry_new();
 		archive_entry_set_pathname(e, m[i].name);
-		archive_entry_set_filetype(e, m[i].type);
+		archive_entry_set_filetype(e, m[i].type == HARDLINK ? AE_IFREG : m[i].type);
 		archive_entry_set_perm(e, m[i].type == AE_IFDIR ? 0755 : 0644);
 		if (m[i].type == AE_IFLNK)
 			archive_entry_set_symlink(e, m[i].data);
+		if (m[i].type == HARDLINK)
+			archive_entry_set_hardlink(e, m[i].data);
 		size_t dl = m[i].type == AE_IFREG && m[i].data ? strlen(m[i].data) : 0;
 		archive_entry_set_size(e, (la_int64_t)dl);
 		assert_int_equal(archive_write_header(w, e), ARCHIVE_OK);
@@ -283,6 +287,57 @@ static void test_oci_escapes(void **state)
 	}
 }
 
+/* Hard links, as `tar` writes them for a file with several names (busybox images are full of
+ * them): both names are unpacked, one inode. */
+static void test_oci_hardlinks(void **state)
+{
+	struct fx *f = *state;
+	const struct member l2[] = {
+		{"./b", AE_IFDIR, NULL},
+		{"./b/first", AE_IFREG, "shared"},
+		{"./b/second", HARDLINK, "./b/first"},
+	};
+	char ld[2][72];
+	make_oci(f, l2, 3, ld);
+	char ref[256];
+	snprintf(ref, sizeof(ref), "oci:%s:v1", f->oci);
+	struct image_config ic;
+	struct kvmini_error e = {0};
+	bool built;
+	if (image_prepare(ref, &ic, &built, &e) < 0)
+		fail_msg("image_prepare: %s", e.msg);
+	char p1[PATH_MAX + 16], p2[PATH_MAX + 16];
+	snprintf(p1, sizeof(p1), "%s/b/first", ic.rootfs);
+	snprintf(p2, sizeof(p2), "%s/b/second", ic.rootfs);
+	struct stat s1, s2;
+	assert_int_equal(stat(p1, &s1), 0);
+	assert_int_equal(stat(p2, &s2), 0);
+	assert_int_equal(s1.st_ino, s2.st_ino);
+	assert_int_equal(s2.st_size, 6);
+	image_config_free(&ic);
+}
+
+/* A member that cannot be written is named whole in the message, "./" prefix and all gone (the
+ * name once pointed into the entry's own string, which renaming the entry overwrote). */
+static void test_oci_message_names_member(void **state)
+{
+	struct fx *f = *state;
+	const struct member l2[] = {
+		{"./b", AE_IFDIR, NULL},
+		{"./b/hard", HARDLINK, "./no/such/target"},
+	};
+	char ld[2][72];
+	make_oci(f, l2, 2, ld);
+	char ref[256];
+	snprintf(ref, sizeof(ref), "oci:%s:v1", f->oci);
+	struct image_config ic;
+	struct kvmini_error e = {0};
+	bool built;
+	assert_true(image_prepare(ref, &ic, &built, &e) < 0);
+	if (!strstr(e.msg, "cannot unpack b/hard: "))
+		fail_msg("the message does not name the member: %s", e.msg);
+}
+
 /* docker save: manifest.json naming the config and the layer tars. */
 static void test_docker_archive(void **state)
 {
@@ -351,6 +406,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oci, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oci_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oci_escapes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oci_hardlinks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oci_message_names_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_docker_archive, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

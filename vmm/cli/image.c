@@ -251,12 +251,22 @@ static int image_apply_layer(const char *path, struct kvmini_error *e)
 	int r;
 	while ((r = archive_read_next_header(a, &ent)) == ARCHIVE_OK) {
 		const char *raw = archive_entry_pathname(ent);
-		const char *name = image_clean_name(raw ? raw : "");
+		/* A copy: archive_entry_set_pathname() below replaces the string `raw` is in. */
+		char name[PATH_MAX];
+		if (snprintf(name, sizeof(name), "%s", image_clean_name(raw ? raw : "")) >=
+		    (int)sizeof(name)) {
+			ret = image_fail(e, EPERM,
+					 "the image's layer %s has a member name longer "
+					 "than %d bytes",
+					 path, PATH_MAX - 1);
+			goto out;
+		}
 		if (!*name || !strcmp(name, "."))
 			continue; /* the root itself */
 		char why[PATH_MAX + 64];
-		unsigned int type = archive_entry_filetype(ent);
 		const char *hl = archive_entry_hardlink(ent);
+		/* A tar hard link (typeflag '1') has no file type of its own: a regular file. */
+		unsigned int type = hl ? AE_IFREG : archive_entry_filetype(ent);
 		if (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFIFO || type == AE_IFSOCK)
 			continue; /* neutralised: a guest gets its devices from devtmpfs */
 		if (cp_check_member(name, type, false, why, sizeof(why)) < 0 ||
