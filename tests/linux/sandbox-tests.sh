@@ -704,7 +704,8 @@ sb_make_oci() {
 }
 
 # --image oci:DIR:TAG: the image's Cmd, Env, WorkingDir and User apply; whiteouts hide files; the
-# unpacked image is cached; a corrupt blob is 125.
+# unpacked image is cached; a cache disk that fills up while unpacking and a corrupt blob are 125,
+# and the first leaves nothing in the cache.
 test_sb_image() {
 	name=sandbox-image-oci
 	wanted "$name" || return 0
@@ -720,6 +721,19 @@ test_sb_image() {
 	kx "$b.2" --log-level info --image "oci:$oci:v1" -e FOO=cli -u 0 -- \
 		'test ! -e /a/gone && cat /b/new && echo "$FOO"'
 	s2=$status
+	# A cache on a disk too small for the unpacked image: 125, nothing left in images/.
+	mkdir -p "$tmp/img-full"
+	full=""
+	if mount -t tmpfs -o size=256k tmpfs "$tmp/img-full" 2>/dev/null; then
+		_cache=$SB_CACHE
+		SB_CACHE=$tmp/img-full
+		kx "$b.4" --image "oci:$oci:v1" -- true
+		s4=$status
+		SB_CACHE=$_cache
+		left=$(ls "$tmp/img-full/images" 2>/dev/null | wc -l)
+		umount "$tmp/img-full"
+		full=ok
+	fi
 	# Corrupt the first layer's blob: a different byte in the middle.
 	h=$(cut -d: -f2 "$oci.layer1")
 	printf 'X' | dd of="$oci/blobs/sha256/$h" bs=1 seek=5000 conv=notrunc 2>/dev/null
@@ -736,6 +750,10 @@ test_sb_image() {
 		not_ok "$name" "the second run unpacked the image again" "$b.2"
 	elif [ "$s3" != 125 ] || ! grep -q "corrupt" "$b.3.err"; then
 		not_ok "$name" "a corrupt layer: status $s3" "$b.3"
+	elif [ -z "$full" ]; then
+		not_ok "$name" "could not mount a small tmpfs for the full-disk case"
+	elif [ "$s4" != 125 ] || [ "$left" != 0 ] || ! grep -Eq "disk (is )?full" "$b.4.err"; then
+		not_ok "$name" "a full cache disk while unpacking: status $s4, $left entries left" "$b.4"
 	else
 		ok "$name"
 	fi

@@ -226,6 +226,16 @@ static const char *image_clean_name(const char *n)
 	return n;
 }
 
+/* What to add to an unpacking error when the cache's disk is full. */
+static const char *image_full(struct archive *w)
+{
+	int err = archive_errno(w);
+	return err == ENOSPC || err == EDQUOT
+		       ? " (the cache's disk is full: free space, `kvmini cache prune`, or set "
+			 "KVMINI_CACHE_DIR)"
+		       : "";
+}
+
 /* Apply one layer (a tar, compressed or not) to the root that is the working directory. */
 static int image_apply_layer(const char *path, struct kvmini_error *e)
 {
@@ -299,8 +309,8 @@ static int image_apply_layer(const char *path, struct kvmini_error *e)
 		if (hl)
 			archive_entry_set_hardlink(ent, image_clean_name(hl));
 		if (archive_write_header(w, ent) != ARCHIVE_OK) {
-			ret = image_fail(e, EIO, "cannot unpack %s: %s", name,
-					 archive_error_string(w));
+			ret = image_fail(e, EIO, "cannot unpack %s: %s%s", name,
+					 archive_error_string(w), image_full(w));
 			goto out;
 		}
 		if (cp_copy_data(a, w, why, sizeof(why)) < 0) {
