@@ -4,17 +4,19 @@
 #
 #   sh sandbox-l2.sh DIR RUNS MIB PAR
 #
-# DIR holds kvmini, bzImage, initramfs.cpio.gz, sandbox.cpio.gz and tools/ (mkfs.erofs). Builds
+# DIR holds kvmini, bzImage, initramfs.cpio.gz, sandbox.cpio.gz and tools/ (mkfs.erofs, ip). Builds
 # a root (static busybox), then measures, all with 1 vCPU and 128 MiB:
 #   plain    RUNS x `kvmini run --cmdline "-- true"` to exit, one after another
 #   exec     RUNS x `kvmini exec --rootfs ROOT -- true` to exit (the image cached beforehand)
 #   stream   MIB MiB from the command's stdout (`dd if=/dev/zero`), wall time to the last byte
+#   tcp      the same MIB MiB from a plain guest over virtio-net TCP to a listener on a tap
 #   par      PAR plain runs at once, then PAR sandboxes at once: wall time for all of them and
 #            the host's peak memory use during it (MemTotal - MemAvailable, sampled, minus its
 #            value before)
 # Times come from /proc/uptime (10 ms steps). Prints SBBENCH lines:
 #   SBBENCH plain|exec runs MEDIAN_MS MIN_MS MAX_MS
 #   SBBENCH stream MIB MS
+#   SBBENCH tcp MIB MS
 #   SBBENCH par_plain|par_exec GOOD MS PEAK_KIB FAILED   (GOOD of PAR runs succeeded)
 # or "SBBENCH WHAT n/a: WHY"; progress lines start with "sandboxbench:".
 dir=$1
@@ -87,6 +89,43 @@ if [ "$got" = $((mib * 1048576)) ]; then
 	echo "SBBENCH stream $mib $((t1 - t0))"
 else
 	echo "SBBENCH stream n/a: $got bytes arrived of $((mib * 1048576))"
+fi
+
+# The same bytes over virtio-net TCP: a plain guest on a tap (vnet_hdr, 10.0.0.1/24 on the host
+# end) pipes `dd if=/dev/zero` into busybox nc to a busybox nc listener on the host, wall time
+# from the VMM's start to its exit (the guest's command ends after its last byte was sent),
+# boot included as for the stream above; then the listener's byte count is checked.
+echo "sandboxbench: $mib MiB from a plain guest over virtio-net TCP" >&2
+tap=kvsbench0
+if ! ip tuntap add dev $tap mode tap vnet_hdr 2>"$tmp/tcp.err" ||
+	! ip addr add 10.0.0.1/24 dev $tap 2>>"$tmp/tcp.err" || ! ip link set $tap up 2>>"$tmp/tcp.err"; then
+	echo "SBBENCH tcp n/a: cannot set up tap $tap: $(tail -n 1 "$tmp/tcp.err")"
+else
+	: >"$tmp/tcp.count"
+	# The listener's stdin stays open (sleep): busybox nc ends at the connection's EOF.
+	(sleep 600 | busybox nc -l -p 5001 | wc -c >"$tmp/tcp.count") &
+	lpid=$!
+	sleep 0.3
+	t0=$(now_ms)
+	"$k" run --kernel "$dir/bzImage" --initrd "$dir/initramfs.cpio.gz" --mem 128M --net tap=$tap \
+		--cmdline "kvmini.ip=10.0.0.2/24 -- dd if=/dev/zero bs=1M count=$mib 2>/dev/null | nc 10.0.0.1 5001" \
+		</dev/null >/dev/null 2>"$tmp/tcp.err"
+	st=$?
+	t1=$(now_ms)
+	i=0
+	while [ $i -lt 100 ] && [ ! -s "$tmp/tcp.count" ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	got=$(cat "$tmp/tcp.count")
+	if [ "$st" = 0 ] && [ "$got" = $((mib * 1048576)) ]; then
+		echo "SBBENCH tcp $mib $((t1 - t0))"
+	else
+		echo "SBBENCH tcp n/a: VMM exit $st, ${got:-0} bytes arrived of $((mib * 1048576))"
+	fi
+	pkill -f "busybox nc -l -p 5001" 2>/dev/null
+	kill "$lpid" 2>/dev/null
+	ip link del $tap 2>/dev/null
 fi
 
 # parallel NAME FN: PAR runs of FN at once; wall time and peak memory.
