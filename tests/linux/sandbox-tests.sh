@@ -11,10 +11,14 @@ SB_ROOT=$tmp/sb-root
 SB_CACHE=$tmp/sb-cache
 SB_TOOLS=${KVMINI_TEST_TOOLS:-}
 
-# sbx ARGS...: `kvmini exec --kernel BZIMAGE ARGS...` with the test's tools and cache folder.
+# sbk VERB ARGS...: `kvmini VERB ARGS...` with the test's tools and cache folder, bounded by $T.
+sbk() {
+	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" "$KVMINI" "$@"
+}
+
+# sbx ARGS...: `kvmini exec --kernel BZIMAGE ARGS...` through sbk.
 sbx() {
-	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
-		"$KVMINI" exec --kernel "$BZIMAGE" "$@"
+	sbk exec --kernel "$BZIMAGE" "$@"
 }
 
 # sb_bg_armed BASE ARGS...: `kx BASE ARGS...` in the background ($bg_pid), once its stdout says
@@ -22,7 +26,7 @@ sbx() {
 sb_bg_armed() {
 	_b=$1
 	shift
-	# Not through sbx: $bg_pid must be kvmini's (busybox timeout execs it), not a subshell's.
+	# Not through sbk: $bg_pid must be kvmini's (busybox timeout execs it), not a subshell's.
 	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
 		"$KVMINI" exec --kernel "$BZIMAGE" --initrd "$SB_INITRD" --mem "$MEM" "$@" \
 		>"$_b.out" 2>"$_b.err" </dev/null &
@@ -251,8 +255,8 @@ test_sb_cache() {
 	kx "$b.3" --log-level info --rootfs "$SB_ROOT" -- cat /data/added
 	rm -f "$SB_ROOT/data/added"
 	# kvmini cache: both states' images listed; prune removes them; the next run rebuilds.
-	KVMINI_CACHE_DIR=$SB_CACHE "$KVMINI" cache list >"$b.list.out" 2>&1
-	KVMINI_CACHE_DIR=$SB_CACHE "$KVMINI" cache prune >"$b.prune.out" 2>&1
+	sbk cache list >"$b.list.out" 2>&1
+	sbk cache prune >"$b.prune.out" 2>&1
 	n2=$(ls "$SB_CACHE/rootfs" | wc -l)
 	kx "$b.4" --log-level info --rootfs "$SB_ROOT" -- true
 	if ! grep -q "built the root image" "$b.1.err"; then
@@ -535,8 +539,7 @@ test_sb_exec_name() {
 	sb_need || return 0
 	b=$tmp/$name
 	vm=sbvm
-	PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE timeout -k 5 "$T" \
-		"$KVMINI" run --detach --name "$vm" --rootfs "$SB_ROOT" --kernel "$BZIMAGE" \
+	sbk run --detach --name "$vm" --rootfs "$SB_ROOT" --kernel "$BZIMAGE" \
 		--initrd "$SB_INITRD" --mem "$MEM" >"$b.run.out" 2>"$b.run.err" </dev/null
 	rs=$?
 	timeout -k 5 "$T" "$KVMINI" exec "$vm" -- true >"$b.0.out" 2>"$b.0.err"
@@ -634,9 +637,12 @@ test_sb_define() {
 	printf '{"name": "sbdef", "rootfs": "%s", "kernel": "%s", "initrd": "%s", "memory_mib": %s, "vsock": {"cid": 0, "uds": null}, "disks": [{"path": "%s"}]}\n' \
 		"$(realpath "$SB_ROOT")" "$(realpath "$BZIMAGE")" "$(realpath "$SB_INITRD")" "${MEM%M}" \
 		"$(realpath "$b.img")" >"$b.json"
-	dk() {
-		PATH="${SB_TOOLS:+$SB_TOOLS:}$PATH" KVMINI_CACHE_DIR=$SB_CACHE KVMINI_CONFIG_DIR=$defs \
-			timeout -k 5 "$T" "$KVMINI" "$@"
+	dk() { # in a subshell: the definitions folder is this test's alone
+		(
+			KVMINI_CONFIG_DIR=$defs
+			export KVMINI_CONFIG_DIR
+			sbk "$@"
+		)
 	}
 	dk define "$b.json" >"$b.d.out" 2>"$b.d.err"
 	sd=$?
