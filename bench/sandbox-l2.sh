@@ -97,8 +97,10 @@ fi
 # boot included as for the stream above; then the listener's byte count is checked.
 echo "sandboxbench: $mib MiB from a plain guest over virtio-net TCP" >&2
 tap=kvsbench0
-if ! ip tuntap add dev $tap mode tap vnet_hdr 2>"$tmp/tcp.err" ||
-	! ip addr add 10.0.0.1/24 dev $tap 2>>"$tmp/tcp.err" || ! ip link set $tap up 2>>"$tmp/tcp.err"; then
+ip=$dir/tools/ip # iproute2's, by path: busybox sh would run its own ip applet (no tuntap)
+if ! "$ip" tuntap add dev $tap mode tap vnet_hdr 2>"$tmp/tcp.err" ||
+	! "$ip" addr add 10.0.0.1/24 dev $tap 2>>"$tmp/tcp.err" ||
+	! "$ip" link set $tap up 2>>"$tmp/tcp.err"; then
 	echo "SBBENCH tcp n/a: cannot set up tap $tap: $(tail -n 1 "$tmp/tcp.err")"
 else
 	: >"$tmp/tcp.count"
@@ -125,7 +127,7 @@ else
 	fi
 	pkill -f "busybox nc -l -p 5001" 2>/dev/null
 	kill "$lpid" 2>/dev/null
-	ip link del $tap 2>/dev/null
+	"$ip" link del $tap 2>/dev/null
 fi
 
 # parallel NAME FN: PAR runs of FN at once; wall time and peak memory.
