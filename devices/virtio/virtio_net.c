@@ -747,13 +747,6 @@ static void vnet_control(struct vnet *n)
 	devctl_ack(&n->ctl, st.gen);
 }
 
-static void vnet_drain(int fd)
-{
-	uint64_t v;
-	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR) {
-	}
-}
-
 static void vnet_event(struct vnet *n, const struct epoll_event *ev)
 {
 	switch (ev->data.u32) {
@@ -762,12 +755,12 @@ static void vnet_event(struct vnet *n, const struct epoll_event *ev)
 		vnet_control(n);
 		break;
 	case VNET_EV_RX_KICK:
-		vnet_drain(n->t.kick_fd[VNET_RXQ]);
+		host_eventfd_drain(n->t.kick_fd[VNET_RXQ]);
 		if (n->active)
 			n->rx_pass_pending = true;
 		break;
 	case VNET_EV_TX_KICK:
-		vnet_drain(n->t.kick_fd[VNET_TXQ]);
+		host_eventfd_drain(n->t.kick_fd[VNET_TXQ]);
 		if (n->active)
 			n->tx_pass_pending = true;
 		break;

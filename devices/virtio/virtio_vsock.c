@@ -1110,13 +1110,6 @@ static void vsock_control(struct vsock *v)
 	devctl_ack(&v->ctl, st.gen);
 }
 
-static void vsock_drain(int fd)
-{
-	uint64_t val;
-	while (read(fd, &val, sizeof(val)) < 0 && errno == EINTR) {
-	}
-}
-
 static void vsock_event(struct vsock *v, const struct epoll_event *ev)
 {
 	switch (ev->data.u64) {
@@ -1125,16 +1118,16 @@ static void vsock_event(struct vsock *v, const struct epoll_event *ev)
 		vsock_control(v);
 		break;
 	case VSOCK_EV_RX_KICK:
-		vsock_drain(v->t.kick_fd[VSOCK_RXQ]);
+		host_eventfd_drain(v->t.kick_fd[VSOCK_RXQ]);
 		v->rx_stalled = false;
 		v->rx_pass_pending = v->active;
 		break;
 	case VSOCK_EV_TX_KICK:
-		vsock_drain(v->t.kick_fd[VSOCK_TXQ]);
+		host_eventfd_drain(v->t.kick_fd[VSOCK_TXQ]);
 		v->tx_pass_pending = v->active;
 		break;
 	case VSOCK_EV_EV_KICK:
-		vsock_drain(v->t.kick_fd[VSOCK_EVQ]); /* event buffers are kept for later */
+		host_eventfd_drain(v->t.kick_fd[VSOCK_EVQ]); /* event buffers are kept for later */
 		break;
 	case VSOCK_EV_LISTEN:
 		if (!v->paused)

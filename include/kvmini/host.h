@@ -33,4 +33,8 @@ int host_check_memory(uint64_t mem_size, struct vmerr *e);
  * characters Linux keeps) before `fn` runs, with every signal blocked. 0 or -errno. */
 int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
+/* Read an eventfd's count to zero (retrying an interrupted read; a non-blocking fd that is at
+ * zero already is left so): what an I/O thread does with a kick or control eventfd. */
+void host_eventfd_drain(int fd);
+
 #endif

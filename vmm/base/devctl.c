@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "kvmini/devctl.h"
+#include "kvmini/host.h"
 
 int devctl_init(struct devctl *c, int efd_flags)
 {
@@ -86,9 +87,7 @@ void devctl_pause(struct devctl *c, bool paused)
 
 void devctl_drain(struct devctl *c)
 {
-	uint64_t v;
-	while (read(c->fd, &v, sizeof(v)) < 0 && errno == EINTR) {
-	}
+	host_eventfd_drain(c->fd);
 }
 
 void devctl_snapshot(struct devctl *c, struct devctl_state *s)

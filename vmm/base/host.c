@@ -114,3 +114,10 @@ int host_rss(uint64_t *bytes)
 	*bytes = (uint64_t)resident * (uint64_t)page;
 	return 0;
 }
+
+void host_eventfd_drain(int fd)
+{
+	uint64_t v;
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR) {
+	}
+}
