@@ -96,6 +96,8 @@ fi
 # from the VMM's start to its exit (the guest's command ends after its last byte was sent),
 # boot included as for the stream above; then the listener's byte count is checked.
 echo "sandboxbench: $mib MiB from a plain guest over virtio-net TCP" >&2
+modprobe tun 2>/dev/null
+[ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; } 2>/dev/null
 tap=kvsbench0
 ip=$dir/tools/ip # iproute2's, by path: busybox sh would run its own ip applet (no tuntap)
 if ! "$ip" tuntap add dev $tap mode tap vnet_hdr 2>"$tmp/tcp.err" ||
