@@ -339,6 +339,16 @@ const char *kvmini_exit_kind_name(int kind);
 uint64_t kvmini_vm_vsock_cid(const struct kvmini_vm *vm);
 
 /*
+ * The host side of the vsock device's unix socket convention (Firecracker's) on `fd`, a stream
+ * socket connected to the device (kvmini_config_set_vsock's `uds_path`, or a VM's vsock.sock):
+ * write "CONNECT <port>\n" and read the device's "OK <hostport>\n" within `timeout_ms`, byte by
+ * byte, so nothing of the stream after it is consumed. 0: `fd` is now a byte stream to the
+ * guest's listener on `port`; -ECONNREFUSED (the device closed it: nothing listens there, or
+ * the guest's driver is not up yet), -ETIMEDOUT, -EPROTO (another answer), or -errno.
+ */
+int kvmini_vsock_handshake(int fd, uint32_t port, int timeout_ms);
+
+/*
  * Connect to the guest's vsock listener on `port`, waiting up to `timeout_ms` for it to
  * accept. Returns a connected stream socket (blocking, close-on-exec; the caller closes it), or
  * -ENODEV (no vsock device), -ECONNREFUSED (nothing listens on that port, or the guest's

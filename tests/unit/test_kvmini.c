@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -144,12 +147,68 @@ static void test_create_failures(void **state)
 	kvmini_config_free(&c);
 }
 
+/* The vsock socket convention's client side against a fake device on a socket pair. */
+static void test_vsock_handshake(void **state)
+{
+	(void)state;
+	int sv[2];
+	char buf[64];
+	/* OK: 0, the CONNECT line as the device sees it, and the stream after OK left unread. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[1], "OK 1073741824\nstream", 20), 20);
+	assert_int_equal(kvmini_vsock_handshake(sv[0], 1024, 1000), 0);
+	ssize_t n = read(sv[1], buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "CONNECT 1024\n");
+	assert_int_equal(read(sv[0], buf, 6), 6);
+	assert_memory_equal(buf, "stream", 6);
+	close(sv[0]);
+	close(sv[1]);
+
+	/* The device closes: refused (and no SIGPIPE when it is gone before the line). */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	shutdown(sv[1], SHUT_WR);
+	assert_int_equal(kvmini_vsock_handshake(sv[0], 5, 1000), -ECONNREFUSED);
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	close(sv[1]);
+	assert_int_equal(kvmini_vsock_handshake(sv[0], 5, 1000), -ECONNREFUSED);
+	close(sv[0]);
+
+	/* No answer: -ETIMEDOUT after about the time given. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(kvmini_vsock_handshake(sv[0], 5, 100), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 90 && ms < 5000);
+	close(sv[0]);
+	close(sv[1]);
+
+	/* Another answer, and a line that never ends within the line's room: -EPROTO. */
+	const char *bad[] = {"NO\n", "OK", "OK 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		assert_int_equal(write(sv[1], bad[i], strlen(bad[i])), (ssize_t)strlen(bad[i]));
+		if (i == 1)
+			shutdown(sv[1], SHUT_WR); /* "OK" then EOF: refused, not accepted */
+		int want = i == 1 ? -ECONNREFUSED : -EPROTO;
+		assert_int_equal(kvmini_vsock_handshake(sv[0], 5, 1000), want);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_null_arguments),
 		cmocka_unit_test(test_config_checks),
 		cmocka_unit_test(test_create_failures),
+		cmocka_unit_test(test_vsock_handshake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -707,17 +707,7 @@ int sandbox_connect(const char *name, int timeout_ms, struct kvmini_error *e)
 					"`kvmini run --rootfs`?",
 					name, path, strerror(err));
 		}
-		char line[32];
-		int n = snprintf(line, sizeof(line), "CONNECT %u\n", KVMINI_AGENT_PORT);
-		size_t got = 0;
-		if (write(fd, line, (size_t)n) == n) {
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-			while (got < sizeof(line) - 1 && poll(&p, 1, 2000) == 1 &&
-			       read(fd, line + got, 1) == 1 && line[got++] != '\n') {
-			}
-		}
-		line[got] = '\0';
-		if (!strncmp(line, "OK ", 3))
+		if (kvmini_vsock_handshake(fd, KVMINI_AGENT_PORT, 2000) == 0)
 			return fd;
 		close(fd);
 		if (cli_now_ns() >= end)

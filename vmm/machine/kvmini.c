@@ -477,9 +477,16 @@ uint64_t kvmini_vm_vsock_cid(const struct kvmini_vm *h)
 
 /* Read the "OK <port>\n" line from a fresh vsock host connection. 0, -ECONNREFUSED (closed:
  * no listener), -ETIMEDOUT, -EPROTO. */
-static int kvmini_vsock_ok(int fd, int timeout_ms)
+int kvmini_vsock_handshake(int fd, uint32_t port, int timeout_ms)
 {
 	char line[32];
+	int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+	ssize_t w; /* send: no SIGPIPE for a caller whose device closed the socket */
+	while ((w = send(fd, line, (size_t)n, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+	}
+	if (w != n)
+		return w < 0 ? (errno == EPIPE || errno == ECONNRESET ? -ECONNREFUSED : -errno)
+			     : -EIO;
 	size_t len = 0;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -496,11 +503,11 @@ static int kvmini_vsock_ok(int fd, int timeout_ms)
 			continue;
 		if (r <= 0)
 			return r < 0 ? -errno : -ETIMEDOUT;
-		ssize_t n =
+		ssize_t got =
 			read(fd, line + len, 1); /* byte by byte: what follows is the stream's */
-		if (n < 0 && errno == EINTR)
+		if (got < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (got <= 0)
 			return -ECONNREFUSED;
 		if (line[len++] == '\n')
 			break;
@@ -524,15 +531,7 @@ int kvmini_vm_vsock_connect(struct kvmini_vm *h, uint32_t port, int timeout_ms,
 		return kvmini_fail(err, KVMINI_EXIT_RESOURCE, -ret,
 				   "cannot connect to guest vsock port %u", port);
 	}
-	char line[32];
-	int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
-	if (write(sv[1], line, (size_t)n) != n) {
-		ret = -errno;
-		close(sv[1]);
-		return kvmini_fail(err, KVMINI_EXIT_HOST, -ret,
-				   "cannot connect to guest vsock port %u", port);
-	}
-	ret = kvmini_vsock_ok(sv[1], timeout_ms > 0 ? timeout_ms : 1);
+	ret = kvmini_vsock_handshake(sv[1], port, timeout_ms > 0 ? timeout_ms : 1);
 	if (ret < 0) {
 		close(sv[1]);
 		return kvmini_fail(err, KVMINI_EXIT_RESOURCE, -ret,
