@@ -52,7 +52,15 @@ if bench_need_guest; then
 	else
 		cp "$gdir/bzImage" "$gdir/initramfs.cpio.gz" "$gdir/sandbox.cpio.gz" "$work/l2/"
 		cp "$erofs" "$work/l2/tools/"
-		ip=$(command -v ip) && cp "$ip" "$work/l2/tools/"
+		for t in ip iperf3; do
+			p=$(command -v "$t") && cp "$p" "$work/l2/tools/"
+		done
+		# The TCP row's guest: the test initramfs plus iperf3 (bench/net-initramfs.sh).
+		if command -v iperf3 >/dev/null; then
+			"$here/net-initramfs.sh" "$gdir/initramfs.cpio.gz" \
+				"$work/l2/initramfs-net.cpio.gz" "$(command -v iperf3)" \
+				>"$work/initramfs.log" 2>&1 || true
+		fi
 		bench_run_l2 sandbox SBBENCH sandbox-l2.sh "$runs" "$mib" "$par"
 	fi
 fi
