@@ -379,16 +379,22 @@ static void cache_fmt_time(time_t t, char *out, size_t size)
 		snprintf(out, size, "%lld", (long long)t);
 }
 
+/* cache_scan() for the verb: on failure it says so on stderr and returns -1. */
+static int cache_scan_said(const char *top, struct cache_entry **v, size_t *n)
+{
+	int ret = cache_scan(top, v, n);
+	if (ret < 0)
+		fprintf(stderr, "kvmini: error: cannot read the cache folder %s: %s\n", top,
+			strerror(-ret));
+	return ret < 0 ? -1 : 0;
+}
+
 static int cache_list(const char *top)
 {
 	struct cache_entry *v;
 	size_t n;
-	int ret = cache_scan(top, &v, &n);
-	if (ret < 0) {
-		fprintf(stderr, "kvmini: error: cannot read the cache folder %s: %s\n", top,
-			strerror(-ret));
+	if (cache_scan_said(top, &v, &n) < 0)
 		return KVMINI_EXIT_HOST;
-	}
 	uint64_t sum = 0;
 	printf("%-77s %8s  %s\n", "ENTRY", "SIZE", "LAST USED");
 	for (size_t i = 0; i < n; i++) {
@@ -423,10 +429,7 @@ static int cache_prune(const char *top, const struct cache_prune_opts *o, bool d
 	}
 	struct cache_entry *v;
 	size_t n;
-	int ret = cache_scan(top, &v, &n);
-	if (ret < 0) {
-		fprintf(stderr, "kvmini: error: cannot read the cache folder %s: %s\n", top,
-			strerror(-ret));
+	if (cache_scan_said(top, &v, &n) < 0) {
 		close(lock);
 		return KVMINI_EXIT_HOST;
 	}
