@@ -287,6 +287,17 @@ static void test_oci_escapes(void **state)
 	}
 }
 
+/* make_oci() with second layer `l2`, then image_prepare() of its tag v1: its result. */
+static int prepare_oci(struct fx *f, const struct member *l2, unsigned int n,
+		       struct image_config *ic, struct kvmini_error *e)
+{
+	char ld[2][72], ref[256];
+	make_oci(f, l2, n, ld);
+	snprintf(ref, sizeof(ref), "oci:%s:v1", f->oci);
+	bool built;
+	return image_prepare(ref, ic, &built, e);
+}
+
 /* Hard links, as `tar` writes them for a file with several names (busybox images are full of
  * them): both names are unpacked, one inode. */
 static void test_oci_hardlinks(void **state)
@@ -297,14 +308,9 @@ static void test_oci_hardlinks(void **state)
 		{"./b/first", AE_IFREG, "shared"},
 		{"./b/second", HARDLINK, "./b/first"},
 	};
-	char ld[2][72];
-	make_oci(f, l2, 3, ld);
-	char ref[256];
-	snprintf(ref, sizeof(ref), "oci:%s:v1", f->oci);
 	struct image_config ic;
 	struct kvmini_error e = {0};
-	bool built;
-	if (image_prepare(ref, &ic, &built, &e) < 0)
+	if (prepare_oci(f, l2, 3, &ic, &e) < 0)
 		fail_msg("image_prepare: %s", e.msg);
 	char p1[PATH_MAX + 16], p2[PATH_MAX + 16];
 	snprintf(p1, sizeof(p1), "%s/b/first", ic.rootfs);
@@ -326,14 +332,9 @@ static void test_oci_message_names_member(void **state)
 		{"./b", AE_IFDIR, NULL},
 		{"./b/hard", HARDLINK, "./no/such/target"},
 	};
-	char ld[2][72];
-	make_oci(f, l2, 2, ld);
-	char ref[256];
-	snprintf(ref, sizeof(ref), "oci:%s:v1", f->oci);
 	struct image_config ic;
 	struct kvmini_error e = {0};
-	bool built;
-	assert_true(image_prepare(ref, &ic, &built, &e) < 0);
+	assert_true(prepare_oci(f, l2, 2, &ic, &e) < 0);
 	if (!strstr(e.msg, "cannot unpack b/hard: "))
 		fail_msg("the message does not name the member: %s", e.msg);
 }
