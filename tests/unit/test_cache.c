@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "kvmini/cache.h"
+#include "tmpdir.h"
 
 struct fx {
 	char top[64], cache[96];
@@ -28,8 +29,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	snprintf(f->top, sizeof(f->top), "/tmp/kvmini-cache-XXXXXX");
-	assert_non_null(mkdtemp(f->top));
+	assert_int_equal(tmpdir_make(f->top, sizeof(f->top), "cache"), 0);
 	snprintf(f->cache, sizeof(f->cache), "%s/c/a/c/h/e", f->top);
 	setenv("KVMINI_CACHE_DIR", f->cache, 1);
 	*state = f;
@@ -39,9 +39,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->top);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tmpdir_remove(f->top), 0);
 	free(f);
 	return 0;
 }

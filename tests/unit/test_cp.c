@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "kvmini/cp.h"
+#include "tmpdir.h"
 
 struct member {
 	const char *name;
@@ -64,8 +65,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	snprintf(f->top, sizeof(f->top), "/tmp/kvmini-cp-XXXXXX");
-	assert_non_null(mkdtemp(f->top));
+	assert_int_equal(tmpdir_make(f->top, sizeof(f->top), "cp"), 0);
 	snprintf(f->dst, sizeof(f->dst), "%s/dst", f->top);
 	snprintf(f->outside, sizeof(f->outside), "%s/outside", f->top);
 	assert_int_equal(mkdir(f->dst, 0755), 0);
@@ -77,9 +77,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->top);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tmpdir_remove(f->top), 0);
 	free(f);
 	return 0;
 }

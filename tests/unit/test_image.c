@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "kvmini/image.h"
+#include "tmpdir.h"
 
 struct member {
 	const char *name;
@@ -144,8 +145,7 @@ static void make_oci(struct fx *f, const struct member *l2, unsigned int n2, cha
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	snprintf(f->top, sizeof(f->top), "/tmp/kvmini-image-XXXXXX");
-	assert_non_null(mkdtemp(f->top));
+	assert_int_equal(tmpdir_make(f->top, sizeof(f->top), "image"), 0);
 	snprintf(f->oci, sizeof(f->oci), "%s/oci", f->top);
 	snprintf(f->cache, sizeof(f->cache), "%s/cache", f->top);
 	setenv("KVMINI_CACHE_DIR", f->cache, 1);
@@ -156,9 +156,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->top);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tmpdir_remove(f->top), 0);
 	free(f);
 	return 0;
 }
