@@ -55,7 +55,7 @@ plain() {
 }
 sandbox() {
 	"$k" exec --kernel "$dir/bzImage" --initrd "$dir/sandbox.cpio.gz" --mem 128M \
-		--rootfs "$root" -- "$@" </dev/null 2>"$tmp/exec.err"
+		--console-log "$tmp/exec.console" --rootfs "$root" -- "$@" </dev/null 2>"$tmp/exec.err"
 }
 
 # series NAME FN: RUNS timed runs of FN.
@@ -66,6 +66,8 @@ series() {
 		t0=$(now_ms)
 		if ! $2 >/dev/null; then
 			echo "SBBENCH $1 n/a: run $i failed: $(tail -n 1 "$tmp/$1.err" 2>/dev/null)"
+			[ ! -s "$tmp/$1.console" ] ||
+				tr -d '\r' <"$tmp/$1.console" | tail -n 15 | sed 's/^/sandboxbench: console: /' >&2
 			return
 		fi
 		echo $(($(now_ms) - t0)) >>"$tmp/$1.ms"
@@ -95,7 +97,7 @@ fi
 # The same bytes over virtio-net TCP: a plain guest (initramfs-net.cpio.gz, with iperf3) on a
 # tap (vnet_hdr, 10.0.0.1/24 on the host end) sends exactly MIB MiB with `iperf3 -c -n` to a
 # one-off `iperf3 -s -1` on the host; wall time from the VMM's start to its exit, boot included
-# as for the stream above (busybox nc was 6x slower than iperf3 here: 1 KiB copies).
+# as for the stream above (busybox nc moved 2.7 MiB/s here, iperf3 26).
 echo "sandboxbench: $mib MiB from a plain guest over virtio-net TCP (iperf3)" >&2
 modprobe tun 2>/dev/null
 [ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; } 2>/dev/null
