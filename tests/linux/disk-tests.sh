@@ -172,6 +172,16 @@ crash_round() { # ROUND
 	done
 	early=0
 	[ "$acked" = 1 ] || alive "$bg_pid" || early=1
+	if [ "$acked" = 0 ] && [ "$early" = 0 ]; then
+		# Nothing acknowledged and kvmini still runs: what its threads do, 2 s apart.
+		{
+			echo "no record after $T s; kvmini's threads:"
+			vmm_threads "$bg_pid"
+			sleep 2
+			echo "2 s later:"
+			vmm_threads "$bg_pid"
+		} >>"$b.err"
+	fi
 	# A random delay of 0..1.99 s after the first acknowledgement.
 	r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 	sleep "$((r % 2)).$((r % 100 / 10))$((r % 10))"

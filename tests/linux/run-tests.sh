@@ -134,6 +134,18 @@ l2_reset_at_boot() {
 		grep -q "triple-faulted (shutdown exit) on vcpu0 at rip 0xfff0" "$1" 2>/dev/null
 }
 
+# vmm_threads PID: one line per thread of PID: its name, state, user and system clock ticks and
+# where it sleeps (/proc/PID/task/*), for a VM that stopped making progress: taken twice, it
+# tells a vCPU that spins from one that waits or is never scheduled.
+vmm_threads() {
+	for _t in /proc/"$1"/task/*; do
+		[ -r "$_t/stat" ] || continue
+		printf 'thread %s wchan %s\n' \
+			"$(awk '{ print $2 " state " $3 " utime " $14 " stime " $15 }' "$_t/stat")" \
+			"$(cat "$_t/wchan" 2>/dev/null)"
+	done
+}
+
 # need FILE...: fail the current test when an input file is missing.
 need() {
 	for f in "$@"; do
