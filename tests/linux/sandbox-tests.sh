@@ -71,6 +71,26 @@ sb_kvmini_pid() {
 	return 1
 }
 
+# sb_wait_diag PID BASE: wait for the background run PID; if it still runs 15 s before the
+# timeout $T, first append what kvmini's threads do (twice, 2 s apart) to BASE.err. Sets $status.
+sb_wait_diag() {
+	_t0=$(now)
+	while kill -0 "$1" 2>/dev/null && [ $(($(now) - _t0)) -lt $((T - 15)) ]; do
+		sleep 1
+	done
+	if kill -0 "$1" 2>/dev/null && _k=$(sb_kvmini_pid "$1"); then
+		{
+			echo "still running after $((T - 15)) s; kvmini's threads:"
+			vmm_threads "$_k"
+			sleep 2
+			echo "2 s later:"
+			vmm_threads "$_k"
+		} >>"$2.err"
+	fi
+	wait "$1"
+	status=$?
+}
+
 # The test root: static busybox and its applets, a file that is not executable, a marker.
 sb_make_root() {
 	[ -d "$SB_ROOT" ] && return 0
@@ -196,16 +216,16 @@ test_sb_stdin() {
 	mb=${KVMINI_TEST_STDIN_MB:-100}
 	dd if=/dev/urandom of="$tmp/sb-in" bs=1M count="$mb" 2>/dev/null
 	sbx --initrd "$SB_INITRD" --mem "$MEM" --rootfs "$SB_ROOT" -i -- cat <"$tmp/sb-in" \
-		>"$b.out" 2>"$b.err"
-	status=$?
+		>"$b.data" 2>"$b.err" &
+	sb_wait_diag $! "$b"
 	if [ "$status" != 0 ]; then
 		not_ok "$name" "status $status" "$b"
-	elif [ "$(md5sum <"$b.out")" != "$(md5sum <"$tmp/sb-in")" ]; then
-		not_ok "$name" "$(wc -c <"$b.out") bytes came back, not the same $mb MiB" "$b"
+	elif [ "$(md5sum <"$b.data")" != "$(md5sum <"$tmp/sb-in")" ]; then
+		not_ok "$name" "$(wc -c <"$b.data") bytes came back, not the same $mb MiB" "$b"
 	else
 		ok "$name"
 	fi
-	rm -f "$tmp/sb-in" "$b.out"
+	rm -f "$tmp/sb-in" "$b.data"
 }
 
 # -e, -w and -u reach the command.
