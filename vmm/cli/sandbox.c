@@ -744,37 +744,33 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 			close(sfd);
 		return status;
 	}
+	/* Everything the exit path below releases; each failure on the way jumps there. */
+	int console_fd = -1, hold = -1, sfd = -1, status = KVMINI_EXEC_FAILED;
+	struct image_config ic = {0};
+	struct kvmini_config *cfg = NULL;
+	struct kvmini_vm *vm = NULL;
 	/* Before the image work, so that a console log that cannot be written fails at once. */
-	int console_fd = -1;
 	if (o.console_log) {
 		console_fd = open(o.console_log,
 				  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
 		if (console_fd < 0) {
 			fprintf(stderr, "kvmini: error: cannot create the console log %s: %s\n",
 				o.console_log, strerror(errno));
-			return KVMINI_EXEC_FAILED;
+			goto out;
 		}
 	}
 	/* The cache's lock, shared, until the VM has its root image open (see cache.c). */
-	int hold = cache_hold(&e);
+	hold = cache_hold(&e);
 	if (hold < 0) {
 		fprintf(stderr, "kvmini: error: %s\n", e.msg);
-		if (console_fd >= 0)
-			close(console_fd);
-		return KVMINI_EXEC_FAILED;
+		goto out;
 	}
-	struct image_config ic = {0};
 	if (o.image) {
 		bool unpacked;
 		if (image_prepare(o.image, &ic, &unpacked, &e) < 0 ||
 		    sandbox_apply_image(&o, &ic, &e) < 0) {
 			fprintf(stderr, "kvmini: error: %s\n", e.msg);
-			free(o.argv_owned);
-			image_config_free(&ic);
-			if (console_fd >= 0)
-				close(console_fd);
-			cache_release(&hold);
-			return KVMINI_EXEC_FAILED;
+			goto out;
 		}
 		if (unpacked && o.log_level >= KVMINI_LOG_INFO)
 			fprintf(stderr, "kvmini: unpacked the image into %s\n", ic.rootfs);
@@ -786,20 +782,12 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 	    (!o.initrd && sandbox_find("sandbox.cpio.gz", initrd, sizeof(initrd), &e) < 0) ||
 	    rootfs_image(o.rootfs, img, sizeof(img), &built, &e) < 0) {
 		fprintf(stderr, "kvmini: error: %s\n", e.msg);
-		free(o.argv_owned);
-		image_config_free(&ic);
-		if (console_fd >= 0)
-			close(console_fd);
-		cache_release(&hold);
-		return KVMINI_EXEC_FAILED;
+		goto out;
 	}
 	if (built && o.log_level >= KVMINI_LOG_INFO)
 		fprintf(stderr, "kvmini: built the root image %s\n", img);
 
-	int sfd = sandbox_signalfd(o.tty);
-	struct kvmini_config *cfg = NULL;
-	struct kvmini_vm *vm = NULL;
-	int status = KVMINI_EXEC_FAILED;
+	sfd = sandbox_signalfd(o.tty);
 	if (kvmini_config_new(&cfg) < 0) {
 		fprintf(stderr, "kvmini: error: out of memory\n");
 		goto out;
