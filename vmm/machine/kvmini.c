@@ -475,8 +475,7 @@ uint64_t kvmini_vm_vsock_cid(const struct kvmini_vm *h)
 	return h && h->vm->vsock ? vsock_cid(h->vm->vsock) : 0;
 }
 
-/* Read the "OK <port>\n" line from a fresh vsock host connection. 0, -ECONNREFUSED (closed:
- * no listener), -ETIMEDOUT, -EPROTO. */
+/* The "CONNECT <port>\n" / "OK <hostport>\n" exchange (contract in kvmini.h). */
 int kvmini_vsock_handshake(int fd, uint32_t port, int timeout_ms)
 {
 	char line[32];
