@@ -2,28 +2,30 @@
 # bench/sandbox-l2.sh: the measuring half of bench/sandbox.sh (POSIX sh: runs inside the nested
 # machine, or directly on a host with hardware virtualization).
 #
-#   sh sandbox-l2.sh DIR RUNS MIB PAR
+#   sh sandbox-l2.sh DIR RUNS MIB PAR SRUNS
 #
 # DIR holds kvmini, bzImage, initramfs.cpio.gz, initramfs-net.cpio.gz (with iperf3),
 # sandbox.cpio.gz and tools/ (mkfs.erofs, ip, iperf3). Builds
 # a root (static busybox), then measures, all with 1 vCPU and 128 MiB:
 #   plain    RUNS x `kvmini run --cmdline "-- true"` to exit, one after another
 #   exec     RUNS x `kvmini exec --rootfs ROOT -- true` to exit (the image cached beforehand)
-#   stream   MIB MiB from the command's stdout (`dd if=/dev/zero`), wall time to the last byte
+#   stream   MIB MiB from the command's stdout (`dd if=/dev/zero`) into a file, wall time to
+#            the VMM's exit (the file's size is checked after)
 #   tcp      the same MIB MiB from a plain guest over virtio-net TCP (iperf3 -n) to the host
+#            (SRUNS rounds of both, alternated; medians)
 #   par      PAR plain runs at once, then PAR sandboxes at once: wall time for all of them and
 #            the host's peak memory use during it (MemTotal - MemAvailable, sampled, minus its
 #            value before)
 # Times come from /proc/uptime (10 ms steps). Prints SBBENCH lines:
 #   SBBENCH plain|exec runs MEDIAN_MS MIN_MS MAX_MS
-#   SBBENCH stream MIB MS
-#   SBBENCH tcp MIB MS
+#   SBBENCH stream|tcp MIB MEDIAN_MS RUNS
 #   SBBENCH par_plain|par_exec GOOD MS PEAK_KIB FAILED   (GOOD of PAR runs succeeded)
 # or "SBBENCH WHAT n/a: WHY"; progress lines start with "sandboxbench:".
 dir=$1
 runs=$2
 mib=$3
 par=$4
+sruns=$5
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-sbbench.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 export PATH="$dir/tools:$PATH" KVMINI_CACHE_DIR="$tmp/cache"
@@ -84,32 +86,29 @@ echo "sandboxbench: $runs plain boots, then $runs sandboxes" >&2
 series plain plain
 series exec exec_true
 
-echo "sandboxbench: $mib MiB through a sandbox's stdout" >&2
-t0=$(now_ms)
-got=$(sandbox dd if=/dev/zero bs=1M count="$mib" | wc -c)
-t1=$(now_ms)
-if [ "$got" = $((mib * 1048576)) ]; then
-	echo "SBBENCH stream $mib $((t1 - t0))"
-else
-	echo "SBBENCH stream n/a: $got bytes arrived of $((mib * 1048576))"
-fi
+# stream_once: one MIB MiB stream from a sandbox's stdout into a file (not a pipe: busybox
+# `wc -c` reading the pipe was the bottleneck, 10-11 s for 256 MiB where the same stream into
+# a file took 3.6-5 s; iperf3's server, which only receives, is not one for the TCP row).
+# Appends its milliseconds to $tmp/stream.ms, or says why it failed on stdout.
+stream_once() {
+	t0=$(now_ms)
+	sandbox dd if=/dev/zero bs=1M count="$mib" >"$tmp/stream.out"
+	t1=$(now_ms)
+	got=$(wc -c <"$tmp/stream.out")
+	rm -f "$tmp/stream.out"
+	if [ "$got" = $((mib * 1048576)) ]; then
+		echo $((t1 - t0)) >>"$tmp/stream.ms"
+	else
+		echo "$got bytes arrived of $((mib * 1048576)): $(tail -n 1 "$tmp/exec.err")"
+	fi
+}
 
-# The same bytes over virtio-net TCP: a plain guest (initramfs-net.cpio.gz, with iperf3) on a
-# tap (vnet_hdr, 10.0.0.1/24 on the host end) sends exactly MIB MiB with `iperf3 -c -n` to a
-# one-off `iperf3 -s -1` on the host; wall time from the VMM's start to its exit, boot included
-# as for the stream above (busybox nc moved 2.7 MiB/s here, iperf3 26).
-echo "sandboxbench: $mib MiB from a plain guest over virtio-net TCP (iperf3)" >&2
-modprobe tun 2>/dev/null
-[ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; } 2>/dev/null
-tap=kvsbench0
-ip=$dir/tools/ip # iproute2's, by path: busybox sh would run its own ip applet (no tuntap)
-if [ ! -f "$dir/initramfs-net.cpio.gz" ] || [ ! -x "$dir/tools/iperf3" ]; then
-	echo "SBBENCH tcp n/a: no initramfs-net.cpio.gz or iperf3 (bench/sandbox.sh makes them)"
-elif ! "$ip" tuntap add dev $tap mode tap vnet_hdr 2>"$tmp/tcp.err" ||
-	! "$ip" addr add 10.0.0.1/24 dev $tap 2>>"$tmp/tcp.err" ||
-	! "$ip" link set $tap up 2>>"$tmp/tcp.err"; then
-	echo "SBBENCH tcp n/a: cannot set up tap $tap: $(tail -n 1 "$tmp/tcp.err")"
-else
+# tcp_once: the same bytes over virtio-net TCP: a plain guest (initramfs-net.cpio.gz, with
+# iperf3) on tap $tap (vnet_hdr, 10.0.0.1/24 on the host end) sends exactly MIB MiB with
+# `iperf3 -c -n` to a one-off `iperf3 -s -1` on the host; wall time from the VMM's start to
+# its exit, boot included as for the stream (busybox nc moved 2.7 MiB/s here, iperf3 26).
+# Appends to $tmp/tcp.ms, or says why it failed.
+tcp_once() {
 	"$dir/tools/iperf3" -s -1 -B 10.0.0.1 >"$tmp/iperf.server" 2>&1 &
 	spid=$!
 	sleep 1
@@ -119,16 +118,54 @@ else
 		>/dev/null; echo IPERF_STATUS=\$?" </dev/null >"$tmp/tcp.out" 2>"$tmp/tcp.err"
 	st=$?
 	t1=$(now_ms)
+	kill "$spid" 2>/dev/null # a guest that never connected leaves it waiting
 	wait "$spid"
 	sst=$?
 	if [ "$st" = 0 ] && [ "$sst" = 0 ] && tr -d '\r' <"$tmp/tcp.out" | grep -q '^IPERF_STATUS=0$'; then
-		echo "SBBENCH tcp $mib $((t1 - t0))"
+		echo $((t1 - t0)) >>"$tmp/tcp.ms"
 	else
-		echo "SBBENCH tcp n/a: VMM exit $st, iperf3 server $sst, guest $(tr -d '\r' <"$tmp/tcp.out" | grep IPERF_STATUS)"
+		echo "VMM exit $st, iperf3 server $sst, guest $(tr -d '\r' <"$tmp/tcp.out" | grep IPERF_STATUS)"
 	fi
-	kill "$spid" 2>/dev/null
-	"$ip" link del $tap 2>/dev/null
+}
+
+# STREAM_RUNS rounds, the stream and the TCP transfer alternated so that the nested machine's
+# drift touches both alike; medians. A failed run is reported and the rest go on.
+echo "sandboxbench: $mib MiB through a sandbox's stdout, then over virtio-net TCP (iperf3), $sruns rounds" >&2
+modprobe tun 2>/dev/null
+[ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; } 2>/dev/null
+tap=kvsbench0
+ip=$dir/tools/ip # iproute2's, by path: busybox sh would run its own ip applet (no tuntap)
+tcp_why=""
+if [ ! -f "$dir/initramfs-net.cpio.gz" ] || [ ! -x "$dir/tools/iperf3" ]; then
+	tcp_why="no initramfs-net.cpio.gz or iperf3 (bench/sandbox.sh makes them)"
+elif ! "$ip" tuntap add dev $tap mode tap vnet_hdr 2>"$tmp/tcp.err" ||
+	! "$ip" addr add 10.0.0.1/24 dev $tap 2>>"$tmp/tcp.err" ||
+	! "$ip" link set $tap up 2>>"$tmp/tcp.err"; then
+	tcp_why="cannot set up tap $tap: $(tail -n 1 "$tmp/tcp.err")"
 fi
+: >"$tmp/stream.ms"
+: >"$tmp/tcp.ms"
+stream_why="" tcp_fail="" i=0
+while [ $i -lt "$sruns" ]; do
+	w=$(stream_once)
+	[ -z "$w" ] || { stream_why=$w; echo "sandboxbench: stream round $i failed: $w" >&2; }
+	if [ -z "$tcp_why" ]; then
+		w=$(tcp_once)
+		[ -z "$w" ] || { tcp_fail=$w; echo "sandboxbench: TCP round $i failed: $w" >&2; }
+	fi
+	i=$((i + 1))
+done
+[ -z "$tcp_why" ] && "$ip" link del $tap 2>/dev/null
+# report NAME FILE WHY: "SBBENCH NAME MIB MEDIAN_MS RUNS" or why nothing was measured.
+report() {
+	if [ -s "$2" ]; then
+		echo "SBBENCH $1 $mib $(median <"$2") $(wc -l <"$2")"
+	else
+		echo "SBBENCH $1 n/a: ${3:-not measured}"
+	fi
+}
+report stream "$tmp/stream.ms" "$stream_why"
+report tcp "$tmp/tcp.ms" "${tcp_why:-$tcp_fail}"
 
 # parallel NAME FN: PAR runs of FN at once; wall time and peak memory.
 parallel() {

@@ -9,6 +9,7 @@
 #   BENCH_SB_RUNS       runs per series (10)
 #   BENCH_SB_STREAM_MIB MiB streamed from a sandbox's stdout (256; the issue's 1024 takes long
 #                       under TCG)
+#   BENCH_SB_STREAM_RUNS rounds of the stream and of the TCP transfer, alternated (3; medians)
 #   BENCH_SB_PAR        sandboxes (and plain boots) at once (20)
 #   BENCH_SB_MODE       auto, direct or nested (auto: tests/nested/hw-virt.sh decides)
 #
@@ -27,13 +28,14 @@ kvmini=${BENCH_KVMINI:-$dir/../kvmini}
 gdir=${BENCH_GUEST_DIR:-$dir/../guest}
 runs=${BENCH_SB_RUNS:-10}
 mib=${BENCH_SB_STREAM_MIB:-256}
+sruns=${BENCH_SB_STREAM_RUNS:-3}
 par=${BENCH_SB_PAR:-20}
 mode=${BENCH_SB_MODE:-auto}
 qemu=${QEMU:-qemu-system-x86_64}
 datadir=${QEMU_DATADIR:-/usr/share/qemu}
-for v in runs mib par; do
+for v in runs mib sruns par; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] ||
-		{ echo "bench: BENCH_SB_RUNS, BENCH_SB_STREAM_MIB and BENCH_SB_PAR must be positive numbers" >&2; exit 2; }
+		{ echo "bench: BENCH_SB_RUNS, BENCH_SB_STREAM_MIB, BENCH_SB_STREAM_RUNS and BENCH_SB_PAR must be positive numbers" >&2; exit 2; }
 done
 command -v jq >/dev/null || { echo "bench: jq is missing (./setup.sh --deps-only installs it)" >&2; exit 2; }
 mkdir -p "$dir"
@@ -61,27 +63,27 @@ if bench_need_guest; then
 				"$work/l2/initramfs-net.cpio.gz" "$(command -v iperf3)" \
 				>"$work/initramfs.log" 2>&1 || true
 		fi
-		bench_run_l2 sandbox SBBENCH sandbox-l2.sh "$runs" "$mib" "$par"
+		bench_run_l2 sandbox SBBENCH sandbox-l2.sh "$runs" "$mib" "$par" "$sruns"
 	fi
 fi
 
 jq -n -R --arg reason "$reason" --arg stall "$stall" --arg where "$where" \
-	--argjson runs "$runs" --argjson mib "$mib" --argjson par "$par" '
+	--argjson runs "$runs" --argjson mib "$mib" --argjson sruns "$sruns" --argjson par "$par" '
 	[inputs | split(" ") | select(length > 2)] as $l
 	| def line($w): [$l[] | select(.[1] == $w)][0];
 	  def num($w; $i): (line($w) // []) as $x | if ($x | length) > $i and ($x[2] | test("^[0-9]")) then ($x[$i] | tonumber) else null end;
 	  def why($w): ((line($w) // []) as $x | if ($x | length) > 2 and $x[2] == "n/a:" then ($x[3:] | join(" ")) else null end)
 		// (if $stall != "" then $stall elif $reason != "" then $reason else "not measured" end);
 	{tool: "bench/sandbox-l2.sh (/proc/uptime, /proc/meminfo)", where: $where,
-	 runs: $runs, stream_mib: $mib, parallel: $par,
+	 runs: $runs, stream_mib: $mib, stream_runs: $sruns, parallel: $par,
 	 goals: {exec_vs_plain_max: 1.15, stream_vs_tcp_min: 1.0},
 	 start_to_exit: {plain_ms: num("plain"; 3), exec_ms: num("exec"; 3),
 			 plain_min_ms: num("plain"; 4), exec_min_ms: num("exec"; 4),
 			 ratio: (if num("plain"; 3) and num("exec"; 3) then num("exec"; 3) / num("plain"; 3) else null end),
 			 error: (if num("exec"; 3) == null then why("exec") elif num("plain"; 3) == null then why("plain") else null end)},
-	 stream: {ms: num("stream"; 3), mib_per_s: (if num("stream"; 3) then $mib * 1000 / num("stream"; 3) else null end),
+	 stream: {ms: num("stream"; 3), runs: num("stream"; 4), mib_per_s: (if num("stream"; 3) then $mib * 1000 / num("stream"; 3) else null end),
 		  error: (if num("stream"; 3) == null then why("stream") else null end)},
-	 tcp: {ms: num("tcp"; 3), mib_per_s: (if num("tcp"; 3) then $mib * 1000 / num("tcp"; 3) else null end),
+	 tcp: {ms: num("tcp"; 3), runs: num("tcp"; 4), mib_per_s: (if num("tcp"; 3) then $mib * 1000 / num("tcp"; 3) else null end),
 	       error: (if num("tcp"; 3) == null then why("tcp") else null end)},
 	 stream_vs_tcp: (if num("stream"; 3) and num("tcp"; 3) then num("tcp"; 3) / num("stream"; 3) else null end),
 	 parallel_runs: {plain_ms: num("par_plain"; 3), exec_ms: num("par_exec"; 3),
@@ -100,7 +102,7 @@ jq -r 'def f: if . == null then "n/a" else (. * 100 | round / 100 | tostring) en
 	(if ((.parallel_runs.plain_failed // 0) + (.parallel_runs.exec_failed // 0)) > 0 then
 	 "bench: sandbox: at once, runs that failed (counted out of the rates): plain \(.parallel_runs.plain_failed), exec \(.parallel_runs.exec_failed)" else empty end),
 	"\(.parallel) at once: peak host memory (MiB)      \((.parallel_runs.plain_peak_kib // null) | if . == null then null else . / 1024 end | f)   \((.parallel_runs.exec_peak_kib // null) | if . == null then null else . / 1024 end | f)",
-	"stdout stream, \(.stream_mib) MiB (MiB/s)                      -   \(.stream.mib_per_s | f)",
+	"stdout stream, \(.stream_mib) MiB, median of \(.stream.runs // 0) (MiB/s)      -   \(.stream.mib_per_s | f)",
 	"the same over virtio-net TCP (MiB/s)           \(.tcp.mib_per_s | f)   -   exec/TCP \(.stream_vs_tcp | f)",
 	(.start_to_exit.error // empty | "bench: sandbox: start to exit: \(.)"),
 	(.stream.error // empty | "bench: sandbox: stream: \(.)"),
