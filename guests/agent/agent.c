@@ -80,6 +80,12 @@
 #define AG_VERSION     1
 #define AG_HDR	       8
 #define AG_MAX_PAYLOAD 65536
+/* Output read per DATA frame: header and data fit one vsock packet (the guest driver cuts a
+ * send into packets of at most 64 KiB: a full 65536-byte payload would add an 8-byte one). */
+#define AG_OUT_CHUNK (AG_MAX_PAYLOAD - AG_HDR)
+/* The command's stdout and stderr pipes: 1 MiB (the default pipe-max-size) lets a writer of
+ * large blocks go on while the agent sends, rather than switching every 64 KiB. */
+#define AG_OUT_PIPE (1 << 20)
 #define AG_ERR_MAX     1024 /* ERROR message bytes */
 #define AG_PORT	       1024
 #define AG_MAX_ARGS    4096
@@ -578,6 +584,9 @@ static int spawn(const struct exec_req *rq, const char *root, struct relay *rl, 
 			snprintf(msg, msglen, "pipe: %s", strerror(errno));
 			goto out;
 		}
+		/* Best effort: a smaller pipe only costs speed. */
+		(void)fcntl(out[0], F_SETPIPE_SZ, AG_OUT_PIPE);
+		(void)fcntl(err[0], F_SETPIPE_SZ, AG_OUT_PIPE);
 		if (rq->flags & EXEC_STDIN) {
 			if (pipe2(in, O_CLOEXEC) < 0) {
 				rc = -errno;
@@ -687,7 +696,7 @@ static int end_stream(struct conn *c, struct relay *rl, int s)
 /* Relays what output fd `s` has: DATA, or the stream's end. 0 or -errno (connection). */
 static int relay_output(struct conn *c, struct relay *rl, int s)
 {
-	ssize_t n = read(rl->out[s], c->tx, sizeof(c->tx));
+	ssize_t n = read(rl->out[s], c->tx, AG_OUT_CHUNK);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
 	if (n > 0)
@@ -905,13 +914,13 @@ static int cp_out_sink(void *ctx, const void *buf, size_t len)
 	struct conn *c = ctx;
 	const uint8_t *p = buf;
 	while (len) {
-		size_t n = sizeof(c->tx) - c->tx_fill;
+		size_t n = AG_OUT_CHUNK - c->tx_fill;
 		n = n < len ? n : len;
 		memcpy(c->tx + c->tx_fill, p, n);
 		c->tx_fill += n;
 		p += n;
 		len -= n;
-		if (c->tx_fill == sizeof(c->tx)) {
+		if (c->tx_fill == AG_OUT_CHUNK) {
 			int rc = send_frame(c, M_DATA, 1, c->tx, c->tx_fill);
 			c->tx_fill = 0;
 			if (rc < 0)
