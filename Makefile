@@ -19,8 +19,8 @@ LDLIBS   += -luring -lpthread
 # The frontends (vmm/cli: the command, its API server and client) also use these. The kvmini
 # command links them (and liburing) statically: each shared library a process maps costs
 # resident pages, which count in every VM's memory overhead (bench/ctl.sh measures it).
-FRONT_LIBS := -levent_core -levent_extra -ljansson -larchive -lcrypto -ldl
-KVMINI_LIBS := -Wl,-Bstatic -levent_extra -levent_core -ljansson -luring -Wl,-Bdynamic -larchive -lcrypto -ldl -lpthread
+FRONT_LIBS := -levent_core -levent_extra -ljansson -larchive -lnettle -ldl
+KVMINI_LIBS := -Wl,-Bstatic -levent_extra -levent_core -ljansson -luring -Wl,-Bdynamic -larchive -lnettle -ldl -lpthread
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DKVMINI_VERSION='"$(VERSION)"'
 

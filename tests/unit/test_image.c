@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 #include "kvmini/image.h"
 #include "tmpdir.h"
@@ -35,10 +35,12 @@ struct fx {
 
 static void sha256_hex(const void *p, size_t n, char hex[65])
 {
-	unsigned char md[32];
-	unsigned int len;
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
+	struct sha256_ctx c;
+	uint8_t md[SHA256_DIGEST_SIZE];
+	sha256_init(&c);
+	sha256_update(&c, n, p);
+	sha256_digest(&c, sizeof(md), md);
+	for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 #include "kvmini/cache.h"
 #include "kvmini/cp.h"
@@ -72,23 +72,17 @@ static int image_hash_file(const char *path, char hex[65])
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(md);
-		close(fd);
-		return -ENOMEM;
-	}
-	char buf[65536];
+	struct sha256_ctx md;
+	sha256_init(&md);
+	uint8_t buf[65536];
 	ssize_t n;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		EVP_DigestUpdate(md, buf, (size_t)n);
+		sha256_update(&md, (size_t)n, buf);
 	int err = n < 0 ? -errno : 0;
 	close(fd);
-	unsigned char out[32];
-	unsigned int len;
-	EVP_DigestFinal_ex(md, out, &len);
-	EVP_MD_CTX_free(md);
-	for (int i = 0; i < 32; i++)
+	uint8_t out[SHA256_DIGEST_SIZE];
+	sha256_digest(&md, sizeof(out), out);
+	for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
 		snprintf(hex + 2 * i, 3, "%02x", out[i]);
 	return err;
 }

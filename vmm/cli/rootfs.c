@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 #include "kvmini/cache.h"
 #include "kvmini/rootfs.h"
@@ -28,7 +28,7 @@
 #define ROOTFS_FORMAT "kvmini-rootfs-1 mkfs.erofs -x-1"
 
 /* Hash one entry of the walk. */
-static void rootfs_hash_entry(EVP_MD_CTX *md, const FTSENT *f, size_t root_len)
+static void rootfs_hash_entry(struct sha256_ctx *md, const FTSENT *f, size_t root_len)
 {
 	const struct stat *st = f->fts_statp;
 	const char *rel = f->fts_path + (f->fts_pathlen >= root_len ? root_len : f->fts_pathlen);
@@ -41,12 +41,12 @@ static void rootfs_hash_entry(EVP_MD_CTX *md, const FTSENT *f, size_t root_len)
 			 (unsigned long long)st->st_rdev);
 	if (n < 0 || (size_t)n >= sizeof(rec))
 		n = (int)sizeof(rec) - 1;
-	EVP_DigestUpdate(md, rec, (size_t)n + 1);
+	sha256_update(md, (size_t)n + 1, (const uint8_t *)rec);
 	if (f->fts_info == FTS_SL || f->fts_info == FTS_SLNONE) {
 		char target[PATH_MAX];
 		ssize_t t = readlink(f->fts_accpath, target, sizeof(target));
 		if (t > 0)
-			EVP_DigestUpdate(md, target, (size_t)t);
+			sha256_update(md, (size_t)t, (const uint8_t *)target);
 	}
 }
 
@@ -60,12 +60,9 @@ int rootfs_key(const char *dir, char key[ROOTFS_KEY_LEN + 1], struct kvmini_erro
 	if (access(dir, R_OK | X_OK) < 0)
 		return cli_fail(e, ROOTFS_EXIT, errno, "--rootfs %s cannot be read: %s", dir,
 				strerror(errno));
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(md);
-		return cli_fail(e, ROOTFS_EXIT, ENOMEM, "cannot hash --rootfs %s", dir);
-	}
-	EVP_DigestUpdate(md, ROOTFS_FORMAT, sizeof(ROOTFS_FORMAT));
+	struct sha256_ctx md;
+	sha256_init(&md);
+	sha256_update(&md, sizeof(ROOTFS_FORMAT), (const uint8_t *)ROOTFS_FORMAT);
 	char *roots[] = {(char *)dir, NULL};
 	FTS *fts = fts_open(roots, FTS_PHYSICAL | FTS_NOCHDIR, NULL);
 	int err = fts ? 0 : errno;
@@ -78,18 +75,16 @@ int rootfs_key(const char *dir, char key[ROOTFS_KEY_LEN + 1], struct kvmini_erro
 			snprintf(bad, sizeof(bad), "%s", f->fts_path);
 			break;
 		}
-		rootfs_hash_entry(md, f, strlen(dir));
+		rootfs_hash_entry(&md, f, strlen(dir));
 	}
 	if (fts)
 		fts_close(fts);
-	unsigned char out[32];
-	unsigned int mdlen = 0;
-	EVP_DigestFinal_ex(md, out, &mdlen);
-	EVP_MD_CTX_free(md);
+	uint8_t out[SHA256_DIGEST_SIZE];
+	sha256_digest(&md, sizeof(out), out);
 	if (err)
 		return cli_fail(e, ROOTFS_EXIT, err, "--rootfs %s: cannot read %s: %s", dir,
 				bad[0] ? bad : dir, strerror(err));
-	for (unsigned int i = 0; i < 32; i++)
+	for (unsigned int i = 0; i < SHA256_DIGEST_SIZE; i++)
 		snprintf(key + 2 * i, 3, "%02x", out[i]);
 	return 0;
 }
