@@ -57,7 +57,7 @@ plain() {
 }
 sandbox() {
 	"$k" exec --kernel "$dir/bzImage" --initrd "$dir/sandbox.cpio.gz" --mem 128M \
-		--console-log "$tmp/exec.console" --rootfs "$root" -- "$@" </dev/null 2>"$tmp/exec.err"
+		--console-log "${SB_CONSOLE:-$tmp/exec.console}" --rootfs "$root" -- "$@" </dev/null 2>"$tmp/exec.err"
 }
 
 # series NAME FN: RUNS timed runs of FN.
@@ -167,7 +167,29 @@ report() {
 report stream "$tmp/stream.ms" "$stream_why"
 report tcp "$tmp/tcp.ms" "${tcp_why:-$tcp_fail}"
 
-# parallel NAME FN: PAR runs of FN at once; wall time and peak memory.
+# stuck PID I: run I of parallel() (PID: its subshell) did not end within PAR_LIMIT_S: print
+# kvmini's threads (name, state, user and system ticks, wait channel) twice, 2 s apart, so that
+# a spinning vCPU shows apart from one that waits, and the end of its console; kill it.
+stuck() {
+	k_pid=$1
+	[ "$(cat /proc/"$1"/comm 2>/dev/null)" = kvmini ] ||
+		k_pid=$(cat /proc/"$1"/task/"$1"/children 2>/dev/null | awk '{ print $1 }')
+	echo "sandboxbench: run pid $1 (kvmini $k_pid) still going after $PAR_LIMIT_S s" >&2
+	for _ in 1 2; do
+		for t in /proc/"$k_pid"/task/*; do
+			[ -r "$t/stat" ] || continue
+			echo "sandboxbench:   $(awk '{ print $2 " " $3 " utime " $14 " stime " $15 }' "$t/stat") wchan $(cat "$t/wchan" 2>/dev/null)" >&2
+		done
+		sleep 2
+	done
+	cat "$tmp/par.$2.out" "$tmp/par.$2.console" 2>/dev/null | tr -d '\r' | tail -n 8 |
+		sed 's/^/sandboxbench:   console: /' >&2
+	kill -9 "$k_pid" "$1" 2>/dev/null
+}
+
+# parallel NAME FN: PAR runs of FN at once; wall time and peak memory. A run still going
+# after PAR_LIMIT_S seconds is reported (stuck) and killed, and counts as failed.
+PAR_LIMIT_S=300
 parallel() {
 	base=$(used_kib)
 	peak=0
@@ -175,10 +197,18 @@ parallel() {
 	pids=""
 	i=0
 	while [ $i -lt "$par" ]; do
-		$2 >/dev/null &
-		pids="$pids $!"
+		(
+			SB_CONSOLE=$tmp/par.$i.console
+			$2 >"$tmp/par.$i.out"
+		) &
+		pids="$pids $!:$i"
 		i=$((i + 1))
 	done
+	(
+		sleep "$PAR_LIMIT_S"
+		for p in $pids; do ! kill -0 "${p%:*}" 2>/dev/null || stuck "${p%:*}" "${p#*:}"; done
+	) &
+	watchdog=$!
 	(
 		p=0
 		while :; do
@@ -190,10 +220,12 @@ parallel() {
 	) &
 	sampler=$!
 	fails=0
-	for p in $pids; do wait "$p" || fails=$((fails + 1)); done
+	for p in $pids; do wait "${p%:*}" || fails=$((fails + 1)); done
 	t1=$(now_ms)
-	kill "$sampler" 2>/dev/null
+	kill "$sampler" "$watchdog" 2>/dev/null
 	wait "$sampler" 2>/dev/null
+	wait "$watchdog" 2>/dev/null
+	rm -f "$tmp"/par.*.out "$tmp"/par.*.console
 	peak=$(cat "$tmp/peak" 2>/dev/null || echo 0)
 	# A guest the nested machine resets at boot under this load (tests/nested/README.md) is
 	# counted apart, as the density rows of bench/boot.sh do: the rate is of the good runs.
