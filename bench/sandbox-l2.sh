@@ -16,7 +16,9 @@
 #   par      PAR plain runs at once, then PAR sandboxes at once: wall time for all of them and
 #            the host's peak memory use during it (MemTotal - MemAvailable, sampled, minus its
 #            value before)
+#   calib    bench/calib.c's fixed kernel-heavy work (tools/calib), for the hardware estimate
 # Times come from /proc/uptime (10 ms steps). Prints SBBENCH lines:
+#   SBBENCH calib MS
 #   SBBENCH plain|exec runs MEDIAN_MS MIN_MS MAX_MS
 #   SBBENCH stream|tcp MIB MEDIAN_MS RUNS
 #   SBBENCH par_plain|par_exec GOOD MS PEAK_KIB FAILED   (GOOD of PAR runs succeeded)
@@ -80,6 +82,9 @@ series() {
 
 exec_true() { sandbox true; }
 
+if [ -x "$dir/tools/calib" ]; then
+	echo "SBBENCH calib $("$dir/tools/calib" | awk '$1 == "CALIB" { print $2 }')"
+fi
 echo "sandboxbench: building the root image" >&2
 sandbox true >/dev/null || echo "sandboxbench: the first sandbox failed: $(tail -n 2 "$tmp/exec.err")" >&2
 echo "sandboxbench: $runs plain boots, then $runs sandboxes" >&2
