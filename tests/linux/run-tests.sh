@@ -126,12 +126,13 @@ status_reason() { # EXPECTED
 
 # l2_reset_at_boot FILE: FILE (kvmini's stderr or a VM's vmm.log) shows the nested machine's
 # known fault under load, a guest reset before its boot got anywhere: a triple fault with the
-# RIP at the reset vector (tests/nested/README.md, "Under heavy load"). Only in the nested
+# RIP at the reset vector, on any vCPU (an application processor of an 8-vCPU boot too; seen
+# 2026-12-02) (tests/nested/README.md, "Under heavy load"). Only in the nested
 # machine (check.sh sets KVMINI_TEST_NESTED=1): on hardware virtualization it is a real failure.
 # Callers run that one VM once more and say so.
 l2_reset_at_boot() {
 	[ "${KVMINI_TEST_NESTED:-0}" = 1 ] &&
-		grep -q "triple-faulted (shutdown exit) on vcpu0 at rip 0xfff0" "$1" 2>/dev/null
+		grep -Eq "triple-faulted \(shutdown exit\) on vcpu[0-9]+ at rip 0xfff0" "$1" 2>/dev/null
 }
 
 # vmm_threads PID: one line per thread of PID: its name, state, user and system clock ticks and
@@ -167,6 +168,11 @@ boot_nproc() {
 	b=$tmp/$name
 	run_vmm "$b" --kernel "$kernel" --initrd "$INITRD" --mem "$MEM" --cpus "$cpus" \
 		--name "$name" --cmdline '-- nproc'
+	if [ "$status" != 0 ] && l2_reset_at_boot "$b.err"; then
+		echo "# $name: guest reset at boot (the nested machine's known fault); once more"
+		run_vmm "$b" --kernel "$kernel" --initrd "$INITRD" --mem "$MEM" --cpus "$cpus" \
+			--name "$name" --cmdline '-- nproc'
+	fi
 	if [ "$timed_out" = 1 ]; then
 		not_ok "$name" "timed out after $T s" "$b"
 	elif ! grep -q 'KVMINI_GUEST_READY' "$b.log"; then
