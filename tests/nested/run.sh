@@ -152,7 +152,10 @@ done
 cp "$mods_src"/modules.builtin* "$mods_src"/modules.order "$mods_dst"/ 2>/dev/null || true
 depmod -b "$stage" "$version"
 
-# --- the keeper: one idle VM held open in L2 (kvm-keeper.c), built static for busybox's L2 ---
+# --- the heartbeat (heartbeat.c) and the keeper, one idle VM held open in L2 (kvm-keeper.c),
+# built static for busybox's L2 ---
+"${CC:-cc}" -O2 -Wall -Wextra -static -o "$stage/sbin/nested-heartbeat" "$here/heartbeat.c" ||
+	die "cannot build $here/heartbeat.c (a C compiler and libc6-dev are needed)"
 if [ "$keeper" = 1 ]; then
 	"${CC:-cc}" -O2 -Wall -Wextra -static -o "$stage/sbin/kvm-keeper" "$here/kvm-keeper.c" ||
 		die "cannot build $here/kvm-keeper.c (a C compiler and libc6-dev are needed)"
@@ -209,8 +212,10 @@ mount -t tmpfs tmpfs /dev/shm
 chmod 1777 /tmp
 mount -t tmpfs tmpfs /run
 exec </dev/console >/dev/console 2>&1
-# Heartbeat: the console is never silent for long unless L2 is wedged (NESTED_STALL).
-(while sleep 10; do echo "$HEARTBEAT"; done) &
+# Heartbeat: the console is never silent for long unless L2 is wedged (NESTED_STALL). Each
+# beat first kicks the console's transmitter, which a lost UART interrupt would leave waiting
+# for ever (README.md, "The silent console").
+nested-heartbeat "$HEARTBEAT" &
 dmesg -n "\${nested_loglevel:-3}"
 hostname l2
 ip link set lo up

@@ -7,6 +7,8 @@
 # behaves like one kind of wedge, and checks run.sh's verdict:
 #   quiet-command-lives  a command silent for longer than NESTED_STALL passes: the heartbeat
 #   silent-l2-stalls     L2 silent after the command started: "stalled", exit 125, CPU dump
+#   stuck-console-kicked a console transmitter left waiting for a lost interrupt sends again
+#                        (the heartbeat kicks it)
 #   soft-lockup-stalls   L2 reports a CPU stuck for NESTED_LOCKUP s or more: "stalled", 125
 #   boot-wedge-retried   L2 silent while booting: started again, NESTED_BOOT_TRIES in all
 #   keeper-holds-vm      L2 holds the keeper's VM while the command runs
@@ -21,15 +23,20 @@ log=$(mktemp "${TMPDIR:-/tmp}/kvmini-watchdog-XXXXXX.log")
 trap 'rm -f "$log"' EXIT
 passed=0 failed=0
 
-# check NAME WANT_STATUS GREP_ERE [ENV=VALUE]... -- CMD...: run CMD in L2, expect the status
-# and a line matching GREP_ERE in run.sh's output.
+# check NAME WANT_STATUS GREP_ERE [ENV=VALUE | --files DIR]... -- CMD...: run CMD in L2 (with
+# DIR as /work), expect the status and a line matching GREP_ERE in run.sh's output.
 check() {
 	local name=$1 want=$2 ere=$3 status=0
 	shift 3
-	local envs=()
-	while [ "$1" != -- ]; do envs+=("$1"); shift; done
+	local envs=() opts=()
+	while [ "$1" != -- ]; do
+		case "$1" in
+		--files) opts+=("$1" "$2"); shift 2 ;;
+		*) envs+=("$1"); shift ;;
+		esac
+	done
 	shift
-	env "${envs[@]}" "$here/run.sh" -- "$@" >"$log" 2>&1 || status=$?
+	env "${envs[@]}" "$here/run.sh" "${opts[@]}" -- "$@" >"$log" 2>&1 || status=$?
 	if [ "$status" != "$want" ]; then
 		echo "not ok - $name (run.sh exit status $status, expected $want)"
 	elif ! grep -Eq "$ere" "$log"; then
@@ -46,11 +53,28 @@ check() {
 check quiet-command-lives 0 '^nested: command exit status 0' NESTED_STALL=15 -- sleep 25
 # Killing every sleep ends the heartbeat loop (`while sleep 10`), as a wedged L2 would.
 check silent-l2-stalls 125 'nested machine stalled .*no console output for NESTED_STALL=8 s' \
-	NESTED_STALL=8 -- sh -c 'killall sleep; exec sleep 60'
+	NESTED_STALL=8 -- sh -c 'killall nested-heartbeat; exec sleep 60'
 grep -q '^nested: stall: RIP=' "$log" || {
 	echo "not ok - stall-dump (no CPU registers in the stall dump)"
 	failed=$((failed + 1))
 }
+# A console whose transmitter waits for a lost interrupt: the heartbeat's kick makes it send
+# again (without it, L2 goes silent and stalls, the form seen in CI on 2026-12-02).
+poke_dir=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-watchdog-poke-XXXXXX")
+if "${CC:-cc}" -O2 -Wall -Wextra -static -o "$poke_dir/uart-ier-poke" "$here/uart-ier-poke.c"; then
+	check stuck-console-kicked 0 '^LINE 2999 x+$' NESTED_STALL=30 --files "$poke_dir" -- sh -c \
+		'(i=0; while [ $i -lt 3000 ]; do echo "LINE $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; i=$((i+1)); done) & ./uart-ier-poke; wait'
+	# The lines take under 2 s unless the console waited for a kick (one every 10 s).
+	took=$(sed -n 's/.*, command \([0-9]*\)\.[0-9] s,.*/\1/p' "$log")
+	if [ -z "$took" ] || [ "$took" -lt 5 ]; then
+		echo "not ok - stuck-console-was-stuck (the command took ${took:-?} s: the poke did not stop the console)"
+		failed=$((failed + 1))
+	fi
+else
+	echo "not ok - stuck-console-kicked (cannot build uart-ier-poke.c)"
+	failed=$((failed + 1))
+fi
+rm -rf "$poke_dir"
 check soft-lockup-stalls 125 'stalled .*an L2 CPU stuck for 61 s \(soft lockup' -- sh -c \
 	'echo "[ 70.1] watchdog: BUG: soft lockup - CPU#1 stuck for 61s! [qemu-system-x86:193]"; sleep 60'
 # rdinit= makes L2's first program a silent sleep: L2 never reaches the begin marker.
