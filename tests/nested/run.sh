@@ -216,6 +216,8 @@ exec </dev/console >/dev/console 2>&1
 # beat first kicks the console's transmitter, which a lost UART interrupt would leave waiting
 # for ever (README.md, "The silent console").
 nested-heartbeat "$HEARTBEAT" &
+# SysRq from the stall watchdog (QEMU's sendkey) shows where L2's tasks wait.
+echo 1 >/proc/sys/kernel/sysrq
 dmesg -n "\${nested_loglevel:-3}"
 hostname l2
 ip link set lo up
@@ -284,30 +286,44 @@ printf '%s: initramfs %s MiB, built in %.1f s; starting L2 (timeout %s s)\n' "$p
 # --- run L1 QEMU ------------------------------------------------------------------------
 log="$work/console.log"
 : >"$log"
-# stall_dump: where L2's CPUs are, from L1 QEMU's monitor (for finding out why L2 wedged).
+# stall_dump: where L2's CPUs are, from L1 QEMU's monitor (for finding out why L2 wedged):
+# each CPU's registers and local APIC (timer, ISR, IRR), the IOAPIC's unmasked pins and the
+# PICs; then SysRq w and l on L2's keyboard, so that L2's kernel lists its blocked tasks and
+# every CPU's backtrace on the console (printk writes to the UART without its interrupt), if
+# it still takes interrupts at all.
 stall_dump() {
 	command -v python3 >/dev/null || { echo "no python3 to read the QEMU monitor"; return 0; }
-	python3 - "$work/monitor.sock" <<'PY' 2>&1
+	python3 - "$work/monitor.sock" "${NESTED_SMP:-2}" <<'PY' 2>&1
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(2)
 s.connect(sys.argv[1])
-s.sendall(b"info cpus\ninfo registers -a\n")
-out, end = b"", time.time() + 3
-while time.time() < end:
-    try:
-        d = s.recv(65536)
-    except socket.timeout:
-        break
-    if not d:
-        break
-    out += d
-# Keep the CPU list and each CPU's general registers, RIP and control registers (no
-# monitor echo, segments, FPU or vector registers).
-keep = ("* CPU", "  CPU", "CPU#", "RAX", "RSI", "R8 ", "R12", "RIP", "CR0", "EFER")
-for line in out.decode(errors="replace").replace("\r", "").splitlines():
-    if line.startswith(keep):
+def ask(cmds, wait=3):
+    s.sendall("".join(c + "\n" for c in cmds).encode())
+    out, end = b"", time.time() + wait
+    while time.time() < end:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        out += d
+    return out.decode(errors="replace").replace("\r", "").splitlines()
+cpus = int(sys.argv[2])
+lines = ask(["info cpus", "info registers -a"] + ["info lapic %d" % i for i in range(cpus)] + ["info pic"])
+# Keep the CPU list, each CPU's general registers, RIP and control registers, the APIC
+# state that tells a lost interrupt or a dead timer, and the interrupt controllers' pins in
+# use (no monitor echo, segments, FPU or vector registers, masked pins).
+keep = ("* CPU", "  CPU", "CPU#", "RAX", "RSI", "R8 ", "R12", "RIP", "CR0", "EFER",
+        "dumping local APIC", "LVTT", "Timer", "SPIV", "ISR", "IRR", "APR", "ioapic0", "  IRR",
+        "  Remote IRR", "pic0", "pic1")
+for line in lines:
+    if line.startswith(keep) or (line.startswith("  pin ") and "masked" not in line):
         print(line)
+for key in ("9", "w", "l"):
+    ask(["sendkey alt-sysrq-" + key], wait=1)
+print("sent SysRq 9, w and l to L2 (its answer, if any, follows on the console)")
 PY
 }
 # stalled WHY: L2 is wedged; the first time, note why and where its CPUs are, then stop QEMU.
@@ -315,6 +331,7 @@ stalled() {
 	if [ ! -f "$work/stalled" ]; then
 		echo "$1" >"$work/stalled"
 		stall_dump | sed 's/^/nested: stall: /' | tee -a "$log"
+		sleep 5 # L2's answer to the SysRq keys waits in QEMU's output pipe meanwhile
 	fi
 	kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
 }
