@@ -8,11 +8,12 @@
 # inside the nested machine: copies KVMINI, run-tests.sh and KERNEL_DIR's
 # bzImage, vmlinux and initramfs.cpio.gz into L2 with tests/nested/run.sh.
 # Says which on stdout. Exit status: that of run-tests.sh (125: the nested
-# machine hung or crashed, twice: a first hang or crash, which is the nested
-# machine's fault and not a test's, is reported and the suite runs once more).
+# machine hung or crashed KVMINI_TEST_NESTED_TRIES times; a hang or crash, which is the
+# nested machine's fault and not a test's, is reported and the suite goes on in a fresh
+# one from the test it died in: below).
 #
-# Environment: KVMINI_LINUX_MODE=auto|direct|nested (default auto); the
-# KVMINI_TEST_* variables of run-tests.sh (passed into L2 as well); the
+# Environment: KVMINI_LINUX_MODE=auto|direct|nested (default auto);
+# KVMINI_TEST_NESTED_TRIES (nested machines in all, default 3); the KVMINI_TEST_* variables of run-tests.sh (passed into L2 as well); the
 # NESTED_* variables of tests/nested/run.sh (NESTED_TIMEOUT defaults to 3000 s here).
 set -euo pipefail
 
@@ -77,18 +78,35 @@ done
 # stream 1 GiB and boot some 60 guests): more than run.sh's default 900 s. The stall watchdog,
 # not this limit, is what catches a wedged L2.
 export NESTED_TIMEOUT="${NESTED_TIMEOUT:-3000}"
+# The earlier results go into /work in L2 with the rest (run.sh copies $work as it starts).
 run_in_l2() {
-	"$nested/run.sh" --files "$work" -- sh -c "env KVMINI_TEST_TOOLS=/work/tools$env_args ./run-tests.sh ./kvmini ./kernels"
+	"$nested/run.sh" --files "$work" -- sh -c "env KVMINI_TEST_TOOLS=/work/tools$env_args$earlier_arg ./run-tests.sh ./kvmini ./kernels"
 }
-status=0
-run_in_l2 || status=$?
-if [ "$status" = 125 ]; then
-	# The nested machine, not a test, failed (run-tests.sh never exits 125): QEMU's
-	# TCG-emulated AMD SVM now and then wedges L2. Once more, from the start; a test that
-	# failed is never retried, and a second hang fails the suite.
-	echo "linux tests: the nested machine hung or crashed before the tests finished (exit 125, see above); running all Linux tests once more"
-	status=0
-	run_in_l2 || status=$?
-	[ "$status" != 125 ] || echo "linux tests: the nested machine hung or crashed again; giving up"
-fi
+# A nested machine that hangs or crashes (exit 125; run-tests.sh never exits 125) is QEMU's
+# TCG-emulated AMD SVM failing, not a test: the suite goes on in a fresh one, up to
+# KVMINI_TEST_NESTED_TRIES machines in all (default 3). What the earlier ones finished is kept:
+# their "ok"/"not ok" lines go to run-tests.sh as KVMINI_TEST_EARLIER, so a test that passed
+# or failed is reported from there and never run again; only the test the machine died in, and
+# those after it, run in the next one.
+tries="${KVMINI_TEST_NESTED_TRIES:-3}"
+[[ $tries =~ ^[1-9][0-9]*$ ]] || { echo "$0: KVMINI_TEST_NESTED_TRIES must be a positive whole number" >&2; exit 2; }
+earlier_arg=""
+: >"$work/earlier.txt"
+try=1
+while :; do
+	set +e
+	run_in_l2 2>&1 | tee "$work/try.log"
+	status="${PIPESTATUS[0]}"
+	set -e
+	[ "$status" = 125 ] || break
+	grep -aE '^(ok|not ok) - ' "$work/try.log" | sed 's/ (passed in an earlier nested machine)$//' >>"$work/earlier.txt" || true
+	if [ "$try" -ge "$tries" ]; then
+		echo "linux tests: the nested machine hung or crashed $try times; giving up"
+		break
+	fi
+	try=$((try + 1))
+	echo "linux tests: the nested machine hung or crashed before the tests finished (exit 125, see above);" \
+		"$(grep -c '' "$work/earlier.txt") tests done so far are kept, the rest run in a fresh one (machine $try of $tries)"
+	earlier_arg=" KVMINI_TEST_EARLIER=./earlier.txt"
+done
 exit "$status"

@@ -25,6 +25,8 @@
 #   KVMINI_TEST_TAIL         lines of output shown for a failed test (default 30)
 #   KVMINI_TEST_KEEP=1       keep the directory with every run's output
 #   KVMINI_TEST_NESTED=1     the suite runs in the nested machine (tests/linux/check.sh sets it)
+#   KVMINI_TEST_EARLIER      a file of "ok - NAME" / "not ok - NAME (...)" lines from an earlier
+#                            run cut short: those tests are reported from it, not run again
 #   TMPDIR                   where that directory is made (default /tmp)
 
 set -u
@@ -70,9 +72,21 @@ trap 'exit 143' TERM
 
 # --- reporting -------------------------------------------------------------------
 
-# wanted NAME: is NAME selected by KVMINI_TEST_FILTER?
+# wanted NAME: is NAME selected by KVMINI_TEST_FILTER, and not done in an earlier nested
+# machine? With KVMINI_TEST_EARLIER (check.sh, after the nested machine stalled), a test
+# that file shows passed counts as passed and one it shows failed as failed, each said on its
+# own line; neither runs again.
 wanted() {
-	[ -z "$FILTER" ] || printf '%s\n' "$1" | grep -Eq -- "$FILTER"
+	[ -z "$FILTER" ] || printf '%s\n' "$1" | grep -Eq -- "$FILTER" || return 1
+	[ -n "${KVMINI_TEST_EARLIER:-}" ] || return 0
+	if grep -Fxq -- "ok - $1" "$KVMINI_TEST_EARLIER"; then
+		ok "$1 (passed in an earlier nested machine)"
+		return 1
+	fi
+	if awk -v p="not ok - $1 (" 'index($0, p) == 1 { f = 1 } END { exit !f }' "$KVMINI_TEST_EARLIER"; then
+		not_ok "$1" "failed in an earlier nested machine, see above"
+		return 1
+	fi
 }
 
 ok() {
