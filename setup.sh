@@ -10,7 +10,7 @@ PACKAGES="
   libcmocka-dev liburing-dev e2fsprogs fio jq
   libevent-dev libjansson-dev libcurl4-openssl-dev curl erofs-utils libarchive-dev nettle-dev
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio kmod
-  busybox-static qemu-system-x86
+  busybox-static musl-tools qemu-system-x86
   nftables iproute2 iperf3 util-linux pkgconf man-db groff-base binutils
 "
 

@@ -2,7 +2,7 @@
 # Included by the top-level Makefile (paths are relative to the repo top).
 #
 # Build dependencies (Debian packages):
-#   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static
+#   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static musl-tools
 #
 # Targets:
 #   make guests      $(GUEST_OUT)/bzImage, $(GUEST_OUT)/vmlinux, $(GUEST_OUT)/initramfs.cpio.gz,
@@ -16,7 +16,8 @@
 
 GUEST_OUT    ?= build/guest
 KVMINI_CACHE ?= $(HOME)/.cache/kvmini
-GUEST_DEPS   := linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static
+GUEST_DEPS   := linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static \
+	musl-tools
 
 .PHONY: guests guests-deps
 guests: $(GUEST_OUT)/bzImage $(GUEST_OUT)/vmlinux $(GUEST_OUT)/initramfs.cpio.gz \
@@ -34,12 +35,22 @@ $(GUEST_OUT)/bzImage $(GUEST_OUT)/vmlinux &: guests/kernel.config guests/build-k
 $(GUEST_OUT)/initramfs.cpio.gz: guests/init guests/build-initramfs.sh $(wildcard /bin/busybox)
 	guests/build-initramfs.sh guests/init $@
 
-# The guest agent (guests/agent, docs/agent-protocol.md): a static binary for the sandbox guest.
+# The guest agent (guests/agent, docs/agent-protocol.md): a static binary for the sandbox guest,
+# linked with musl (Debian's musl-tools): 84 KiB stripped, where static glibc made 814 KiB, and
+# every byte of it is unpacked at each sandbox's boot. musl-gcc leaves the kernel's headers out,
+# so the agent gets only theirs (linux/, asm/, asm-generic/), through links in AGENT_INC.
 AGENT_SRC := $(wildcard guests/agent/*.c)
+AGENT_CC  ?= musl-gcc
+AGENT_INC := $(GUEST_OUT)/agent-include
+AGENT_ARCH_INC := /usr/include/$(shell $(CC) -print-multiarch)
 $(GUEST_OUT)/kvmini-agent: $(AGENT_SRC) $(wildcard guests/agent/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -static \
-		-o $@ $(AGENT_SRC)
+	@command -v $(AGENT_CC) >/dev/null || { echo "$(AGENT_CC) is missing: ./setup.sh --deps-only installs musl-tools" >&2; exit 1; }
+	@mkdir -p $(AGENT_INC)
+	ln -sfn /usr/include/linux $(AGENT_INC)/linux
+	ln -sfn $(AGENT_ARCH_INC)/asm $(AGENT_INC)/asm
+	ln -sfn /usr/include/asm-generic $(AGENT_INC)/asm-generic
+	$(AGENT_CC) -std=gnu11 -Os -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -static \
+		-isystem $(AGENT_INC) -s -o $@ $(AGENT_SRC)
 
 $(GUEST_OUT)/sandbox.cpio.gz: guests/init guests/build-initramfs.sh $(GUEST_OUT)/kvmini-agent \
 		$(wildcard /bin/busybox)

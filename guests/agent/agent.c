@@ -18,12 +18,14 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/close_range.h>
 #include <linux/vm_sockets.h>
 
 #include "sbroot.h"
@@ -1172,7 +1174,8 @@ static int fix_stdio(void)
 /* Marks inherited descriptors above 2 close-on-exec, so none reaches a command. */
 static void cloexec_inherited(void)
 {
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+	/* The raw call: musl has no close_range() wrapper. */
+	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
 		return;
 	long max = sysconf(_SC_OPEN_MAX);
 	if (max < 0 || max > 65536)
