@@ -43,7 +43,7 @@ AGENT_SRC := $(wildcard guests/agent/*.c)
 AGENT_CC  ?= musl-gcc
 AGENT_INC := $(GUEST_OUT)/agent-include
 AGENT_ARCH_INC := /usr/include/$(shell $(CC) -print-multiarch)
-$(GUEST_OUT)/kvmini-agent: $(AGENT_SRC) $(wildcard guests/agent/*.h)
+$(GUEST_OUT)/kvmini-agent: $(AGENT_SRC) $(wildcard guests/agent/*.h) guests/guests.mk
 	@command -v $(AGENT_CC) >/dev/null || { echo "$(AGENT_CC) is missing: ./setup.sh --deps-only installs musl-tools" >&2; exit 1; }
 	@mkdir -p $(AGENT_INC)
 	ln -sfn /usr/include/linux $(AGENT_INC)/linux
