@@ -154,12 +154,12 @@ depmod -b "$stage" "$version"
 
 # --- the heartbeat (heartbeat.c) and the keeper, one idle VM held open in L2 (kvm-keeper.c),
 # built static for busybox's L2 ---
-"${CC:-cc}" -O2 -Wall -Wextra -static -o "$stage/sbin/nested-heartbeat" "$here/heartbeat.c" ||
-	die "cannot build $here/heartbeat.c (a C compiler and libc6-dev are needed)"
-if [ "$keeper" = 1 ]; then
-	"${CC:-cc}" -O2 -Wall -Wextra -static -o "$stage/sbin/kvm-keeper" "$here/kvm-keeper.c" ||
-		die "cannot build $here/kvm-keeper.c (a C compiler and libc6-dev are needed)"
-fi
+build_static() { # NAME SOURCE: L2's /sbin/NAME from SOURCE in this folder
+	"${CC:-cc}" -O2 -Wall -Wextra -static -o "$stage/sbin/$1" "$here/$2" ||
+		die "cannot build $here/$2 (a C compiler and libc6-dev are needed)"
+}
+build_static nested-heartbeat heartbeat.c
+[ "$keeper" = 0 ] || build_static kvm-keeper kvm-keeper.c
 
 # --- files for /work and host files ----------------------------------------------------
 if [ -n "$files" ]; then cp -a "$files/." "$stage/work/"; fi
@@ -293,8 +293,8 @@ log="$work/console.log"
 # it still takes interrupts at all.
 stall_dump() {
 	command -v python3 >/dev/null || { echo "no python3 to read the QEMU monitor"; return 0; }
-	python3 - "$work/monitor.sock" "${NESTED_SMP:-2}" <<'PY' 2>&1
-import socket, sys, time
+	python3 - "$work/monitor.sock" <<'PY' 2>&1
+import re, socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(2)
 s.connect(sys.argv[1])
@@ -310,8 +310,10 @@ def ask(cmds, wait=3):
             break
         out += d
     return out.decode(errors="replace").replace("\r", "").splitlines()
-cpus = int(sys.argv[2])
-lines = ask(["info cpus", "info registers -a"] + ["info lapic %d" % i for i in range(cpus)] + ["info pic"])
+lines = ask(["info cpus", "info registers -a"])
+# One local APIC per CPU that "info cpus" lists ("* CPU #0: thread_id=...").
+cpus = [m.group(1) for m in map(re.compile(r"^[* ] CPU #(\d+):").match, lines) if m]
+lines += ask(["info lapic " + c for c in cpus] + ["info pic"])
 # Keep the CPU list, each CPU's general registers, RIP and control registers, the APIC
 # state that tells a lost interrupt or a dead timer, and the interrupt controllers' pins in
 # use (no monitor echo, segments, FPU or vector registers, masked pins).
