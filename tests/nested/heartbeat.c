@@ -1,9 +1,9 @@
 // tests/nested/heartbeat.c: L2's heartbeat on its console, and a kick for a console whose
 // transmitter waits for an interrupt that never comes (see README.md, "The silent console").
 //
-//   nested-heartbeat LINE [SECONDS]
+//   nested-heartbeat LINE
 //
-// Every SECONDS (default 10), first stops and restarts output on /dev/console
+// Every 10 s, first stops and restarts output on /dev/console
 // (tcflow TCOOFF, TCOON), then writes LINE and a newline to it without blocking. The stop
 // and start make the 8250 driver clear and set the THRE interrupt enable bit in the UART's
 // IER, which raises a fresh THRE interrupt: a transmitter left waiting for a lost one (QEMU's
@@ -19,30 +19,21 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <termios.h>
 #include <unistd.h>
 
+#define BEAT_SECONDS 10
+
 int main(int argc, char **argv)
 {
 	char line[256];
-	unsigned interval = 10;
 	int fd, n;
 
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: nested-heartbeat LINE [SECONDS]\n");
+	if (argc != 2) {
+		fprintf(stderr, "usage: nested-heartbeat LINE\n");
 		return 1;
-	}
-	if (argc == 3) {
-		char *end;
-		unsigned long v = strtoul(argv[2], &end, 10);
-		if (*end || v == 0 || v > 3600) {
-			fprintf(stderr, "nested-heartbeat: SECONDS must be 1 to 3600\n");
-			return 1;
-		}
-		interval = (unsigned)v;
 	}
 	n = snprintf(line, sizeof(line), "%s\n", argv[1]);
 	if (n < 0 || (size_t)n >= sizeof(line)) {
@@ -59,7 +50,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (;;) {
-		sleep(interval);
+		sleep(BEAT_SECONDS);
 		// Errors are left alone: the next round tries again, and silence is the signal.
 		(void)tcflow(fd, TCOOFF);
 		(void)tcflow(fd, TCOON);

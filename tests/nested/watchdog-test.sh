@@ -51,7 +51,7 @@ check() {
 }
 
 check quiet-command-lives 0 '^nested: command exit status 0' NESTED_STALL=15 -- sleep 25
-# Killing every sleep ends the heartbeat loop (`while sleep 10`), as a wedged L2 would.
+# Killing the heartbeat (heartbeat.c) silences L2, as a wedged L2 would.
 check silent-l2-stalls 125 'nested machine stalled .*no console output for NESTED_STALL=8 s' \
 	NESTED_STALL=8 -- sh -c 'killall nested-heartbeat; exec sleep 60'
 grep -q '^nested: stall: RIP=' "$log" || {
