@@ -13,8 +13,9 @@
 # one from the test it died in: below).
 #
 # Environment: KVMINI_LINUX_MODE=auto|direct|nested (default auto);
-# KVMINI_TEST_NESTED_TRIES (nested machines in all, default 3); the KVMINI_TEST_* variables of run-tests.sh (passed into L2 as well); the
-# NESTED_* variables of tests/nested/run.sh (NESTED_TIMEOUT defaults to 3000 s here).
+# KVMINI_TEST_NESTED_TRIES (nested machines in all, default 3); the KVMINI_TEST_* variables
+# of run-tests.sh (passed into L2 as well); the NESTED_* variables of tests/nested/run.sh
+# (NESTED_TIMEOUT defaults to 3000 s here).
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
