@@ -58,6 +58,11 @@ grep -q '^nested: stall: RIP=' "$log" || {
 	echo "not ok - stall-dump (no CPU registers in the stall dump)"
 	failed=$((failed + 1))
 }
+[ "$(grep -c '^nested: stall: dumping local APIC state for CPU' "$log")" = 2 ] &&
+	grep -q '^nested: stall: ioapic0' "$log" && grep -q 'NMI backtrace for cpu' "$log" || {
+	echo "not ok - stall-dump-apic-sysrq (no APIC of each CPU, no IOAPIC or no SysRq backtrace)"
+	failed=$((failed + 1))
+}
 # A console whose transmitter waits for a lost interrupt: the heartbeat's kick makes it send
 # again (without it, L2 goes silent and stalls, the form seen in CI on 2026-12-02).
 poke_dir=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-watchdog-poke-XXXXXX")
