@@ -205,9 +205,11 @@ $(B)/tests/pause-test: tests/linux/pause-test.c $(B)/libkvmini.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(B)/libkvmini.a $(LDLIBS)
 
-# The nested machine's stall watchdog, boot retry and keeper, on real L2 runs (no guests).
+# The nested machine's stall watchdog, boot retry and keeper, on real L2 runs (no guests), and
+# the Linux suite going on in a fresh nested machine after one dies (a stand-in machine).
 nestedtest: $(B)/kvmini guests $(REAP)
 	@KVMINI=$(B)/kvmini GUEST_DIR=$(GUEST_OUT) $(REAP_RUN) tests/nested/watchdog-test.sh
+	@$(REAP_RUN) tests/linux/resume-test.sh $(B)/kvmini $(GUEST_OUT)
 
 # The harness's own promise: stopped, a test run or benchmark leaves nothing running.
 orphantest: $(B)/kvmini guests $(REAP)
