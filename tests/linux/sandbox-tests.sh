@@ -527,6 +527,7 @@ test_sb_concurrent() {
 		pids="$pids $!"
 	done
 	bad=""
+	first_bad=""
 	n=0
 	for p in $pids; do
 		wait "$p"
@@ -539,11 +540,12 @@ test_sb_concurrent() {
 		fi
 		if [ "$s" != $((40 + n)) ] || [ "$(cat "$b.$n.out")" != "sandbox-$n" ]; then
 			bad="$bad $n(status $s, '$(cat "$b.$n.out")')"
+			[ -n "$first_bad" ] || first_bad=$b.$n
 		fi
 		n=$((n + 1))
 	done
 	if [ -n "$bad" ]; then
-		not_ok "$name" "wrong results:$bad" "$b.0"
+		not_ok "$name" "wrong results:$bad" "$first_bad"
 	else
 		ok "$name"
 	fi
