@@ -83,8 +83,8 @@ export NESTED_TIMEOUT="${NESTED_TIMEOUT:-3000}"
 run_in_l2() {
 	"$nested/run.sh" --files "$work" -- sh -c "env KVMINI_TEST_TOOLS=/work/tools$env_args$earlier_arg ./run-tests.sh ./kvmini ./kernels"
 }
-# A nested machine that hangs or crashes (exit 125; run-tests.sh never exits 125) is QEMU's
-# TCG-emulated AMD SVM failing, not a test: the suite goes on in a fresh one, up to
+# A nested machine that hangs, crashes or oopses (exit 125; run-tests.sh never exits 125) is
+# QEMU's TCG-emulated AMD SVM failing, not a test: the suite goes on in a fresh one, up to
 # KVMINI_TEST_NESTED_TRIES machines in all (default 3). What the earlier ones finished is kept:
 # their "ok"/"not ok" lines go to run-tests.sh as KVMINI_TEST_EARLIER, so a test that passed
 # or failed is reported from there and never run again; only the test the machine died in, and

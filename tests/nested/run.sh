@@ -21,7 +21,8 @@
 #
 # Console output of L2 is streamed live to stdout (carriage returns removed).
 # Exit status: CMD's exit status inside L2; 125 when the nested machine hung
-# or crashed before reporting it (timeout, kernel panic, no /dev/kvm...).
+# or crashed before reporting it (timeout, kernel panic, no /dev/kvm...), or when
+# its kernel oopsed, whatever CMD returned after that.
 #
 # Environment:
 #   NESTED_TIMEOUT   seconds before L1's QEMU is killed (default 900)
@@ -32,6 +33,10 @@
 #                    "info registers -a" are printed, prefixed "nested: stall: ".
 #   NESTED_LOCKUP    the same when L2's kernel reports a CPU stuck (soft lockup) for
 #                    at least this many seconds (default 60; 0: never)
+#   An oops of L2's kernel ("[ T] BUG: ...", "Oops: ", "general protection fault",
+#                    "kernel BUG at") stops L2 too: what it prints for 10 s more (the rest of
+#                    the report) is shown prefixed "nested: after the oops: ", then L1's
+#                    QEMU is killed and the exit status is 125 whatever CMD returns.
 #   NESTED_BOOT_STALL  the silence bound while L2 boots, before CMD starts (default 60)
 #   NESTED_BOOT_TRIES  L2 is started again when it wedged while booting, up to this many
 #                    times in all (default 3); CMD never runs twice
@@ -337,6 +342,19 @@ stalled() {
 	fi
 	kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
 }
+# oopsed LINE: L2's kernel oopsed (LINE is the report's first line). From here on its results
+# cannot be trusted: note it, let L2 print the rest of the report for 10 s, then stop QEMU.
+oopsed() {
+	[ ! -f "$work/oops" ] || return 0
+	printf '%s\n' "$1" >"$work/oops"
+	echo "$prog: L2's kernel oopsed; what L2 prints from here on does not count, stopping it in 10 s" |
+		tee -a "$log"
+	(
+		sleep 10
+		kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
+	) </dev/null >/dev/null 2>&1 &
+	echo $! >"$work/oops.killer"
+}
 filter() {
 	# Stream every line at once (no buffering), minus carriage returns; note
 	# the L1 time at which the markers appear. With NESTED_STALL, a console
@@ -361,6 +379,8 @@ filter() {
 		esac
 		line="${line//$'\r'/}"
 		line="${line//$'\e'@(\[*([0-9;?])[a-zA-Z]|c)/}" # terminal escapes (SeaBIOS)
+		# After an oops no line counts: not an "ok", not the end marker.
+		[ ! -f "$work/oops" ] || line="$prog: after the oops: $line"
 		printf '%s\n' "$line"
 		printf '%s\n' "$line" >>"$log"
 		case "$line" in
@@ -368,6 +388,7 @@ filter() {
 			echo "$EPOCHREALTIME" >"$work/t_begin"
 			bound=$stall_s name=NESTED_STALL
 			;;
+		"$prog: after the oops: "*) ;;
 		*"$END_MARK"*) echo "$EPOCHREALTIME" >"$work/t_end" ;;
 		*"soft lockup - CPU#"*" stuck for "*"s!"*)
 			# The other CPU still runs (the heartbeat goes on), but this one has not
@@ -379,13 +400,18 @@ filter() {
 			fi
 			;;
 		esac
+		# The kernel's own report (a timestamp first), not a line quoted by a test ("#   [...").
+		if [[ $line =~ ^\[\ *[0-9]+\.[0-9]+\]\ (BUG:\ |Oops:\ |general\ protection\ fault|kernel\ BUG\ at\ ) ]]; then
+			oopsed "$line"
+		fi
 	done
 }
 # EPYC minus the features TCG lacks anyway (spares one warning per feature and vCPU).
 cpu="EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec"
 attempt=1
 while :; do
-	rm -f "$work/stalled" "$work/t_begin" "$work/t_end" "$work/qemu.pid" "$work/monitor.sock"
+	rm -f "$work/stalled" "$work/oops" "$work/oops.killer" "$work/t_begin" "$work/t_end" \
+		"$work/qemu.pid" "$work/monitor.sock"
 	: >"$log"
 	t_built="$EPOCHREALTIME"
 	set +e
@@ -400,11 +426,13 @@ while :; do
 		</dev/null 2>&1 | filter
 	qemu_status="${PIPESTATUS[0]}"
 	set -e
+	[ ! -f "$work/oops.killer" ] || kill "$(cat "$work/oops.killer")" 2>/dev/null || true
 	# A wedge while L2 boots (its kernel patches its own code then too: module loading,
 	# static keys) comes before CMD started, so starting L2 again is safe and invisible.
-	if [ -f "$work/stalled" ] && [ ! -f "$work/t_begin" ] && [ "$attempt" -lt "$boot_tries" ]; then
+	if [ -f "$work/stalled" ] || [ -f "$work/oops" ]; then broke=1; else broke=0; fi
+	if [ "$broke" = 1 ] && [ ! -f "$work/t_begin" ] && [ "$attempt" -lt "$boot_tries" ]; then
 		attempt=$((attempt + 1))
-		echo "$prog: L2 wedged while booting, before CMD started ($(cat "$work/stalled")); starting it again (attempt $attempt of $boot_tries)"
+		echo "$prog: L2 wedged or oopsed while booting, before CMD started ($(cat "$work/stalled" "$work/oops" 2>/dev/null)); starting it again (attempt $attempt of $boot_tries)"
 		continue
 	fi
 	break
@@ -414,6 +442,10 @@ t_done="$EPOCHREALTIME"
 
 # --- result ------------------------------------------------------------------------------
 end_line="$(grep -a "$END_MARK status=" "$log" | tail -n 1 || true)"
+if [ -f "$work/oops" ]; then
+	echo "$prog: L2's kernel oopsed, its results from then on do not count ($(cat "$work/oops"); total $(secs "$t_start" "$t_done") s)"
+	exit 125
+fi
 if [ -z "$end_line" ]; then
 	why="QEMU exit status $qemu_status"
 	[ "$qemu_status" = 124 ] && why="killed after NESTED_TIMEOUT=${timeout_s} s"

@@ -10,6 +10,8 @@
 #   stuck-console-kicked a console transmitter left waiting for a lost interrupt sends again
 #                        (the heartbeat kicks it)
 #   soft-lockup-stalls   L2 reports a CPU stuck for NESTED_LOCKUP s or more: "stalled", 125
+#   kernel-oops-stops    L2's kernel reports an oops: what follows does not count (not an
+#                        "ok", not the end marker), exit 125; a test quoting one is no oops
 #   boot-wedge-retried   L2 silent while booting: started again, NESTED_BOOT_TRIES in all
 #   keeper-holds-vm      L2 holds the keeper's VM while the command runs
 #   bench-stall-is-na    a boot benchmark whose L2 stalls: the rows it cost say
@@ -82,6 +84,16 @@ fi
 rm -rf "$poke_dir"
 check soft-lockup-stalls 125 'stalled .*an L2 CPU stuck for 61 s \(soft lockup' -- sh -c \
 	'echo "[ 70.1] watchdog: BUG: soft lockup - CPU#1 stuck for 61s! [qemu-system-x86:193]"; sleep 60'
+# The kernel's report of a (stand-in) oops, written at level 2 so the console shows it; the
+# command then passes and L2 ends well inside the 10 s that run.sh waits for the report.
+check kernel-oops-stops 125 "^nested: L2's kernel oopsed, its results from then on do not count \\(\\[ *[0-9.]+\\] BUG: a stand-in" -- sh -c \
+	'echo "#   [ 1.5] BUG: quoted by a test"; echo "ok - before-the-oops"
+	 echo "<2>BUG: a stand-in for an oops" >/dev/kmsg; sleep 1; echo "ok - after-the-oops"'
+if ! grep -q '^ok - before-the-oops$' "$log" || grep -q '^ok - after-the-oops' "$log" ||
+	! grep -q '^nested: after the oops: ok - after-the-oops$' "$log"; then
+	echo "not ok - oops-lines (a line before the oops must count, one after it must not)"
+	failed=$((failed + 1))
+fi
 # rdinit= makes L2's first program a silent sleep: L2 never reaches the begin marker.
 check boot-wedge-retried 125 'starting it again \(attempt 3 of 3\)' NESTED_BOOT_STALL=5 \
 	"NESTED_APPEND=rdinit=/bin/sleep -- 100" -- true
