@@ -1,6 +1,7 @@
 /* sbroot: the sandbox root's mounts (see sbroot.h). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,6 +48,25 @@ static void sbroot_loopback(void)
 	close(fd);
 }
 
+/*
+ * Read ahead SBROOT_READAHEAD_KB on the root image (Linux's default is 128 KiB). The image is
+ * read-only, holds mostly programs and libraries, and sits in the host's page cache, so
+ * reading more at once is cheap, while each request costs the guest an exit and an
+ * interrupt: with 128 KiB the first `true` (busybox, 1.9 MiB, page-faulted in) took 94 ms in
+ * the nested machine, with 4 MiB 55 ms (eight runs each, 2026-12-03). Best effort.
+ */
+#define SBROOT_READAHEAD_KB "4096"
+static void sbroot_readahead(void)
+{
+	int fd = open("/sys/block/vda/queue/read_ahead_kb", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, SBROOT_READAHEAD_KB, strlen(SBROOT_READAHEAD_KB)) < 0) {
+		/* an older kernel's limit: its default stays */
+	}
+	close(fd);
+}
+
 int sbroot_mount(const char *newroot, char *msg, size_t msglen)
 {
 	const struct sbroot_step steps[] = {
@@ -61,6 +81,7 @@ int sbroot_mount(const char *newroot, char *msg, size_t msglen)
 		{"tmpfs", "/tmp", "tmpfs", 0, "mode=1777", true},
 	};
 	char path[4096];
+	sbroot_readahead();
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		const struct sbroot_step *s = &steps[i];
 		snprintf(path, sizeof(path), "%s%s", s->in_newroot ? newroot : "", s->target);
