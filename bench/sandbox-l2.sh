@@ -55,11 +55,11 @@ for a in sh true dd cat; do ln -s busybox "$root/bin/$a"; done
 
 plain() {
 	"$k" run --kernel "$dir/bzImage" --initrd "$dir/initramfs.cpio.gz" --mem 128M \
-		--cmdline "-- true" </dev/null >/dev/null 2>"$tmp/plain.err"
+		--cmdline "-- true" </dev/null >/dev/null 2>"${SB_ERR:-$tmp/plain.err}"
 }
 sandbox() {
 	"$k" exec --kernel "$dir/bzImage" --initrd "$dir/sandbox.cpio.gz" --mem 128M \
-		--console-log "${SB_CONSOLE:-$tmp/exec.console}" --rootfs "$root" -- "$@" </dev/null 2>"$tmp/exec.err"
+		--console-log "${SB_CONSOLE:-$tmp/exec.console}" --rootfs "$root" -- "$@" </dev/null 2>"${SB_ERR:-$tmp/exec.err}"
 }
 
 # series NAME FN: RUNS timed runs of FN.
@@ -203,8 +203,11 @@ parallel() {
 	i=0
 	while [ $i -lt "$par" ]; do
 		(
-			SB_CONSOLE=$tmp/par.$i.console
-			$2 >"$tmp/par.$i.out"
+			SB_CONSOLE=$tmp/par.$i.console SB_ERR=$tmp/par.$i.err
+			$2 >"$tmp/par.$i.out" && exit 0
+			s=$?
+			echo "sandboxbench: $1 run $i failed (exit $s): $(tail -n 1 "$SB_ERR" 2>/dev/null)" >&2
+			exit "$s"
 		) &
 		pids="$pids $!:$i"
 		i=$((i + 1))
@@ -230,7 +233,7 @@ parallel() {
 	kill "$sampler" "$watchdog" 2>/dev/null
 	wait "$sampler" 2>/dev/null
 	wait "$watchdog" 2>/dev/null
-	rm -f "$tmp"/par.*.out "$tmp"/par.*.console
+	rm -f "$tmp"/par.*.out "$tmp"/par.*.console "$tmp"/par.*.err
 	peak=$(cat "$tmp/peak" 2>/dev/null || echo 0)
 	# A guest the nested machine resets at boot under this load (tests/nested/README.md) is
 	# counted apart, as the density rows of bench/boot.sh do: the rate is of the good runs.
