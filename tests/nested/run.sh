@@ -333,6 +333,7 @@ for key in ("9", "w", "l"):
 print("sent SysRq 9, w and l to L2 (its answer, if any, follows on the console)")
 PY
 }
+stop_qemu() { kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null; }
 # stalled WHY: L2 is wedged; the first time, note why and where its CPUs are, then stop QEMU.
 stalled() {
 	if [ ! -f "$work/stalled" ]; then
@@ -340,7 +341,7 @@ stalled() {
 		stall_dump | sed 's/^/nested: stall: /' | tee -a "$log"
 		sleep 5 # L2's answer to the SysRq keys waits in QEMU's output pipe meanwhile
 	fi
-	kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
+	stop_qemu
 }
 # oopsed LINE: L2's kernel oopsed (LINE is the report's first line). From here on its results
 # cannot be trusted: note it, let L2 print the rest of the report for 10 s, then stop QEMU.
@@ -351,7 +352,7 @@ oopsed() {
 		tee -a "$log"
 	(
 		sleep 10
-		kill -TERM "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
+		stop_qemu
 	) </dev/null >/dev/null 2>&1 &
 	echo $! >"$work/oops.killer"
 }
@@ -429,8 +430,7 @@ while :; do
 	[ ! -f "$work/oops.killer" ] || kill "$(cat "$work/oops.killer")" 2>/dev/null || true
 	# A wedge while L2 boots (its kernel patches its own code then too: module loading,
 	# static keys) comes before CMD started, so starting L2 again is safe and invisible.
-	if [ -f "$work/stalled" ] || [ -f "$work/oops" ]; then broke=1; else broke=0; fi
-	if [ "$broke" = 1 ] && [ ! -f "$work/t_begin" ] && [ "$attempt" -lt "$boot_tries" ]; then
+	if { [ -f "$work/stalled" ] || [ -f "$work/oops" ]; } && [ ! -f "$work/t_begin" ] && [ "$attempt" -lt "$boot_tries" ]; then
 		attempt=$((attempt + 1))
 		echo "$prog: L2 wedged or oopsed while booting, before CMD started ($(cat "$work/stalled" "$work/oops" 2>/dev/null)); starting it again (attempt $attempt of $boot_tries)"
 		continue
@@ -441,11 +441,11 @@ t_done="$EPOCHREALTIME"
 [ -z "${NESTED_LOG:-}" ] || cp "$log" "$NESTED_LOG"
 
 # --- result ------------------------------------------------------------------------------
-end_line="$(grep -a "$END_MARK status=" "$log" | tail -n 1 || true)"
 if [ -f "$work/oops" ]; then
 	echo "$prog: L2's kernel oopsed, its results from then on do not count ($(cat "$work/oops"); total $(secs "$t_start" "$t_done") s)"
 	exit 125
 fi
+end_line="$(grep -a "$END_MARK status=" "$log" | tail -n 1 || true)"
 if [ -z "$end_line" ]; then
 	why="QEMU exit status $qemu_status"
 	[ "$qemu_status" = 124 ] && why="killed after NESTED_TIMEOUT=${timeout_s} s"
