@@ -11,7 +11,8 @@
  *   /rw        tmpfs for the writable layer (upper/ and work/), so writes live in guest memory
  *   newroot    overlayfs of the two, with proc, sysfs, /dev (bound, with devpts on /dev/pts)
  *              and a tmpfs /tmp inside
- * and bring the loopback interface up. The image is read ahead 4 MiB at a time (sbroot.c). 0, or -errno with a one-line reason in `msg`.
+ * and bring the loopback interface up. The image is read ahead 4 MiB at a time (sbroot.c).
+ * 0, or -errno with a one-line reason in `msg`.
  */
 int sbroot_mount(const char *newroot, char *msg, size_t msglen);
 
