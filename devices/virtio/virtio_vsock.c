@@ -183,6 +183,8 @@ struct vsock {
 	uint8_t config[VSOCK_CONFIG_SIZE];
 	char *uds_path;
 	int listen_fd;
+	uint32_t ready_port;
+	int ready_fd; /* eventfd: the guest knocked on ready_port */
 
 	int ep_fd;
 	pthread_t thread;
@@ -692,6 +694,16 @@ static void vsock_rx_pass(struct vsock *v)
 static void vsock_guest_connect(struct vsock *v, uint32_t port, uint32_t guest_port,
 				const uint8_t *h)
 {
+	if (v->ready_port && port == v->ready_port) {
+		/* A knock: wake whoever waits for the guest, and refuse the connection. The
+		 * counter only fails to grow at 2^64 - 2 knocks, still readable then. */
+		uint64_t one = 1;
+		ssize_t w = write(v->ready_fd, &one, sizeof(one));
+		(void)w;
+		VSOCK_COUNT(v, ready_knocks, 1);
+		vsock_orphan_rst(v, port, guest_port);
+		return;
+	}
 	int fd = -1;
 	if (v->uds_path && v->nconns < VSOCK_MAX_CONNS) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -1319,7 +1331,7 @@ int vsock_create(struct vsock **out, const struct vsock_config *cfg, const struc
 	v->log = log;
 	v->name = name;
 	v->cid = cfg->cid;
-	v->listen_fd = v->ep_fd = -1;
+	v->listen_fd = v->ep_fd = v->ready_fd = -1;
 	v->next_port = VSOCK_FIRST_LOCAL_PORT;
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
 		v->conn[i].fd = -1;
@@ -1334,6 +1346,14 @@ int vsock_create(struct vsock **out, const struct vsock_config *cfg, const struc
 		ret = vsock_listen(v, cfg->uds_path, e);
 		if (ret < 0)
 			goto fail;
+	}
+	if (cfg->ready_port) {
+		v->ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (v->ready_fd < 0) {
+			ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, errno, "cannot set up %s", name);
+			goto fail;
+		}
+		v->ready_port = cfg->ready_port;
 	}
 	v->ep_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (v->ep_fd < 0) {
@@ -1390,6 +1410,11 @@ uint64_t vsock_cid(const struct vsock *v)
 	return v->cid;
 }
 
+int vsock_ready_fd(const struct vsock *v)
+{
+	return v->ready_fd;
+}
+
 void vsock_get_stats(const struct vsock *v, struct vsock_stats *out)
 {
 	_Static_assert(sizeof(*out) % sizeof(uint64_t) == 0, "vsock_stats holds uint64_t only");
@@ -1422,6 +1447,8 @@ void vsock_destroy(struct vsock *v)
 	}
 	if (v->ep_fd >= 0)
 		close(v->ep_fd);
+	if (v->ready_fd >= 0)
+		close(v->ready_fd);
 	devctl_fini(&v->ctl);
 	free(v);
 }

@@ -24,6 +24,10 @@
 struct vsock_config {
 	uint64_t cid;	      /* the guest's CID, VSOCK_MIN_CID..VSOCK_MAX_CID */
 	const char *uds_path; /* host clients connect here; NULL: none (vsock_connect only) */
+	/* Nonzero: a guest connection to this host port is a knock, the guest saying it is ready
+	 * (the agent's, docs/agent-protocol.md): answered with RST and signalled on
+	 * vsock_ready_fd(); "PATH_port" is never tried for it. */
+	uint32_t ready_port;
 };
 
 /* What the device did, for tests and statistics. */
@@ -40,6 +44,7 @@ struct vsock_stats {
 	uint64_t conn_limit;	       /* connections refused because VSOCK_MAX_CONNS are open */
 	uint64_t timeouts;	       /* handshakes, connects or closes the peer never finished */
 	uint64_t needs_reset;	       /* times the device entered DEVICE_NEEDS_RESET */
+	uint64_t ready_knocks;	       /* guest connections to cfg->ready_port */
 };
 
 struct vsock;
@@ -69,6 +74,10 @@ uint64_t vsock_cid(const struct vsock *v);
  * to be adopted: try again) or -ENODEV (the device is gone). Any thread.
  */
 int vsock_connect(struct vsock *v, int fd);
+
+/* An eventfd that becomes readable when the guest knocks on cfg->ready_port (the reader drains
+ * it: host_eventfd_drain), or -1 without a ready_port. Owned by the device. */
+int vsock_ready_fd(const struct vsock *v);
 
 /* A snapshot of the counters (each read atomically; the set need not be consistent). */
 void vsock_get_stats(const struct vsock *v, struct vsock_stats *out);

@@ -54,6 +54,7 @@
 #define TX_BUF	   0x400000ULL /* 80 KiB per slot */
 #define TX_SLOT	   0x14000ULL
 #define TX_SLOTS   128
+#define READY_PORT 1024 /* the knock port the fixture's device is given */
 #define TIMEOUT_MS 5000
 #define QUIET_MS   100
 
@@ -308,7 +309,7 @@ static int fx_setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/kvmini-vsock-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/v.sock", f->dir);
-	struct vsock_config cfg = {.cid = GUEST_CID, .uds_path = f->path};
+	struct vsock_config cfg = {.cid = GUEST_CID, .uds_path = f->path, .ready_port = READY_PORT};
 	struct vmerr e = {0};
 	if (vsock_create(&f->v, &cfg, &f->rx.gm, &f->lg, "vsock0", &e) < 0) {
 		print_error("vsock_create: %s\n", e.msg);
@@ -464,6 +465,43 @@ static void test_guest_to_host_listener(void **state)
 	assert_int_equal(p.op, OP_RST);
 	assert_int_equal(p.src_port, 5001);
 	assert_int_equal(p.dst_port, 40001);
+	close(lfd);
+	unlink(lpath);
+}
+
+/* The guest connecting to the ready port is a knock: RST, the ready eventfd, the counter; the
+ * listener at "PATH_1024" is never tried. */
+static void test_ready_knock(void **state)
+{
+	struct fx *f = *state;
+	post_rx(f, 16);
+	char lpath[128];
+	snprintf(lpath, sizeof(lpath), "%s_%u", f->path, READY_PORT);
+	int lfd = uds_listen(lpath);
+	assert_int_equal(fcntl(lfd, F_SETFL, O_NONBLOCK), 0);
+	int rfd = vsock_ready_fd(f->v);
+	assert_true(rfd >= 0);
+	struct pollfd p = {.fd = rfd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 0), 0); /* no knock yet */
+	for (unsigned int i = 0; i < 2; i++) {
+		send_pkt(f, 40000 + i, READY_PORT, OP_REQUEST, 0, NULL, 0);
+		struct pkt r;
+		recv_pkt(f, &r);
+		assert_int_equal(r.op, OP_RST);
+		assert_int_equal(r.src_port, READY_PORT);
+		assert_int_equal(r.dst_port, 40000 + i);
+	}
+	assert_int_equal(poll(&p, 1, TIMEOUT_MS), 1);
+	uint64_t n = 0;
+	assert_int_equal(read(rfd, &n, sizeof(n)), (ssize_t)sizeof(n));
+	assert_int_equal(n, 2);
+	assert_int_equal(poll(&p, 1, 0), 0); /* drained */
+	assert_true(accept(lfd, NULL, NULL) < 0 && errno == EAGAIN);
+	struct vsock_stats s;
+	stats(f, &s);
+	assert_int_equal(s.ready_knocks, 2);
+	assert_int_equal(s.guest_connects, 0);
+	assert_int_equal(s.bad_packets, 0);
 	close(lfd);
 	unlink(lpath);
 }
@@ -877,6 +915,11 @@ static void test_create_errors(void **state)
 	assert_non_null(strstr(e.msg, "CID"));
 	cfg.cid = 0xffffffffULL;
 	assert_true(vsock_create(&v, &cfg, &d.gm, &lg, "vsock0", &e) < 0);
+	/* Without a ready port there is no ready eventfd. */
+	cfg.cid = 3;
+	assert_int_equal(vsock_create(&v, &cfg, &d.gm, &lg, "vsock0", &e), 0);
+	assert_int_equal(vsock_ready_fd(v), -1);
+	vsock_destroy(v);
 
 	char dir[] = "/tmp/kvmini-vsock-XXXXXX";
 	assert_non_null(mkdtemp(dir));
@@ -917,6 +960,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_identity, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_host_to_guest_listener, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_guest_to_host_listener, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_knock, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_embedded_connect, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_handshake, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_packets_reset, fx_setup, fx_teardown),
