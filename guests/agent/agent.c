@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -1237,6 +1238,26 @@ fail:;
 	return -err;
 }
 
+/* Tell the host the agent listens: connect to host port `port` once, which kvmini answers with
+ * RST (docs/agent-protocol.md, "Readiness"). Best effort: a host that does not listen for the
+ * knock still finds the agent by trying to connect. */
+static void knock(uint32_t port)
+{
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	struct timeval tv = {.tv_sec = 1};
+	setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv));
+	struct sockaddr_vm sa = {
+		.svm_family = AF_VSOCK,
+		.svm_cid = VMADDR_CID_HOST,
+		.svm_port = port,
+	};
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		logmsg("host port %u took the knock as a connection", port);
+	close(fd);
+}
+
 static void __attribute__((noreturn)) usage(void)
 {
 	logmsg("usage: kvmini-agent [--sandbox] [--root DIR] [--port N] [--unix PATH]");
@@ -1309,10 +1330,12 @@ int main(int argc, char **argv)
 		logmsg("%s", msg);
 		return 1;
 	}
-	if (unix_path)
+	if (unix_path) {
 		logmsg("listening on unix socket %s", unix_path);
-	else
+	} else {
 		logmsg("listening on vsock port %u", port);
+		knock(port);
+	}
 
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

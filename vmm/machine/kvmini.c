@@ -277,6 +277,9 @@ int kvmini_config_set_vsock(struct kvmini_config *c, uint64_t cid, const char *u
 	if (ret < 0)
 		return ret;
 	c->vm.vsock_cfg.cid = cid;
+	/* The agent knocks on host port KVMINI_AGENT_PORT once it listens (kvmini_agent_connect).
+	 */
+	c->vm.vsock_cfg.ready_port = KVMINI_AGENT_PORT;
 	c->vm.vsock = true;
 	return 0;
 }
@@ -544,7 +547,10 @@ int kvmini_vm_vsock_connect(struct kvmini_vm *h, uint32_t port, int timeout_ms,
 }
 
 /* Connect to the agent, retrying while the guest boots, until `timeout_ms` passed or the VM
- * stopped. The socket, or -errno with `err` (status KVMINI_EXEC_FAILED). */
+ * stopped. Between tries it waits for the agent's knock (the agent connects to host port
+ * KVMINI_AGENT_PORT once it listens: docs/agent-protocol.md), the VM's stop or 100 ms, so an
+ * agent that never knocks is still found. The socket, or -errno with `err` (status
+ * KVMINI_EXEC_FAILED). */
 static int kvmini_agent_connect(struct kvmini_vm *h, int timeout_ms, struct kvmini_error *err)
 {
 	struct timespec t0;
@@ -575,7 +581,10 @@ static int kvmini_agent_connect(struct kvmini_vm *h, int timeout_ms, struct kvmi
 			continue;
 		if (fd != -ECONNREFUSED && fd != -EAGAIN)
 			return kvmini_fail(err, KVMINI_EXEC_FAILED, -fd, "%s", ce.msg);
-		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+		struct pollfd p[2] = {{.fd = vsock_ready_fd(h->vm->vsock), .events = POLLIN},
+				      {.fd = h->vm->stop_fd, .events = POLLIN}};
+		if (poll(p, 2, 100) > 0 && (p[0].revents & POLLIN))
+			host_eventfd_drain(p[0].fd);
 	}
 }
 
