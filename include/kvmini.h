@@ -144,6 +144,8 @@ struct kvmini_vsock_stats {
 	uint64_t conn_limit;	       /* refused because the connection table was full */
 	uint64_t timeouts;	       /* handshakes, connects or closes never finished */
 	uint64_t needs_reset;
+	uint64_t ready_knocks; /* the guest's knocks on host port KVMINI_AGENT_PORT (its agent
+				* listens: docs/agent-protocol.md) */
 };
 
 /* A snapshot of a VM's counters (kvmini_vm_stats). Each counter is read atomically; the set

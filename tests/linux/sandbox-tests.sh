@@ -554,7 +554,8 @@ test_sb_concurrent() {
 # kvmini run --rootfs --name N --detach keeps the sandbox guest up; kvmini exec N runs commands
 # in it (twice at once, each with its own output), the guest's state lasts between them, exec
 # into a VM that does not run is 125; kvmini cp copies a 50 MB file and a tree in and back out
-# byte-exact, and a missing guest path is 125; `kvmini stats` counts the vsock connections.
+# byte-exact, and a missing guest path is 125; `kvmini stats` counts the vsock connections and
+# the agent's one knock.
 test_sb_exec_name() {
 	name=sandbox-exec-name
 	wanted "$name" || return 0
@@ -604,6 +605,7 @@ test_sb_exec_name() {
 	# The vsock counters: every exec and cp above was a host connection the agent took.
 	timeout -k 5 "$T" "$KVMINI" stats "$vm" --json >"$b.s.out" 2>"$b.s.err"
 	hc=$(tr -d ' \n' <"$b.s.out" | sed -n 's/.*"vsock":{[^}]*"host_connects":\([0-9]*\).*/\1/p')
+	rk=$(tr -d ' \n' <"$b.s.out" | sed -n 's/.*"vsock":{[^}]*"ready_knocks":\([0-9]*\).*/\1/p')
 	timeout -k 5 "$T" "$KVMINI" destroy "$vm" >/dev/null 2>&1
 	host_md5=$(md5sum <"$tmp/cp-src/big" | cut -d' ' -f1)
 	cp_ok=1
@@ -635,6 +637,9 @@ test_sb_exec_name() {
 		not_ok "$name" "cp of a missing guest file: status $sh_" "$b.h"
 	elif [ "${hc:-0}" -lt 10 ]; then
 		not_ok "$name" "stats: vsock host_connects '${hc}', expected at least 10" "$b.s"
+	elif [ "${rk:-}" != 1 ]; then
+		# The agent knocks once, when it starts listening (docs/agent-protocol.md).
+		not_ok "$name" "stats: vsock ready_knocks '${rk}', expected 1" "$b.s"
 	else
 		ok "$name"
 	fi

@@ -195,7 +195,7 @@ static void api_stats(const struct api *a, struct api_response *r)
 		!s.has_vsock
 			? json_null()
 			: json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-				    "s:I, s:I, s:I}",
+				    "s:I, s:I, s:I, s:I}",
 				    "cid", U64(vs->cid), "host_connects", U64(vs->host_connects),
 				    "guest_connects", U64(vs->guest_connects), "refused",
 				    U64(vs->refused), "closed", U64(vs->closed), "rx_packets",
@@ -205,7 +205,7 @@ static void api_stats(const struct api *a, struct api_response *r)
 				    "bad_cid", U64(vs->bad_cid), "bad_handshake",
 				    U64(vs->bad_handshake), "conn_limit", U64(vs->conn_limit),
 				    "timeouts", U64(vs->timeouts), "needs_reset",
-				    U64(vs->needs_reset));
+				    U64(vs->needs_reset), "ready_knocks", U64(vs->ready_knocks));
 	uint64_t overhead =
 		s.process_resident > s.guest_resident ? s.process_resident - s.guest_resident : 0;
 	const char *state = kvmini_state_name(s.state);

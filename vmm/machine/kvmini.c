@@ -811,6 +811,7 @@ int kvmini_vm_stats(const struct kvmini_vm *h, struct kvmini_stats *s, struct kv
 			.conn_limit = v.conn_limit,
 			.timeouts = v.timeouts,
 			.needs_reset = v.needs_reset,
+			.ready_knocks = v.ready_knocks,
 		};
 	}
 	s->console_dropped = kvmini_vm_console_dropped(h);
