@@ -125,7 +125,8 @@ struct kvmini_net_stats {
 	uint64_t rx_drop_oversize, rx_drop_short, rx_drop_offload, rx_drop_no_room, rx_drop_reset;
 	uint64_t rx_errors; /* tap read errors */
 	uint64_t tx_drop_short, tx_drop_bad_chain, tx_drop_oversize, tx_errors;
-	uint64_t tx_blocked; /* times the tap was full and a frame waited (not dropped) */
+	uint64_t tx_drop_offload; /* tx headers asking for an offload the driver did not accept */
+	uint64_t tx_blocked;	  /* times the tap was full and a frame waited (not dropped) */
 	uint64_t needs_reset;
 };
 

@@ -56,8 +56,13 @@
  * in the tap, whose own queue length bounds it, and an idle device never spins.
  *
  * Transmit (§5.1.6.2). A chain must be wholly device-readable, hold at least the 12-byte
- * header and at most VNET_MAX_FRAME bytes; it is written with one writev() on iovecs pointing
- * into guest memory (no copy) and returned with used length 0. A chain breaking one of these
+ * header and at most VNET_MAX_FRAME bytes; it is written with one writev(): the header from a
+ * copy the device checked, the frame on iovecs pointing into guest memory (no copy), and
+ * returned with used length 0. The header may ask only for what the driver accepted: NEEDS_CSUM
+ * with CSUM, GSO TCPV4/TCPV6 with HOST_TSO4/6, no other flag (§5.1.6.2.1); anything else
+ * (UDP or ECN GSO, DATA_VALID, a GSO type the driver did not take) is dropped and counted
+ * (tx_bad_offload), never passed to the tap. The copy is what the tap gets, so a guest
+ * rewriting the header after the check changes nothing. A chain breaking one of these
  * rules is dropped, counted (tx_short, tx_bad_chain, tx_oversize) and returned, the queue going
  * on: a device-writable buffer in a tx chain is answerable like a short header, so it is not
  * worth a reset. A write failing with EAGAIN keeps the chain, stops the queue and resumes when
@@ -136,7 +141,8 @@ struct vnet {
 
 	/* The I/O thread's own state. */
 	bool active, paused, exiting;
-	bool mrg, csum, tso4, tso6; /* negotiated: MRG_RXBUF, GUEST_CSUM, GUEST_TSO4/6 */
+	bool mrg, csum, tso4, tso6;	      /* negotiated: MRG_RXBUF, GUEST_CSUM, GUEST_TSO4/6 */
+	bool host_csum, host_tso4, host_tso6; /* negotiated: CSUM, HOST_TSO4/6 (transmit) */
 	bool rx_pass_pending, tx_pass_pending, rx_pushed, tx_pushed;
 	bool tap_watched, tap_dead;
 	uint32_t tap_events;
@@ -154,7 +160,8 @@ struct vnet {
 	bool tx_has_chain; /* tx_chain was popped and not yet sent */
 	bool tx_blocked;   /* the tap said EAGAIN: wait for EPOLLOUT */
 	struct virtq_chain tx_chain;
-	struct iovec tx_iov[VIRTQ_MAX_SIZE];
+	struct iovec tx_iov[VIRTQ_MAX_SIZE + 1]; /* the header's copy, then the chain's rest */
+	uint8_t tx_hdr[VNET_HDR_LEN];
 
 	struct vnet_stats stats; /* written by the I/O thread, read with vnet_get_stats() */
 	uint8_t rx_buf[VNET_MAX_FRAME + 1];
@@ -594,6 +601,26 @@ static void vnet_rx_pass(struct vnet *n)
 
 /* ---- I/O thread: transmit ---- */
 
+/* Does the tx header `h` ask only for offloads the driver accepted (§5.1.6.2.1)? */
+static bool vnet_tx_hdr_ok(const struct vnet *n, const uint8_t *h)
+{
+	uint8_t flags = h[VNET_HDR_FLAGS], gso = h[VNET_HDR_GSO_TYPE];
+	if (flags & ~VNET_HDR_F_NEEDS_CSUM)
+		return false;
+	if ((flags & VNET_HDR_F_NEEDS_CSUM) && !n->host_csum)
+		return false;
+	switch (gso) {
+	case VNET_HDR_GSO_NONE:
+		return true;
+	case VNET_HDR_GSO_TCPV4:
+		return n->host_tso4;
+	case VNET_HDR_GSO_TCPV6:
+		return n->host_tso6;
+	default: /* UDP, UDP_L4, ECN: never offered */
+		return false;
+	}
+}
+
 /* Send one tx chain to the tap (or drop it). true when done with it, false on EAGAIN. */
 static bool vnet_tx_one(struct vnet *n, const struct virtq_chain *c)
 {
@@ -615,21 +642,44 @@ static bool vnet_tx_one(struct vnet *n, const struct virtq_chain *c)
 			  c->head, (unsigned long long)c->readable_len);
 		return true;
 	}
+	/* The header's copy first, then what follows it in the chain. */
+	unsigned int niov = 1;
+	uint32_t hdr_got = 0;
 	for (unsigned int i = 0; i < c->nr; i++) {
-		void *p = gmem_ptr(n->mem, c->buf[i].gpa, c->buf[i].len);
+		uint8_t *p = gmem_ptr(n->mem, c->buf[i].gpa, c->buf[i].len);
 		if (!p) { /* cannot happen: virtq_pop checked every buffer */
 			VNET_COUNT(n, tx_bad_chain, 1);
 			return true;
 		}
-		n->tx_iov[i].iov_base = p;
-		n->tx_iov[i].iov_len = c->buf[i].len;
+		uint32_t len = c->buf[i].len, take = 0;
+		if (hdr_got < VNET_HDR_LEN) {
+			take = VNET_HDR_LEN - hdr_got < len ? VNET_HDR_LEN - hdr_got : len;
+			memcpy(n->tx_hdr + hdr_got, p, take);
+			hdr_got += take;
+		}
+		if (take < len) {
+			n->tx_iov[niov].iov_base = p + take;
+			n->tx_iov[niov].iov_len = len - take;
+			niov++;
+		}
 	}
+	if (!vnet_tx_hdr_ok(n, n->tx_hdr)) {
+		VNET_COUNT(n, tx_bad_offload, 1);
+		log_guest(n->log, LOG_DEBUG,
+			  "%s: tx chain %u asks for an offload the driver did not accept "
+			  "(flags %#x, gso type %#x)",
+			  n->name, c->head, n->tx_hdr[VNET_HDR_FLAGS],
+			  n->tx_hdr[VNET_HDR_GSO_TYPE]);
+		return true;
+	}
+	n->tx_iov[0].iov_base = n->tx_hdr;
+	n->tx_iov[0].iov_len = VNET_HDR_LEN;
 	/* A socket (tests, fuzzing) must not raise SIGPIPE when its peer has gone. */
-	struct msghdr msg = {.msg_iov = n->tx_iov, .msg_iovlen = c->nr};
+	struct msghdr msg = {.msg_iov = n->tx_iov, .msg_iovlen = niov};
 	ssize_t w;
 	do {
 		w = n->is_socket ? sendmsg(n->tap_fd, &msg, MSG_NOSIGNAL)
-				 : writev(n->tap_fd, n->tx_iov, c->nr);
+				 : writev(n->tap_fd, n->tx_iov, (int)niov);
 	} while (w < 0 && errno == EINTR);
 	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return false;
@@ -724,6 +774,9 @@ static void vnet_start(struct vnet *n, uint64_t f)
 	n->csum = f & (1ULL << VNET_F_GUEST_CSUM);
 	n->tso4 = n->csum && (f & (1ULL << VNET_F_GUEST_TSO4));
 	n->tso6 = n->csum && (f & (1ULL << VNET_F_GUEST_TSO6));
+	n->host_csum = f & (1ULL << VNET_F_CSUM);
+	n->host_tso4 = n->host_csum && (f & (1ULL << VNET_F_HOST_TSO4));
+	n->host_tso6 = n->host_csum && (f & (1ULL << VNET_F_HOST_TSO6));
 	n->active = true;
 	n->rx_pass_pending = n->tx_pass_pending = true; /* kicks may have come before DRIVER_OK */
 }

@@ -40,6 +40,7 @@ struct vnet_stats {
 	uint64_t tx_short;	 /* tx chains shorter than the header: dropped */
 	uint64_t tx_bad_chain;	 /* tx chains with a device-writable buffer: dropped */
 	uint64_t tx_oversize;	 /* tx chains longer than VNET_MAX_FRAME: dropped */
+	uint64_t tx_bad_offload; /* tx headers asking for an offload the driver did not accept */
 	uint64_t tx_errors;	 /* tap write errors other than EAGAIN: dropped */
 	uint64_t tx_blocked;  /* times a tap write hit EAGAIN and the frame waited (not dropped) */
 	uint64_t needs_reset; /* times the device entered DEVICE_NEEDS_RESET (from the transport) */

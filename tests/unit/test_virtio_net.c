@@ -337,6 +337,30 @@ static uint16_t post_tx_small(struct fx *f, unsigned int i, size_t payload, unsi
 	return post_tx_at(f, TX_BUF + TX_SMALL * i, 0, payload, seed, &whole, 1);
 }
 
+/* A tx chain in one buffer whose header has `flags` and GSO type `gso`. */
+static uint16_t post_tx_gso(struct fx *f, unsigned int slot, uint8_t flags, uint8_t gso,
+			    size_t payload, unsigned int seed)
+{
+	uint8_t *b = make_frame(flags, gso, payload, seed);
+	memcpy(gp(f, tx_buf(slot), HDR + payload), b, HDR + payload);
+	free(b);
+	struct vdrv_buf d = {tx_buf(slot), (uint32_t)(HDR + payload), false};
+	return vdrv_post(&f->tx, &d, 1);
+}
+
+static void expect_sent_gso(struct fx *f, uint8_t flags, uint8_t gso, size_t payload,
+			    unsigned int seed)
+{
+	uint8_t *got = malloc(MAX_FRAME + 16);
+	assert_non_null(got);
+	ssize_t n = recv_frame(f, got, MAX_FRAME + 16, TIMEOUT_MS);
+	assert_int_equal(n, (ssize_t)(HDR + payload));
+	uint8_t *want = make_frame(flags, gso, payload, seed);
+	assert_memory_equal(got, want, HDR + payload);
+	free(want);
+	free(got);
+}
+
 static void expect_sent(struct fx *f, uint8_t flags, size_t payload, unsigned int seed)
 {
 	uint8_t *got = malloc(MAX_FRAME + 16);
@@ -521,6 +545,55 @@ static void test_tx_many(void **state)
 		seq += 100;
 	}
 	assert_int_equal(stats(f).tx_frames, 400);
+}
+
+/* A tx header asking for an offload the driver did not accept (§5.1.6.2.1): dropped, counted,
+ * the chain returned, never sent; the accepted ones pass as they are. */
+static void test_tx_offload_filter(void **state)
+{
+	struct fx *f = *state;
+	/* No CSUM, so no HOST_TSO4/6 either. */
+	driver_init(f, ~(1ULL << F_CSUM));
+	const uint8_t bad1[][2] = {
+		{NEEDS_CSUM, 0}, {0, GSO_TCPV4}, {NEEDS_CSUM, GSO_TCPV6}, {DATA_VALID, 0}, {4, 0}};
+	for (unsigned int i = 0; i < sizeof(bad1) / sizeof(bad1[0]); i++) {
+		uint16_t head = post_tx_gso(f, 0, bad1[i][0], bad1[i][1], 200, 80 + i);
+		kick_tx(f);
+		expect_used(&f->tx, head, 0);
+	}
+	expect_no_frame(f);
+	uint16_t head = post_tx_gso(f, 0, 0, 0, 200, 90);
+	kick_tx(f);
+	expect_used(&f->tx, head, 0);
+	expect_sent_gso(f, 0, 0, 200, 90);
+	struct vnet_stats s = stats(f);
+	assert_int_equal(s.tx_bad_offload, 5);
+	assert_int_equal(s.tx_frames, 1);
+
+	/* CSUM and HOST_TSO4, not HOST_TSO6. */
+	driver_init(f, ~(1ULL << F_HOST_TSO6));
+	const uint8_t bad2[][2] = {{NEEDS_CSUM, GSO_TCPV6},
+				   {NEEDS_CSUM, GSO_UDP},
+				   {NEEDS_CSUM, GSO_TCPV4 | GSO_ECN},
+				   {NEEDS_CSUM | DATA_VALID, 0}};
+	for (unsigned int i = 0; i < sizeof(bad2) / sizeof(bad2[0]); i++) {
+		head = post_tx_gso(f, 0, bad2[i][0], bad2[i][1], 200, 100 + i);
+		kick_tx(f);
+		expect_used(&f->tx, head, 0);
+	}
+	expect_no_frame(f);
+	head = post_tx_gso(f, 0, NEEDS_CSUM, GSO_TCPV4, 300, 110);
+	kick_tx(f);
+	expect_used(&f->tx, head, 0);
+	expect_sent_gso(f, NEEDS_CSUM, GSO_TCPV4, 300, 110);
+	head = post_tx_gso(f, 0, NEEDS_CSUM, 0, 300, 111);
+	kick_tx(f);
+	expect_used(&f->tx, head, 0);
+	expect_sent_gso(f, NEEDS_CSUM, 0, 300, 111);
+	s = stats(f);
+	assert_int_equal(s.tx_bad_offload, 9);
+	assert_int_equal(s.tx_frames, 3);
+	assert_false(needs_reset(f));
 }
 
 /* A header shorter than 12 bytes: dropped, counted, the chain returned; the queue goes on. */
@@ -1512,6 +1585,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_default_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_basic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_offload_filter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_short_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_writable_buffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_oversize, setup, teardown),

@@ -176,11 +176,12 @@ static void api_stats(const struct api *a, struct api_response *r)
 	for (unsigned int i = 0; i < s.nr_nets; i++) {
 		const struct kvmini_net_stats *n = &s.net[i];
 		json_t *drops = json_pack(
-			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_oversize",
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_oversize",
 			U64(n->rx_drop_oversize), "rx_short", U64(n->rx_drop_short), "rx_offload",
 			U64(n->rx_drop_offload), "rx_no_room", U64(n->rx_drop_no_room), "rx_reset",
 			U64(n->rx_drop_reset), "tx_short", U64(n->tx_drop_short), "tx_bad_chain",
-			U64(n->tx_drop_bad_chain), "tx_oversize", U64(n->tx_drop_oversize));
+			U64(n->tx_drop_bad_chain), "tx_oversize", U64(n->tx_drop_oversize),
+			"tx_offload", U64(n->tx_drop_offload));
 		json_array_append_new(
 			nets,
 			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "name",

@@ -787,6 +787,7 @@ int kvmini_vm_stats(const struct kvmini_vm *h, struct kvmini_stats *s, struct kv
 		n->tx_drop_short = v.tx_short;
 		n->tx_drop_bad_chain = v.tx_bad_chain;
 		n->tx_drop_oversize = v.tx_oversize;
+		n->tx_drop_offload = v.tx_bad_offload;
 		n->tx_errors = v.tx_errors;
 		n->tx_blocked = v.tx_blocked;
 		n->needs_reset = v.needs_reset;
