@@ -97,15 +97,18 @@ static uint8_t uart_iir_id(const struct uart *u)
 	return UART_IIR_NONE;
 }
 
-/* Drive the IRQ line from the pending state, gated by OUT2; only level changes are reported. */
+/* Drive the IRQ line from the pending state, gated by OUT2; only level changes are reported.
+ * A level set_irq failed to set is not taken as set: the next update tries it again. */
 static void uart_update_irq(struct uart *u)
 {
 	int level = uart_iir_id(u) != UART_IIR_NONE && (u->mcr & UART_MCR_OUT2);
 	if (level == u->irq_level)
 		return;
+	if (u->ops && u->ops->set_irq && u->ops->set_irq(u->opaque, level) < 0) {
+		u->irq_errors++;
+		return;
+	}
 	u->irq_level = level;
-	if (u->ops && u->ops->set_irq)
-		u->ops->set_irq(u->opaque, level);
 }
 
 static void uart_rx_clear(struct uart *u)

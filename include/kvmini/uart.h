@@ -12,9 +12,11 @@
 
 /* How the UART reaches the rest of the VM. Called with the UART's lock held: never block. */
 struct uart_ops {
-	void (*set_irq)(void *opaque, int level); /* drive the interrupt line (level) */
-	void (*tx)(void *opaque, uint8_t byte);	  /* one byte the guest transmitted */
-	void (*rx_room)(void *opaque);		  /* uart_rx_room() went from 0 to non-zero */
+	/* Drive the interrupt line (level): 0, or -errno when the line could not be set (the
+	 * UART counts it in irq_errors and sets the level again at its next change). */
+	int (*set_irq)(void *opaque, int level);
+	void (*tx)(void *opaque, uint8_t byte); /* one byte the guest transmitted */
+	void (*rx_room)(void *opaque);		/* uart_rx_room() went from 0 to non-zero */
 };
 
 struct uart {
@@ -26,7 +28,8 @@ struct uart {
 	uint8_t rx[UART_FIFO_SIZE];
 	unsigned int rx_head, rx_count;
 	bool thr_empty_pending; /* THRE interrupt pending (cleared by reading IIR or writing THR) */
-	int irq_level;		/* last level sent to set_irq */
+	int irq_level;		/* last level set_irq took */
+	uint64_t irq_errors;	/* set_irq calls that failed */
 	const struct uart_ops *ops;
 	void *opaque;
 };

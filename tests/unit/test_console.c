@@ -20,10 +20,11 @@
 #include "kvmini/console.h"
 
 /* A UART whose callbacks go to the console, as in the VM (no interrupt line). */
-static void fake_irq(void *opaque, int level)
+static int fake_irq(void *opaque, int level)
 {
 	(void)opaque;
 	(void)level;
+	return 0;
 }
 
 static void via_console_tx(void *opaque, uint8_t b)

@@ -1,4 +1,5 @@
 /* test_uart: the 16550A model's registers, FIFO, interrupt logic, loopback and callbacks. */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@ struct mock {
 	uint8_t tx[MAX_EVENTS];
 	int ntx;
 	int rx_room_calls;
+	int fail_irq; /* nonzero: set_irq records the level and returns -EIO */
 };
 
 struct fixture {
@@ -33,11 +35,12 @@ struct fixture {
 	struct mock m;
 };
 
-static void mock_set_irq(void *opaque, int level)
+static int mock_set_irq(void *opaque, int level)
 {
 	struct mock *m = opaque;
 	assert_true(m->nirq < MAX_EVENTS);
 	m->irq[m->nirq++] = level;
+	return m->fail_irq ? -EIO : 0;
 }
 
 static void mock_tx(void *opaque, uint8_t byte)
@@ -449,6 +452,29 @@ static void test_out2_gates_irq(void **state)
 	assert_int_equal(f->m.irq[3], 0);
 }
 
+/* A level the line did not take (KVM_IRQ_LINE failed) is counted and set again at the next
+ * change, not taken as set. */
+static void test_irq_line_fails(void **state)
+{
+	struct fixture *f = *state;
+	f->m.fail_irq = 1;
+	wr(f, MCR, 0x08); /* OUT2 */
+	wr(f, IER, 0x02); /* THRE pending: raise, which fails */
+	assert_int_equal(f->m.nirq, 1);
+	assert_int_equal(f->m.irq[0], 1);
+	assert_int_equal(f->u.irq_errors, 1);
+	assert_int_equal(f->u.irq_level, 0);
+	f->m.fail_irq = 0;
+	wr(f, SCR, 0x55); /* any access updates the line: the raise is tried again */
+	assert_int_equal(f->m.nirq, 2);
+	assert_int_equal(f->m.irq[1], 1);
+	assert_int_equal(f->u.irq_level, 1);
+	assert_int_equal(f->u.irq_errors, 1);
+	assert_int_equal(rd(f, IIR), 0x02); /* acknowledged: lowered */
+	assert_int_equal(f->m.nirq, 3);
+	assert_int_equal(f->m.irq[2], 0);
+}
+
 static void test_linux_irq_probe(void **state)
 {
 	struct fixture *f = *state;
@@ -597,6 +623,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scratch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thr_transmits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thre_interrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_irq_line_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thre_reasserted_by_ier, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rda_interrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rda_priority_over_thre, setup, teardown),

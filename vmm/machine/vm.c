@@ -32,12 +32,22 @@ char *vm_build_cmdline(const struct vm_config *cfg, const struct vm_slot *slot,
 	return s;
 }
 
-static void vm_uart_irq(void *opaque, int level)
+/* Set a legacy device's interrupt line; a KVM_IRQ_LINE that fails is a host failure that stops
+ * the VM (exit status 1): the guest would wait for an interrupt that never comes. */
+static int vm_irq_line(struct vm *vm, unsigned int gsi, int level, const char *what)
 {
-	struct vm *vm = opaque;
 	if (trace_on(&vm->trace, TRACE_IRQ))
-		trace_emit(&vm->trace, "irq gsi %u level %d (com1)", LAYOUT_COM1_IRQ, level);
-	kvm_vm_irq_line(&vm->kvm, LAYOUT_COM1_IRQ, level);
+		trace_emit(&vm->trace, "irq gsi %u level %d (%s)", gsi, level, what);
+	int ret = kvm_vm_irq_line(&vm->kvm, gsi, level);
+	if (ret < 0)
+		vm_stop(vm, KVMINI_EXIT_HOST, "KVM_IRQ_LINE for the %s (gsi %u) failed: %s", what,
+			gsi, strerror(-ret));
+	return ret;
+}
+
+static int vm_uart_irq(void *opaque, int level)
+{
+	return vm_irq_line(opaque, LAYOUT_COM1_IRQ, level, "com1");
 }
 
 static void vm_uart_tx(void *opaque, uint8_t byte)
@@ -61,11 +71,7 @@ static const struct uart_ops vm_uart_ops = {
 
 static void vm_kbc_irq(void *opaque, int level)
 {
-	struct vm *vm = opaque;
-	if (trace_on(&vm->trace, TRACE_IRQ))
-		trace_emit(&vm->trace, "irq gsi %u level %d (i8042 keyboard)", LAYOUT_I8042_IRQ,
-			   level);
-	kvm_vm_irq_line(&vm->kvm, LAYOUT_I8042_IRQ, level);
+	vm_irq_line(opaque, LAYOUT_I8042_IRQ, level, "i8042 keyboard");
 }
 
 static void vm_kbc_reset(void *opaque)
