@@ -49,6 +49,10 @@ struct api_route {
 /* The routes the handler serves, `*n` of them. */
 const struct api_route *api_routes(size_t *n);
 
+/* How many frames network card `n` dropped; `buf` (`len` bytes, cut short if need be) gets the
+ * nonzero counters as "tx_offload 3, rx_oversize 1", the names of stats' "dropped". */
+uint64_t api_net_drops_text(const struct kvmini_net_stats *n, char *buf, size_t len);
+
 /*
  * Handle one request: `method` and `url` (path, an optional "?query" is ignored) as the
  * client sent them, and the body (`len` bytes, not NUL-terminated; PUT bodies may be empty or

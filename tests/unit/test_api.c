@@ -105,6 +105,7 @@ static int fake_stats(void *o, struct kvmini_stats *s, struct kvmini_error *e)
 	s->nr_nets = 1;
 	snprintf(s->net[0].name, sizeof(s->net[0].name), "eth0");
 	s->net[0].rx_drop_no_room = 2;
+	s->net[0].tx_drop_offload = 4;
 	s->console_dropped = 9;
 	s->has_vsock = !f->no_vsock;
 	s->vsock.cid = 77;
@@ -208,6 +209,10 @@ static void test_stats(void **state)
 	assert_int_equal(
 		json_integer_value(json_object_get(json_object_get(n, "dropped"), "rx_no_room")),
 		2);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(n, "dropped"), "tx_offload")),
+		4);
+	assert_int_equal(json_object_size(json_object_get(n, "dropped")), 9);
 	json_t *res = json_object_get(o, "resident");
 	assert_int_equal(json_integer_value(json_object_get(res, "vmm_overhead_bytes")), 2 << 20);
 	assert_int_equal(json_integer_value(json_object_get(o, "console_dropped_bytes")), 9);
@@ -226,6 +231,24 @@ static void test_stats(void **state)
 	/* A host failure is 500. */
 	f.fail_errno = EIO;
 	json_decref(req("GET", "/vm/stats", NULL, 500));
+}
+
+/* The exit warning's text: the nonzero drop counters by their stats names, and their sum. */
+static void test_net_drops_text(void **state)
+{
+	(void)state;
+	struct kvmini_net_stats n = {.rx_frames = 100, .tx_errors = 7};
+	char buf[128];
+	assert_int_equal(api_net_drops_text(&n, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	n.tx_drop_offload = 3;
+	n.rx_drop_oversize = 1;
+	assert_int_equal(api_net_drops_text(&n, buf, sizeof(buf)), 4);
+	assert_string_equal(buf, "rx_oversize 1, tx_offload 3");
+	/* A short buffer is cut, never overrun; the count stays whole. */
+	char small[8];
+	assert_int_equal(api_net_drops_text(&n, small, sizeof(small)), 4);
+	assert_string_equal(small, "rx_over");
 }
 
 static void test_pause_resume_conflicts(void **state)
@@ -327,6 +350,7 @@ int main(void)
 		cmocka_unit_test_setup(test_version, setup),
 		cmocka_unit_test_setup(test_vm_and_config, setup),
 		cmocka_unit_test_setup(test_stats, setup),
+		cmocka_unit_test(test_net_drops_text),
 		cmocka_unit_test_setup(test_pause_resume_conflicts, setup),
 		cmocka_unit_test_setup(test_shutdown_and_destroy, setup),
 		cmocka_unit_test_setup(test_bad_requests, setup),

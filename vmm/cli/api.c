@@ -1,5 +1,6 @@
 /* api: the control socket's REST requests, handled without any HTTP (apisrv carries them). */
 #include <errno.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,6 +134,49 @@ static void api_vm(const struct api *a, struct api_response *r)
 
 #define U64(v) ((json_int_t)((v) > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)(v)))
 
+/* A network card's dropped frames, each counted in exactly one of these ("dropped" in stats). */
+static const struct {
+	const char *name;
+	size_t off;
+} api_net_drops[] = {
+	{"rx_oversize", offsetof(struct kvmini_net_stats, rx_drop_oversize)},
+	{"rx_short", offsetof(struct kvmini_net_stats, rx_drop_short)},
+	{"rx_offload", offsetof(struct kvmini_net_stats, rx_drop_offload)},
+	{"rx_no_room", offsetof(struct kvmini_net_stats, rx_drop_no_room)},
+	{"rx_reset", offsetof(struct kvmini_net_stats, rx_drop_reset)},
+	{"tx_short", offsetof(struct kvmini_net_stats, tx_drop_short)},
+	{"tx_bad_chain", offsetof(struct kvmini_net_stats, tx_drop_bad_chain)},
+	{"tx_oversize", offsetof(struct kvmini_net_stats, tx_drop_oversize)},
+	{"tx_offload", offsetof(struct kvmini_net_stats, tx_drop_offload)},
+};
+
+static uint64_t api_net_drop(const struct kvmini_net_stats *n, size_t k)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)n + api_net_drops[k].off, sizeof(v));
+	return v;
+}
+
+uint64_t api_net_drops_text(const struct kvmini_net_stats *n, char *buf, size_t len)
+{
+	uint64_t total = 0;
+	size_t used = 0;
+	if (len)
+		buf[0] = '\0';
+	for (size_t k = 0; k < sizeof(api_net_drops) / sizeof(api_net_drops[0]); k++) {
+		uint64_t v = api_net_drop(n, k);
+		if (!v)
+			continue;
+		total += v;
+		if (used < len) {
+			int w = snprintf(buf + used, len - used, "%s%s %llu", used ? ", " : "",
+					 api_net_drops[k].name, (unsigned long long)v);
+			used += w > 0 ? (size_t)w : 0;
+		}
+	}
+	return total;
+}
+
 static json_t *api_exits(const struct kvmini_stats *s)
 {
 	json_t *per = json_array(), *total = json_object();
@@ -175,13 +219,10 @@ static void api_stats(const struct api *a, struct api_response *r)
 	}
 	for (unsigned int i = 0; i < s.nr_nets; i++) {
 		const struct kvmini_net_stats *n = &s.net[i];
-		json_t *drops = json_pack(
-			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_oversize",
-			U64(n->rx_drop_oversize), "rx_short", U64(n->rx_drop_short), "rx_offload",
-			U64(n->rx_drop_offload), "rx_no_room", U64(n->rx_drop_no_room), "rx_reset",
-			U64(n->rx_drop_reset), "tx_short", U64(n->tx_drop_short), "tx_bad_chain",
-			U64(n->tx_drop_bad_chain), "tx_oversize", U64(n->tx_drop_oversize),
-			"tx_offload", U64(n->tx_drop_offload));
+		json_t *drops = json_object();
+		for (size_t k = 0; k < sizeof(api_net_drops) / sizeof(api_net_drops[0]); k++)
+			json_object_set_new(drops, api_net_drops[k].name,
+					    json_integer(U64(api_net_drop(n, k))));
 		json_array_append_new(
 			nets,
 			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "name",

@@ -323,6 +323,23 @@ static void runner_console_stop(struct runner *r)
 /* ---- running ---- */
 
 /* Until the VM stops: a signal stops it with 128 + N, the shutdown deadline destroys it. */
+/* At exit, a warning per network card that dropped frames, with the counters that say why
+ * (the "dropped" of `kvmini stats`). */
+static void runner_warn_net_drops(const struct kvmini_vm *vm, int log_level)
+{
+	struct kvmini_stats s;
+	struct kvmini_error e = {0};
+	if (log_level < KVMINI_LOG_WARN || kvmini_vm_stats(vm, &s, &e) < 0)
+		return;
+	for (unsigned int i = 0; i < s.nr_nets; i++) {
+		char why[256];
+		uint64_t n = api_net_drops_text(&s.net[i], why, sizeof(why));
+		if (n)
+			fprintf(stderr, "kvmini: warning: %s dropped %llu frames (%s)\n",
+				s.net[i].name, (unsigned long long)n, why);
+	}
+}
+
 static void runner_wait(struct runner *r)
 {
 	struct pollfd p[3] = {
@@ -657,6 +674,7 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 			"kvmini: warning: %llu bytes of console output were dropped (output too "
 			"slow)\n",
 			(unsigned long long)dropped);
+	runner_warn_net_drops(r.vm, c->log_level);
 	uint64_t lost = kvmini_vm_log_dropped(r.vm);
 	if (lost)
 		fprintf(stderr,
