@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "kvmini/virtio_blk.h"
+#include "require.h"
 #include "vdriver.h"
 
 /* Spec values (virtio 1.2 §5.2), spelled out independently of devices/virtio_blk.c. */
@@ -613,7 +614,7 @@ static void test_write_zeroes_fallback(void **state)
 {
 	struct fx *f = *state;
 	if (strncmp(f->path, "/dev/shm/", 9) != 0)
-		skip(); /* no tmpfs at /dev/shm: the plain test covers ZERO_RANGE */
+		REQUIRE_OR_SKIP("no tmpfs at /dev/shm (the plain test covers ZERO_RANGE)");
 	check_write_zeroes(f);
 }
 
@@ -1069,7 +1070,7 @@ static void test_create_unreadable_ro(void **state)
 	chmod(f->path, 0600);
 	assert_true(WIFEXITED(st));
 	if (WEXITSTATUS(st) == 77)
-		skip(); /* cannot drop capabilities here */
+		REQUIRE_OR_SKIP("cannot drop capabilities here");
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 

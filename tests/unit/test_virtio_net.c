@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "kvmini/virtio_net.h"
+#include "require.h"
 #include "vdriver.h"
 
 /* Spec values (virtio 1.2 §5.1), spelled out independently of devices/virtio_net.c. */
@@ -1349,10 +1350,8 @@ static void test_open_tap_errors(void **state)
 {
 	(void)state;
 	const char *why = NULL;
-	if (!tun_usable(&why)) {
-		print_message("skipped: %s\n", why);
-		skip();
-	}
+	if (!tun_usable(&why))
+		REQUIRE_OR_SKIP(why);
 	char name[IFNAMSIZ];
 	tap_name(name, sizeof(name), "t");
 	struct vmerr e = {0};
@@ -1406,7 +1405,7 @@ static void test_open_tap_errors(void **state)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	if (WEXITSTATUS(st) == 77)
-		skip();
+		REQUIRE_OR_SKIP("cannot drop CAP_NET_ADMIN in a child");
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
@@ -1497,10 +1496,8 @@ static void test_open_tap_no_tun(void **state)
 	int wst = 0;
 	assert_int_equal(waitpid(pid, &wst, 0), pid);
 	assert_true(WIFEXITED(wst));
-	if (WEXITSTATUS(wst) == 77) {
-		print_message("skipped: cannot hide /dev/net/tun (no mount namespace)\n");
-		skip();
-	}
+	if (WEXITSTATUS(wst) == 77)
+		REQUIRE_OR_SKIP("cannot hide /dev/net/tun (no mount namespace)");
 	assert_int_equal(WEXITSTATUS(wst), 0);
 }
 
@@ -1509,10 +1506,8 @@ static void test_real_tap(void **state)
 {
 	(void)state;
 	const char *why = NULL;
-	if (!tun_usable(&why)) {
-		print_message("skipped: %s\n", why);
-		skip();
-	}
+	if (!tun_usable(&why))
+		REQUIRE_OR_SKIP(why);
 	struct fx fl = {0};
 	struct fx *f = &fl;
 	f->peer = f->probe = -1;

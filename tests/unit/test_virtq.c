@@ -15,6 +15,8 @@
 #include "kvmini/gmem.h"
 #include "kvmini/virtq.h"
 
+#include "require.h"
+
 /*
  * Fake guest memory: 64 KiB of "low" RAM at 0 holding the rings and data buffers, then a hole,
  * then 4 KiB of "high" RAM. The rings have room for the largest queue (256 entries).
@@ -415,7 +417,7 @@ static void test_four_max_length_buffers(void **state)
 	void *big = mmap(NULL, big_size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (big == MAP_FAILED)
-		skip();
+		REQUIRE_OR_SKIP("cannot map 16 GiB of address space (MAP_NORESERVE)");
 	assert_int_equal(gmem_add_region(&f->gm, big_gpa, big_size, big), 0);
 	start(f, 8, false);
 	for (uint16_t i = 0; i < 4; i++)
