@@ -9,7 +9,8 @@
 #   make nestedtest the nested machine's stall watchdog, boot retry and keeper (part of make check)
 #   make orphantest stop `make linuxtest` and the boot benchmark with SIGTERM after 60 s:
 #                   nothing they started may be left 10 s later (part of make check)
-#   make scripttest the scripts' checks of their input, with stand-ins (part of make check)
+#   make scripttest kvmini-nat's checks of its input; a crash restores the terminal (part of
+#                   make check)
 
 SHELL    := /bin/bash
 CC       ?= cc
@@ -218,9 +219,11 @@ orphantest: $(B)/kvmini guests $(REAP)
 	@tests/nested/orphan-test.sh bench BENCH_DISK=0 BENCH_NET=0
 
 # scripts/kvmini-nat refusing bad tap names and a crafted state file (stand-ins for ip and nft,
-# its own network namespace: nothing on the host changes).
-scripttest:
+# its own network namespace: nothing on the host changes); a crashing kvmini restoring the
+# terminal, and kvmini not dumpable.
+scripttest: $(B)/kvmini guests
 	@tests/scripts/nat-test.sh
+	@tests/scripts/crash-test.sh $(B)/kvmini $(GUEST_OUT)
 
 # Guests first: with KVMINI_REQUIRE_GUESTS the unit tests that load them must not skip.
 check: export KVMINI_REQUIRE_GUESTS = 1

@@ -3,8 +3,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kvmini.h"
 #include "kvmini/cache.h"
@@ -16,15 +19,49 @@
 
 static struct cli main_cli; /* large (argument buffers): not on the stack */
 
+/* The terminal as it was when kvmini started, for main_crashed(): a signal handler can reach
+ * nothing else. Written once, before the handler is installed. */
+static struct termios main_tty;
+static volatile sig_atomic_t main_tty_saved;
+
+/* A fatal signal (a bug in kvmini: SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE): put the terminal
+ * back as it was (the console may have made it raw), say so in one line, and die of the same
+ * signal (SA_RESETHAND restored the default action). Only async-signal-safe calls. */
+static void main_crashed(int sig)
+{
+	if (main_tty_saved)
+		tcsetattr(STDIN_FILENO, TCSANOW, &main_tty);
+	static const char msg[] = "kvmini: error: kvmini crashed (a fatal signal); the terminal "
+				  "was restored, no core was dumped\n";
+	ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)w;
+	raise(sig);
+}
+
+/* No core dump and no ptrace by other processes of the user (PR_SET_DUMPABLE 0: a core_pattern
+ * that pipes ignores RLIMIT_CORE), and the terminal restored if kvmini crashes. */
+static void main_harden(void)
+{
+	struct rlimit no_core = {0, 0};
+	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &main_tty) == 0)
+		main_tty_saved = 1;
+	struct sigaction sa = {.sa_handler = main_crashed, .sa_flags = SA_RESETHAND | SA_NODEFER};
+	sigemptyset(&sa.sa_mask);
+	const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		sigaction(fatal[i], &sa, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	struct timespec t0; /* the boot timer counts from here, as in every kvmini run */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	uint64_t t0_ns = (uint64_t)t0.tv_sec * 1000000000ULL + (uint64_t)t0.tv_nsec;
 
-	/* A crash must not dump gigabytes of guest memory. */
-	struct rlimit no_core = {0, 0};
-	setrlimit(RLIMIT_CORE, &no_core);
+	/* A crash must not dump gigabytes of guest memory, nor leave the terminal raw. */
+	main_harden();
 
 	if (argc >= 2 && !strcmp(argv[1], "exec"))
 		return sandbox_main(argc, argv, t0_ns);

@@ -1,0 +1,118 @@
+#!/bin/bash
+# tests/scripts/crash-test.sh - a kvmini that dies of a fatal signal leaves the terminal as it
+# found it and dumps no core, and a running kvmini is not dumpable.
+#
+#   tests/scripts/crash-test.sh KVMINI GUEST_DIR      (as root; needs /dev/kvm)
+#
+# Cases:
+#   not-dumpable              kvmini run as nobody, blocked reading its --config from a FIFO:
+#                             its /proc/PID files belong to root (PR_SET_DUMPABLE 0), not to it
+#   crash-restores-terminal   kvmini run on a pty (GUEST_DIR's bzImage, `sleep 600`): once the
+#                             console made the terminal raw, SIGSEGV; kvmini dies of SIGSEGV
+#                             without a core, says so in one line, and ECHO and ICANON are back
+# Prints "ok - NAME" or "not ok - NAME (why)" and "N passed, N failed". Exit 0 when all pass.
+set -uo pipefail
+
+if [ $# -ne 2 ]; then
+	echo "usage: $0 KVMINI GUEST_DIR" >&2
+	exit 2
+fi
+kvmini=$(realpath "$1")
+gdir=$(realpath "$2")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-crash-test.XXXXXX")
+chmod 755 "$tmp"
+pid=""
+trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0
+result() { # NAME WHY ("" passed)
+	if [ -z "$2" ]; then
+		echo "ok - $1"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $1 ($2)"
+		failed=$((failed + 1))
+		[ ! -s "$tmp/out" ] || sed 's/^/#   /' "$tmp/out"
+	fi
+}
+
+mkfifo -m 666 "$tmp/config"
+: >"$tmp/out"
+setpriv --reuid=65534 --regid=65534 --clear-groups "$kvmini" run --config "$tmp/config" \
+	>"$tmp/out" 2>&1 &
+pid=$!
+why="kvmini (pid $pid) did not wait on its FIFO"
+for _ in $(seq 50); do
+	if [ "$(awk '/^Uid:/ { print $2 }' /proc/$pid/status 2>/dev/null)" = 65534 ] &&
+		[ -e /proc/$pid/environ ]; then
+		owner=$(stat -c %u /proc/$pid/environ)
+		why=""
+		[ "$owner" = 0 ] || why="/proc/$pid/environ belongs to uid $owner: kvmini is dumpable"
+		break
+	fi
+	sleep 0.1
+done
+kill -KILL "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+pid=""
+result not-dumpable "$why"
+
+: >"$tmp/out"
+why=$(python3 - "$kvmini" "$gdir/bzImage" "$gdir/initramfs.cpio.gz" "$tmp/out" <<'PY'
+import fcntl, os, pty, signal, sys, termios, time
+k, bz, ird, outp = sys.argv[1:5]
+m, s = pty.openpty()
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    fcntl.ioctl(s, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(s, fd)
+    os.execv(k, [k, "run", "--kernel", bz, "--initrd", ird, "--mem", "128M",
+                 "--cmdline", "-- sleep 600"])
+os.set_blocking(m, False)
+out = b""
+def drain():
+    global out
+    try:
+        while True:
+            b = os.read(m, 65536)
+            if not b:
+                return
+            out += b
+    except (BlockingIOError, OSError):
+        pass
+raw = False
+deadline = time.time() + 120
+while time.time() < deadline:
+    drain()
+    if not termios.tcgetattr(s)[3] & termios.ECHO:
+        raw = True
+        break
+    if os.waitpid(pid, os.WNOHANG)[0]:
+        print("kvmini ended before its console made the terminal raw")
+        sys.exit(0)
+    time.sleep(0.05)
+if not raw:
+    os.kill(pid, signal.SIGKILL)
+    print("the terminal never went raw in 120 s")
+    sys.exit(0)
+os.kill(pid, signal.SIGSEGV)
+_, st = os.waitpid(pid, 0)
+time.sleep(0.2)
+drain()
+open(outp, "wb").write(out)
+lflag = termios.tcgetattr(s)[3]
+if not (os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGSEGV):
+    print("kvmini did not die of SIGSEGV (wait status %#x)" % st)
+elif os.WCOREDUMP(st):
+    print("kvmini dumped core")
+elif not (lflag & termios.ECHO and lflag & termios.ICANON):
+    print("the terminal was left raw (lflag %#x)" % lflag)
+elif b"kvmini crashed" not in out:
+    print("no line saying kvmini crashed")
+PY
+)
+result crash-restores-terminal "$why"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
