@@ -23,17 +23,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-crash-test.XXXXXX")
 chmod 755 "$tmp"
 pid=""
 trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-result() { # NAME WHY ("" passed)
-	if [ -z "$2" ]; then
-		echo "ok - $1"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $1 ($2)"
-		failed=$((failed + 1))
-		[ ! -s "$tmp/out" ] || sed 's/^/#   /' "$tmp/out"
-	fi
-}
+# shellcheck source=tests/scripts/report.sh
+. "$(dirname "$0")/report.sh"
 
 mkfifo -m 666 "$tmp/config"
 : >"$tmp/out"
@@ -114,5 +105,4 @@ PY
 )
 result crash-restores-terminal "$why"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary

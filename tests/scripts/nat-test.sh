@@ -22,7 +22,8 @@ if [ "${NAT_TEST_IN_NS:-}" != 1 ]; then
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-nat-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
+# shellcheck source=tests/scripts/report.sh
+. "$(dirname "$0")/report.sh"
 mark=$tmp/pwned
 
 # The stand-ins log every call; "ip link show" says no such interface.
@@ -38,16 +39,6 @@ nat() { # ARGS...: run kvmini-nat; output in $tmp/out, status in $st
 	: >"$tmp/calls"
 	KVMINI_IP=$tmp/ip KVMINI_NFT=$tmp/nft KVMINI_NAT_RUN=$tmp/run sh "$nat" "$@" >"$tmp/out" 2>&1
 	st=$?
-}
-result() { # NAME WHY ("" passed)
-	if [ -z "$2" ]; then
-		echo "ok - $1"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $1 ($2)"
-		failed=$((failed + 1))
-		sed 's/^/#   /' "$tmp/out"
-	fi
 }
 
 why=""
@@ -100,5 +91,4 @@ for line in "taps=\"\$(touch $mark)\"" "taps=kt1; touch $mark" "taps=\`touch $ma
 done
 result crafted-state-refused "$why"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary
