@@ -11,6 +11,7 @@
 #                   nothing they started may be left 10 s later (part of make check)
 #   make scripttest kvmini-nat's checks of its input; a crash restores the terminal (part of
 #                   make check)
+#   make soak       off CI: 100 SIGKILL rounds of the disk crash-consistency test (20 in check)
 
 SHELL    := /bin/bash
 CC       ?= cc
@@ -43,7 +44,7 @@ STAGE    := $(abspath $(B))/stage
 EXAMPLE  := $(B)/examples/run-command
 SANDBOX_EXAMPLE := $(B)/examples/sandbox
 
-.PHONY: all lib install uninstall installtest layercheck doccheck help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest scripttest check demo format \
+.PHONY: all lib install uninstall installtest layercheck doccheck help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest scripttest soak check demo format \
 	format-check clean deps guests
 all: $(B)/kvmini
 
@@ -191,6 +192,12 @@ linuxtest: $(B)/kvmini guests $(REAP) $(EXAMPLE) $(SANDBOX_EXAMPLE) $(B)/tests/p
 		KVMINI_TEST_VSOCK_CLIENT=$(B)/tests/vsock-client \
 		KVMINI_TEST_SB_PROBE=$(B)/tests/sb-probe \
 		$(REAP_RUN) tests/linux/check.sh $(B)/kvmini $(GUEST_OUT)
+
+# Off CI: the disk's crash-consistency test with 100 SIGKILL rounds (make check runs 20), and
+# the flush test beside it.
+soak:
+	@KVMINI_TEST_CRASH_ROUNDS=100 KVMINI_TEST_FILTER='^disk-(crash-consistency|flush-reaches-storage)$$' \
+		$(MAKE) --no-print-directory linuxtest
 
 # vsock-client: a host program talking to a guest listener through --vsock uds=PATH.
 $(B)/tests/vsock-client: tests/linux/vsock-client.c

@@ -77,7 +77,7 @@ HEARTBEAT="KVMINI_NESTED_HEARTBEAT"
 LOAD_MODULES="irqbypass kvm kvm_amd"
 EXTRA_MODULES="tun tap macvlan macvtap veth bridge br_netfilter vhost vhost_net
 	nf_tables nft_chain_nat nft_nat nft_masq nft_ct nft_reject_inet nft_fib_inet
-	nf_nat nf_conntrack 9p 9pnet_virtio virtio_net virtio_blk vsock vhost_vsock"
+	nf_nat nf_conntrack 9p 9pnet_virtio virtio_net virtio_blk vsock vhost_vsock loop"
 
 # --- arguments ------------------------------------------------------------------
 files=""
