@@ -98,8 +98,10 @@ GUEST
 	fi
 	host_ping=fail
 	"$IP" netns exec "$ns" "$BUSYBOX" ping -c 3 -W 5 10.77.0.2 >"$b.ping" 2>&1 && host_ping=ok
-	got_md5=$("$IP" netns exec "$ns" "$BUSYBOX" wget -q -O - http://10.77.0.2:8080/out.bin | md5sum | cut -d' ' -f1)
-	echo finished | "$IP" netns exec "$ns" "$BUSYBOX" nc 10.77.0.2 8081
+	# Bounded: a guest gone mid-test (busybox wget waits 900 s by default, nc for ever) costs
+	# two minutes, not the suite (busybox-static's wget -T crashes).
+	got_md5=$(timeout 120 "$IP" netns exec "$ns" "$BUSYBOX" wget -q -O - http://10.77.0.2:8080/out.bin | md5sum | cut -d' ' -f1)
+	echo finished | timeout 30 "$IP" netns exec "$ns" "$BUSYBOX" nc -w 10 10.77.0.2 8081
 	stop_bg "$bg_pid" 60
 	bg_pid=""
 	net_cleanup
