@@ -3,6 +3,7 @@
 #define KVMINI_HOST_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,8 +31,13 @@ int host_check_memory(uint64_t mem_size, struct vmerr *e);
 #define HOST_THREAD_STACK (256 * 1024)
 
 /* Start `fn(arg)` on a thread with a HOST_THREAD_STACK stack, named `name` (cut to the 15
- * characters Linux keeps) before `fn` runs, with every signal blocked. 0 or -errno. */
+ * characters Linux keeps) before `fn` runs, with every signal blocked but the fatal ones
+ * (host_thread_sigmask). 0 or -errno. */
 int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+
+/* The signal mask of kvmini's own threads: every signal but SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+ * SIGABRT and SIGSYS, whose handler must run in the thread that caused them. */
+void host_thread_sigmask(sigset_t *set);
 
 /* Read an eventfd's count to zero (retrying an interrupted read; a non-blocking fd that is at
  * zero already is left so): what an I/O thread does with a kick or control eventfd. */

@@ -10,6 +10,8 @@
 #   crash-restores-terminal   kvmini run on a pty (GUEST_DIR's bzImage, `sleep 600`): once the
 #                             console made the terminal raw, SIGSEGV; kvmini dies of SIGSEGV
 #                             without a core, says so in one line, and ECHO and ICANON are back
+#   vcpu-crash-restores-terminal  the same with the SIGSEGV sent to the vCPU thread alone
+#                             (tgkill): a thread's crash runs the handler too
 # Prints "ok - NAME" or "not ok - NAME (why)" and "N passed, N failed". Exit 0 when all pass.
 set -uo pipefail
 
@@ -49,10 +51,13 @@ wait "$pid" 2>/dev/null
 pid=""
 result not-dumpable "$why"
 
-: >"$tmp/out"
-why=$(python3 - "$kvmini" "$gdir/bzImage" "$gdir/initramfs.cpio.gz" "$tmp/out" <<'PY'
-import fcntl, os, pty, signal, sys, termios, time
-k, bz, ird, outp = sys.argv[1:5]
+# crash TARGET: the pty case, SIGSEGV to the process or to its thread named TARGET; prints why
+# it failed, nothing when it passed.
+crash() {
+	: >"$tmp/out"
+	python3 - "$kvmini" "$gdir/bzImage" "$gdir/initramfs.cpio.gz" "$tmp/out" "$1" <<'PY'
+import ctypes, fcntl, os, pty, signal, sys, termios, time
+k, bz, ird, outp, target = sys.argv[1:6]
 m, s = pty.openpty()
 pid = os.fork()
 if pid == 0:
@@ -89,8 +94,31 @@ if not raw:
     os.kill(pid, signal.SIGKILL)
     print("the terminal never went raw in 120 s")
     sys.exit(0)
-os.kill(pid, signal.SIGSEGV)
-_, st = os.waitpid(pid, 0)
+if target == "process":
+    os.kill(pid, signal.SIGSEGV)
+else:
+    tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)
+            if open("/proc/%d/task/%s/comm" % (pid, t)).read().strip() == target]
+    if not tids:
+        os.kill(pid, signal.SIGKILL)
+        print("no thread named %s" % target)
+        sys.exit(0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(234, pid, tids[0], signal.SIGSEGV)  # SYS_tgkill on x86_64
+st = None
+end = time.time() + 20
+while time.time() < end:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        st = status
+        break
+    drain()
+    time.sleep(0.05)
+if st is None:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    print("kvmini still ran 20 s after the SIGSEGV")
+    sys.exit(0)
 time.sleep(0.2)
 drain()
 open(outp, "wb").write(out)
@@ -104,7 +132,8 @@ elif not (lflag & termios.ECHO and lflag & termios.ICANON):
 elif b"kvmini crashed" not in out:
     print("no line saying kvmini crashed")
 PY
-)
-result crash-restores-terminal "$why"
+}
+result crash-restores-terminal "$(crash process)"
+result vcpu-crash-restores-terminal "$(crash vcpu0)"
 
 summary

@@ -63,6 +63,14 @@ struct host_thread_boot {
 	char name[16]; /* Linux keeps 15 characters */
 };
 
+void host_thread_sigmask(sigset_t *set)
+{
+	sigfillset(set);
+	const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS};
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		sigdelset(set, fatal[i]);
+}
+
 static void *host_thread_main(void *p)
 {
 	struct host_thread_boot b = *(struct host_thread_boot *)p;
@@ -84,9 +92,11 @@ int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *
 	int ret = pthread_attr_init(&attr);
 	if (!ret) {
 		ret = pthread_attr_setstacksize(&attr, HOST_THREAD_STACK);
-		/* Every signal blocked in the new thread: the caller's signals are its own. */
+		/* Every signal blocked in the new thread (the caller's signals are its own) but
+		 * the fatal ones: blocked, a crash in this thread would kill the process without
+		 * running the command's handler (which restores the terminal). */
 		sigset_t all, old;
-		sigfillset(&all);
+		host_thread_sigmask(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		if (!ret)
 			ret = pthread_create(t, &attr, host_thread_main, b);

@@ -52,8 +52,13 @@ int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *n
 	if (ret)
 		return -ret;
 	ret = pthread_attr_setstacksize(&attr, CLI_THREAD_STACK);
+	/* Every signal blocked but the fatal ones, whose handler (main.c) must run in the thread
+	 * that caused them (as vmm/base's host_thread_start does for the VM's threads). */
 	sigset_t all, old;
 	sigfillset(&all);
+	const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS};
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		sigdelset(&all, fatal[i]);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (!ret)
 		ret = pthread_create(t, &attr, fn, arg);
