@@ -1,8 +1,8 @@
 /* api: the control socket's REST requests, handled without any HTTP (apisrv carries them). */
 #include <errno.h>
-#include <stddef.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

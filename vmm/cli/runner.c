@@ -322,7 +322,6 @@ static void runner_console_stop(struct runner *r)
 
 /* ---- running ---- */
 
-/* Until the VM stops: a signal stops it with 128 + N, the shutdown deadline destroys it. */
 /* At exit, a warning per network card that dropped frames, with the counters that say why
  * (the "dropped" of `kvmini stats`). */
 static void runner_warn_net_drops(const struct kvmini_vm *vm, int log_level)
@@ -340,6 +339,7 @@ static void runner_warn_net_drops(const struct kvmini_vm *vm, int log_level)
 	}
 }
 
+/* Until the VM stops: a signal stops it with 128 + N, the shutdown deadline destroys it. */
 static void runner_wait(struct runner *r)
 {
 	struct pollfd p[3] = {

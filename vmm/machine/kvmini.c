@@ -277,8 +277,7 @@ int kvmini_config_set_vsock(struct kvmini_config *c, uint64_t cid, const char *u
 	if (ret < 0)
 		return ret;
 	c->vm.vsock_cfg.cid = cid;
-	/* The agent knocks on host port KVMINI_AGENT_PORT once it listens (kvmini_agent_connect).
-	 */
+	/* The agent knocks on this host port once it listens (kvmini_agent_connect). */
 	c->vm.vsock_cfg.ready_port = KVMINI_AGENT_PORT;
 	c->vm.vsock = true;
 	return 0;
