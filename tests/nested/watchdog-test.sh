@@ -8,7 +8,8 @@
 #   quiet-command-lives  a command silent for longer than NESTED_STALL passes: the heartbeat
 #   silent-l2-stalls     L2 silent after the command started: "stalled", exit 125, CPU dump
 #   stuck-console-kicked a console transmitter left waiting for a lost interrupt sends again
-#                        (the heartbeat kicks it)
+#                        (the heartbeat kicks it; a run in which no poke landed is tried
+#                        again, 3 runs in all)
 #   soft-lockup-stalls   L2 reports a CPU stuck for NESTED_LOCKUP s or more: "stalled", 125
 #   kernel-oops-stops    L2's kernel reports an oops: what follows does not count (not an
 #                        "ok", not the end marker), exit 125; a test quoting one is no oops
@@ -69,10 +70,24 @@ grep -q '^nested: stall: RIP=' "$log" || {
 # again (without it, L2 goes silent and stalls, the form seen in CI on 2026-12-02).
 poke_dir=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-watchdog-poke-XXXXXX")
 if "${CC:-cc}" -O2 -Wall -Wextra -static -o "$poke_dir/uart-ier-poke" "$here/uart-ier-poke.c"; then
-	check stuck-console-kicked 0 '^LINE 2999 x+$' NESTED_STALL=30 --files "$poke_dir" -- sh -c \
-		'(i=0; while [ $i -lt 3000 ]; do echo "LINE $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; i=$((i+1)); done) & ./uart-ier-poke; wait'
-	# The lines take under 2 s unless the console waited for a kick (one every 10 s).
-	took=$(sed -n 's/.*, command \([0-9]*\)\.[0-9] s,.*/\1/p' "$log")
+	# The pokes race the console: now and then none lands while the driver waits for THRE
+	# (CI, 2026-12-03), and the case shows nothing. Such a run is tried again, 3 runs in all;
+	# the verdicts below are those of the last run.
+	attempt=1
+	while :; do
+		verdict=$(check stuck-console-kicked 0 '^LINE 2999 x+$' NESTED_STALL=30 --files "$poke_dir" -- sh -c \
+			'(i=0; while [ $i -lt 3000 ]; do echo "LINE $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; i=$((i+1)); done) & ./uart-ier-poke; wait')
+		# The lines take under 2 s unless the console waited for a kick (one every 10 s).
+		took=$(sed -n 's/.*, command \([0-9]*\)\.[0-9] s,.*/\1/p' "$log")
+		{ [ -n "$took" ] && [ "$took" -ge 5 ]; } || [ "$attempt" -ge 3 ] && break
+		echo "# stuck-console-kicked: no poke landed (the command took ${took:-?} s); run $((attempt + 1)) of 3"
+		attempt=$((attempt + 1))
+	done
+	echo "$verdict"
+	case "$verdict" in
+	"ok - "*) passed=$((passed + 1)) ;;
+	*) failed=$((failed + 1)) ;;
+	esac
 	if [ -z "$took" ] || [ "$took" -lt 5 ]; then
 		echo "not ok - stuck-console-was-stuck (the command took ${took:-?} s: the poke did not stop the console)"
 		failed=$((failed + 1))
