@@ -46,6 +46,9 @@ enum kvmini_status {
 	KVMINI_EXIT_RESOURCE = 4, /* the host cannot provide it: /dev/kvm, memory, a locked disk */
 	KVMINI_EXIT_GUEST = 5,	  /* the guest crashed: triple fault, unexpected exit */
 	KVMINI_EXIT_SIGNAL = 128, /* 128 + N: the caller stopped it for signal N */
+	/* A kvmini thread made a system call its seccomp filter forbids (128 + SIGSYS, what a
+	 * shell shows for a death by SIGSYS): the process ends at once. */
+	KVMINI_EXIT_SECCOMP = 159,
 };
 
 #define KVMINI_ERROR_MAX 512
@@ -272,6 +275,27 @@ int kvmini_config_set_start_time(struct kvmini_config *c, uint64_t monotonic_ns,
 /* The KVM device to open (default "/dev/kvm"). */
 int kvmini_config_set_kvm_path(struct kvmini_config *c, const char *path, struct kvmini_error *err);
 
+/* seccomp (kvmini_config_set_seccomp). */
+enum kvmini_seccomp {
+	KVMINI_SECCOMP_OFF = 0,	 /* the library's default: no filter */
+	KVMINI_SECCOMP_LOG = 1,	 /* forbidden calls run, and the kernel logs them (audit) */
+	KVMINI_SECCOMP_KILL = 2, /* forbidden calls end the process: KVMINI_EXIT_SECCOMP */
+};
+
+/*
+ * Confine every thread of the VM (vCPUs, devices, console) with its own seccomp allow-list,
+ * installed by the thread before it touches guest data (docs/security.md lists each). The
+ * threads set no_new_privs for themselves. With KVMINI_SECCOMP_KILL a forbidden call raises
+ * SIGSYS: unless the program has a SIGSYS handler, the library installs one that writes one
+ * line to stderr (kvmini_seccomp_report) and _exit()s with KVMINI_EXIT_SECCOMP. Callbacks
+ * (log, console) run under the filters of the threads that call them. The environment
+ * variable KVMINI_SECCOMP_PROBE=KIND (vcpu, blk, net, vsock, console, control, exec,
+ * server) is a test hook: that kind's threads make a forbidden call once confined.
+ */
+int kvmini_config_set_seccomp(struct kvmini_config *c, int mode, struct kvmini_error *err);
+/* "off", "log" or "kill" into *mode (enum kvmini_seccomp). */
+int kvmini_seccomp_parse(const char *text, int *mode, struct kvmini_error *err);
+
 /* ---- VMs ---- */
 
 /*
@@ -281,6 +305,26 @@ int kvmini_config_set_kvm_path(struct kvmini_config *c, const char *path, struct
  */
 int kvmini_vm_create(const struct kvmini_config *c, struct kvmini_vm **out,
 		     struct kvmini_error *err);
+
+/*
+ * Confine the calling thread, one of the program's own, with the VM's seccomp mode and the
+ * list for `kind`: a thread that waits for, pauses, stops and destroys VMs and reads their
+ * stats (CONTROL), the same and runs commands through kvmini_vm_exec() (EXEC), or the same
+ * and serves clients on sockets (SERVER). Do it once every thread of the program exists:
+ * threads cannot be created under the filter. Nothing happens when the mode is off. 0 or
+ * -errno.
+ */
+enum kvmini_thread_kind {
+	KVMINI_THREAD_CONTROL = 0,
+	KVMINI_THREAD_EXEC = 1,
+	KVMINI_THREAD_SERVER = 2,
+};
+int kvmini_vm_confine_thread(struct kvmini_vm *vm, int kind, const char *name,
+			     struct kvmini_error *err);
+
+/* For a program's own SIGSYS handler (siginfo_t *): one line naming the thread and the system
+ * call, written to fd. Async-signal-safe. */
+void kvmini_seccomp_report(const void *siginfo, int fd);
 
 /* Start the vCPUs and the console. Only from CREATED: -EALREADY otherwise. */
 int kvmini_vm_start(struct kvmini_vm *vm, struct kvmini_error *err);

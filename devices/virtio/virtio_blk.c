@@ -1037,7 +1037,7 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 	b->ctl.alive = true;
 	char tname[16];
 	snprintf(tname, sizeof(tname), "blk-%s", name);
-	ret = host_thread_start(&b->thread, vblk_thread, b, tname);
+	ret = host_thread_start(&b->thread, vblk_thread, b, tname, cfg->confine, CONFINE_BLK);
 	if (ret) {
 		b->ctl.alive = false;
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot start the I/O thread of %s",

@@ -1039,7 +1039,8 @@ int vnet_create(struct vnet **out, const struct vnet_config *cfg, int tap_fd,
 	n->ctl.alive = true;
 	char tname[16];
 	snprintf(tname, sizeof(tname), "net-%s", name);
-	ret = host_thread_start(&n->thread, vnet_thread, n, tname);
+	ret = host_thread_start(&n->thread, vnet_thread, n, tname, cfg ? cfg->confine : NULL,
+				CONFINE_NET);
 	if (ret) {
 		n->ctl.alive = false;
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot start the I/O thread of %s",

@@ -1385,7 +1385,7 @@ int vsock_create(struct vsock **out, const struct vsock_config *cfg, const struc
 	v->ctl.alive = true;
 	char tname[16];
 	snprintf(tname, sizeof(tname), "vsock-%s", name);
-	ret = host_thread_start(&v->thread, vsock_thread, v, tname);
+	ret = host_thread_start(&v->thread, vsock_thread, v, tname, cfg->confine, CONFINE_VSOCK);
 	if (ret) {
 		v->ctl.alive = false;
 		ret = vmerr_set(e, KVMINI_EXIT_RESOURCE, -ret, "cannot start the I/O thread of %s",

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kvmini/confine.h"
 #include "kvmini/vmerr.h"
 
 /*
@@ -31,9 +32,11 @@ int host_check_memory(uint64_t mem_size, struct vmerr *e);
 #define HOST_THREAD_STACK (256 * 1024)
 
 /* Start `fn(arg)` on a thread with a HOST_THREAD_STACK stack, named `name` (cut to the 15
- * characters Linux keeps) before `fn` runs, with every signal blocked but the fatal ones
- * (host_thread_sigmask). 0 or -errno. */
-int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+ * characters Linux keeps) and confined by `confine`'s filter for `kind` (none: NULL) before
+ * `fn` runs, with every signal blocked but the fatal ones (host_thread_sigmask). Returns once
+ * the filter is in place: 0, or -errno (the thread did not run `fn` and was joined). */
+int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name,
+		      const struct confine *confine, int kind);
 
 /* The signal mask of kvmini's own threads: every signal but SIGSEGV, SIGBUS, SIGILL, SIGFPE,
  * SIGABRT and SIGSYS, whose handler must run in the thread that caused them. */

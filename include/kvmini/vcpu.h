@@ -42,6 +42,7 @@ struct vcpu_env {
 	/* Called by each vCPU thread just before its first KVM_RUN (may be NULL). */
 	void (*first_run)(void *opaque);
 	void *opaque;
+	const struct confine *confine; /* the vCPU threads' seccomp filter, or NULL */
 };
 
 struct vcpu {

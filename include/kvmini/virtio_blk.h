@@ -26,6 +26,7 @@ struct vblk_config {
 	bool readonly;
 	const char *serial; /* GET_ID answer (<= VBLK_SERIAL_MAX bytes), or NULL */
 	enum vblk_cache cache;
+	const struct confine *confine; /* the I/O thread's seccomp filter, or NULL */
 };
 
 struct vblk;

@@ -20,6 +20,7 @@ struct vnet_config {
 	const char *tap; /* tap interface to open (vnet_create with tap_fd -1) */
 	uint8_t mac[6];	 /* the guest's MAC when mac_set */
 	bool mac_set;	 /* else derived with vnet_mac_from_name(tap, or the device name) */
+	const struct confine *confine; /* the I/O thread's seccomp filter, or NULL */
 };
 
 /*

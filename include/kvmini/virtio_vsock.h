@@ -28,6 +28,7 @@ struct vsock_config {
 	 * (the agent's, docs/agent-protocol.md): answered with RST and signalled on
 	 * vsock_ready_fd(); "PATH_port" is never tried for it. */
 	uint32_t ready_port;
+	const struct confine *confine; /* the I/O thread's seccomp filter, or NULL */
 };
 
 /* What the device did, for tests and statistics. */

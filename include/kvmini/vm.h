@@ -11,6 +11,7 @@
 #include "kvmini/boot.h"
 #include "kvmini/boottimer.h"
 #include "kvmini/bus.h"
+#include "kvmini/confine.h"
 #include "kvmini/console.h"
 #include "kvmini/gmem.h"
 #include "kvmini/i8042.h"
@@ -58,6 +59,8 @@ struct vm_config {
 	unsigned int nr_nets;
 	bool vsock;		       /* a virtio-vsock device, after the disks and NICs */
 	struct vsock_config vsock_cfg; /* cid 0: vm_default_cid() */
+	int seccomp;		       /* enum confine_mode for every thread of the VM */
+	unsigned int seccomp_probe;    /* test hook: 1 + the confine_kind to make misbehave */
 };
 
 /* One virtio-mmio slot as registered: the kernel command line is derived from these. */
@@ -89,7 +92,8 @@ struct vm {
 	struct boot_info boot;
 	char *cmdline; /* the assembled kernel command line */
 	struct vcpu_ctl ctl;
-	struct vcpu_env env; /* what every vCPU sees of this VM */
+	struct vcpu_env env;	/* what every vCPU sees of this VM */
+	struct confine confine; /* each kind of thread's seccomp program */
 	struct vcpu vcpu[VM_MAX_CPUS];
 	unsigned int nr_vcpus; /* created so far */
 	pthread_t con_thread;

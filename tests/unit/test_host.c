@@ -43,7 +43,8 @@ static void test_thread_start(void **state)
 	(void)state;
 	struct thread_probe p = {0};
 	pthread_t t;
-	assert_int_equal(host_thread_start(&t, probe_thread, &p, "blk-a-very-long-disk-name"), 0);
+	assert_int_equal(
+		host_thread_start(&t, probe_thread, &p, "blk-a-very-long-disk-name", NULL, 0), 0);
 	void *ret = NULL;
 	assert_int_equal(pthread_join(t, &ret), 0);
 	assert_ptr_equal(ret, &p);

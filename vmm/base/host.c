@@ -1,5 +1,6 @@
 /* host: detect a software-only /dev/kvm and the host's memory, for warnings and limits. */
 #include <errno.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,12 +56,17 @@ int host_check_memory(uint64_t mem_size, struct vmerr *e)
 	return 0;
 }
 
-/* What a new thread needs before it runs its function: it names itself first, so the name is
- * in place before the function's first instruction. */
+/* What a new thread needs before it runs its function: it names itself and installs its
+ * seccomp filter first, so both are in place before the function's first instruction. The
+ * creator waits for `result` (the filter installed, or why not) and then frees this. */
 struct host_thread_boot {
 	void *(*fn)(void *);
 	void *arg;
 	char name[16]; /* Linux keeps 15 characters */
+	const struct confine *confine;
+	int kind;
+	sem_t done;
+	int result;
 };
 
 void host_thread_sigmask(sigset_t *set)
@@ -73,20 +79,31 @@ void host_thread_sigmask(sigset_t *set)
 
 static void *host_thread_main(void *p)
 {
-	struct host_thread_boot b = *(struct host_thread_boot *)p;
-	free(p);
+	struct host_thread_boot *b = p;
+	void *(*fn)(void *) = b->fn;
+	void *arg = b->arg;
 	/* A label for ps and gdb: failing to set it is harmless. */
-	pthread_setname_np(pthread_self(), b.name);
-	return b.fn(b.arg);
+	pthread_setname_np(pthread_self(), b->name);
+	int ret = confine_enter(b->confine, b->kind, b->name);
+	b->result = ret;
+	sem_post(&b->done); /* b is the creator's from here on */
+	if (ret < 0)
+		return NULL; /* never run unconfined: the creator reports it */
+	return fn(arg);
 }
 
-int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name,
+		      const struct confine *confine, int kind)
 {
 	struct host_thread_boot *b = malloc(sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->fn = fn;
 	b->arg = arg;
+	b->confine = confine;
+	b->kind = kind;
+	b->result = 0;
+	sem_init(&b->done, 0, 0);
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	pthread_attr_t attr;
 	int ret = pthread_attr_init(&attr);
@@ -104,8 +121,18 @@ int host_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *
 		pthread_attr_destroy(&attr);
 	}
 	if (ret) {
+		sem_destroy(&b->done);
 		free(b);
 		return -ret;
+	}
+	while (sem_wait(&b->done) < 0 && errno == EINTR)
+		;
+	int result = b->result;
+	sem_destroy(&b->done);
+	free(b);
+	if (result < 0) {
+		pthread_join(*t, NULL);
+		return result;
 	}
 	return 0;
 }

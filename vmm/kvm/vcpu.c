@@ -551,7 +551,8 @@ int vcpu_start(struct vcpu *v, int kick_signal, struct vmerr *e)
 	pthread_mutex_lock(&ctl->lock);
 	ctl->running++;
 	pthread_mutex_unlock(&ctl->lock);
-	int ret = host_thread_start(&v->thread, vcpu_thread, v, name);
+	int ret =
+		host_thread_start(&v->thread, vcpu_thread, v, name, v->env->confine, CONFINE_VCPU);
 	if (ret) {
 		pthread_mutex_lock(&ctl->lock);
 		ctl->running--;

@@ -354,6 +354,25 @@ int kvmini_config_set_kick_signal(struct kvmini_config *c, int signo, struct kvm
 	return 0;
 }
 
+int kvmini_seccomp_parse(const char *text, int *mode, struct kvmini_error *err)
+{
+	int m = text ? confine_parse_mode(text) : -EINVAL;
+	if (m < 0)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "--seccomp '%s' must be off, log or kill", text ? text : "");
+	*mode = m;
+	return 0;
+}
+
+int kvmini_config_set_seccomp(struct kvmini_config *c, int mode, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	KVMINI_CHECK(mode >= KVMINI_SECCOMP_OFF && mode <= KVMINI_SECCOMP_KILL, err,
+		     "the seccomp mode must be off, log or kill");
+	c->vm.seccomp = mode;
+	return 0;
+}
+
 int kvmini_config_set_start_time(struct kvmini_config *c, uint64_t monotonic_ns,
 				 struct kvmini_error *err)
 {
@@ -382,7 +401,13 @@ int kvmini_vm_create(const struct kvmini_config *c, struct kvmini_vm **out,
 	struct kvmini_vm *h = calloc(1, sizeof(*h));
 	if (!h)
 		return kvmini_fail(err, KVMINI_EXIT_HOST, ENOMEM, "cannot allocate the VM");
-	ret = vm_create(&h->vm, &c->vm, &e);
+	struct vm_config vc = c->vm;
+	/* The test hook (kvmini_config_set_seccomp): a kind whose threads misbehave. */
+	const char *probe = getenv("KVMINI_SECCOMP_PROBE");
+	for (int k = 0; probe && k < CONFINE_KINDS; k++)
+		if (!strcmp(probe, confine_kind_name(k)))
+			vc.seccomp_probe = (unsigned int)k + 1;
+	ret = vm_create(&h->vm, &vc, &e);
 	if (ret < 0) {
 		free(h);
 		return kvmini_from_vmerr(err, &e, ret);
@@ -427,6 +452,26 @@ int kvmini_vm_stop(struct kvmini_vm *h, int status, const char *reason)
 		return -EINVAL;
 	vm_stop(h->vm, status, "%s", reason ? reason : "stopped by the caller");
 	return 0;
+}
+
+int kvmini_vm_confine_thread(struct kvmini_vm *h, int kind, const char *name,
+			     struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	static const int kinds[] = {CONFINE_CONTROL, CONFINE_EXEC, CONFINE_SERVER};
+	KVMINI_CHECK(kind >= 0 && kind < (int)(sizeof(kinds) / sizeof(kinds[0])), err,
+		     "unknown thread kind");
+	int ret = confine_enter(&h->vm->confine, kinds[kind], name ? name : "kvmini");
+	if (ret < 0)
+		return kvmini_fail(err, KVMINI_EXIT_HOST, -ret,
+				   "cannot install the seccomp filter of the %s thread: %s",
+				   name ? name : "kvmini", strerror(-ret));
+	return 0;
+}
+
+void kvmini_seccomp_report(const void *siginfo, int fd)
+{
+	confine_report(siginfo, fd);
 }
 
 int kvmini_vm_pause(struct kvmini_vm *h, struct kvmini_error *err)

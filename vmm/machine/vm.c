@@ -148,6 +148,7 @@ static int vm_add_virtio_devices(struct vm *vm, struct vmerr *e)
 	for (unsigned int i = 0; i < vm->cfg.nr_disks; i++) {
 		char *name = vm->slot[vm->nr_virtio].name;
 		snprintf(name, sizeof(vm->slot[0].name), "vd%c", 'a' + i);
+		vm->cfg.disk[i].confine = &vm->confine;
 		int ret = vblk_create(&vm->blk[i], &vm->cfg.disk[i], &vm->mem, &vm->log, name, e);
 		if (ret < 0)
 			return ret;
@@ -158,6 +159,7 @@ static int vm_add_virtio_devices(struct vm *vm, struct vmerr *e)
 	}
 	for (unsigned int i = 0; i < vm->cfg.nr_nets; i++) {
 		struct vnet_config nc = vm->cfg.net[i];
+		nc.confine = &vm->confine;
 		if (!nc.mac_set) {
 			/* Stable per VM name and NIC index, so a guest keeps its MAC across boots.
 			 */
@@ -179,6 +181,7 @@ static int vm_add_virtio_devices(struct vm *vm, struct vmerr *e)
 	}
 	if (vm->cfg.vsock) {
 		struct vsock_config vc = vm->cfg.vsock_cfg;
+		vc.confine = &vm->confine;
 		if (!vc.cid)
 			vc.cid = vm_default_cid(getpid(), vm->kvm.vm_fd);
 		char *name = vm->slot[vm->nr_virtio].name;
@@ -281,6 +284,16 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
 		vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot install the vCPU kick signal");
 		goto fail;
 	}
+	/* The filters exist before the first thread, which installs its own as it starts. */
+	struct confine_params cp = {.pid = getpid(),
+				    .kick_signal = vm->cfg.kick_signal,
+				    .console_files = cfg->console_fn != NULL,
+				    .probe = cfg->seccomp_probe};
+	ret = confine_build(&vm->confine, cfg->seccomp, &cp, e);
+	if (ret == 0 && cfg->seccomp == CONFINE_KILL)
+		ret = confine_sigsys_setup(e);
+	if (ret < 0)
+		goto fail;
 	ret = kvm_vm_open(&vm->kvm, cfg->kvm_path, cfg->cpus, e);
 	if (ret < 0)
 		goto fail;
@@ -320,6 +333,7 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
 		.stop = vm_env_stop,
 		.first_run = vm_env_first_run,
 		.opaque = vm,
+		.confine = &vm->confine,
 	};
 	for (unsigned int i = 0; i < cfg->cpus; i++) {
 		ret = vcpu_init(&vm->vcpu[i], &vm->env, i, e);
@@ -408,7 +422,8 @@ int vm_start(struct vm *vm, struct vmerr *e)
 	atomic_store(&vm->started_ns, boottimer_now_ns());
 	atomic_store(&vm->state, KVMINI_STATE_RUNNING);
 	console_raw(&vm->con); /* a terminal is raw while the VM runs */
-	int ret = host_thread_start(&vm->con_thread, vm_console_thread, vm, "console");
+	int ret = host_thread_start(&vm->con_thread, vm_console_thread, vm, "console", &vm->confine,
+				    CONFINE_CONSOLE);
 	if (ret < 0) {
 		vm_stop(vm, KVMINI_EXIT_HOST, "cannot start the console thread");
 		vmerr_set(e, KVMINI_EXIT_HOST, -ret, "cannot start the console thread");
@@ -578,6 +593,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->ctl_ready)
 		vcpu_ctl_fini(&vm->ctl);
 	free(vm->cmdline);
+	confine_free(&vm->confine);
 	pthread_mutex_destroy(&vm->stop_lock);
 	pthread_mutex_destroy(&vm->life_lock);
 	pthread_mutex_destroy(&vm->reap_lock);
