@@ -5,7 +5,8 @@
  *   run-command KERNEL INITRD COMMAND...
  *
  * The project's guest (guests/) runs what follows " -- " on its kernel command line, prints
- * "KVMINI_CMD_EXIT=<status>" and reboots; we capture the console through the API.
+ * "KVMINI_CMD_EXIT=<status>" and reboots; we capture the console through the API. Every
+ * thread runs under kvmini's seccomp filters, this one too once the VM runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,9 @@ int main(int argc, char **argv)
 	    kvmini_config_set_memory(cfg, 256ULL << 20, &err) < 0 ||
 	    kvmini_config_set_console_callback(cfg, on_console, &con, &err) < 0 ||
 	    kvmini_config_set_log(cfg, KVMINI_LOG_WARN, NULL, NULL, 2, &err) < 0 ||
+	    kvmini_config_set_seccomp(cfg, KVMINI_SECCOMP_KILL, &err) < 0 ||
 	    kvmini_vm_create(cfg, &vm, &err) < 0 || kvmini_vm_start(vm, &err) < 0 ||
+	    kvmini_vm_confine_thread(vm, KVMINI_THREAD_CONTROL, "main", &err) < 0 ||
 	    kvmini_vm_wait(vm, -1, &err) < 0) {
 		fprintf(stderr, "run-command: %s\n", err.msg);
 		kvmini_vm_destroy(&vm);

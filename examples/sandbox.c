@@ -33,7 +33,9 @@ int main(int argc, char **argv)
 	    kvmini_config_set_cmdline(cfg, "kvmini.agent=1", 0, &err) < 0 ||
 	    kvmini_config_set_vsock(cfg, 0, NULL, &err) < 0 || /* a CID of its own, no socket */
 	    kvmini_config_set_memory(cfg, 128ULL << 20, &err) < 0 ||
-	    kvmini_vm_create(cfg, &vm, &err) < 0 || kvmini_vm_start(vm, &err) < 0) {
+	    kvmini_config_set_seccomp(cfg, KVMINI_SECCOMP_KILL, &err) < 0 ||
+	    kvmini_vm_create(cfg, &vm, &err) < 0 || kvmini_vm_start(vm, &err) < 0 ||
+	    kvmini_vm_confine_thread(vm, KVMINI_THREAD_EXEC, "main", &err) < 0) {
 		fprintf(stderr, "sandbox: %s\n", err.msg);
 		goto out;
 	}

@@ -86,7 +86,9 @@ int main(int argc, char **argv)
 		    0 ||
 	    kvmini_config_set_console_callback(cfg, on_console, &con, &e) < 0 ||
 	    kvmini_config_set_log(cfg, KVMINI_LOG_INFO, NULL, NULL, 2, &e) < 0 ||
-	    kvmini_vm_create(cfg, &vm, &e) < 0 || kvmini_vm_start(vm, &e) < 0) {
+	    kvmini_config_set_seccomp(cfg, KVMINI_SECCOMP_KILL, &e) < 0 ||
+	    kvmini_vm_create(cfg, &vm, &e) < 0 || kvmini_vm_start(vm, &e) < 0 ||
+	    kvmini_vm_confine_thread(vm, KVMINI_THREAD_CONTROL, "main", &e) < 0) {
 		fprintf(stderr, "pause-test: %s\n", e.msg);
 		kvmini_vm_destroy(&vm);
 		return 2;
