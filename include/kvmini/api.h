@@ -31,6 +31,7 @@ struct api {
 	const struct cli *config; /* the effective configuration (GET /vm, /vm/config) */
 	int pid;		  /* the VMM's process */
 	uint64_t start_ns;	  /* CLOCK_MONOTONIC when the VM started (GET /vm uptime) */
+	struct kvmini_vm *vm;	  /* the server thread takes its seccomp filter, or NULL */
 };
 
 /* One answer: an HTTP status and a JSON body (malloc'd, or NULL for none: 204). */

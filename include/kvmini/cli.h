@@ -41,6 +41,7 @@ struct cli {
 	uint64_t mem_size;
 	unsigned int cpus;
 	int log_level;			      /* enum kvmini_log_level */
+	int seccomp;			      /* enum kvmini_seccomp (default kill) */
 	unsigned int trace;		      /* enum kvmini_trace; 0: off */
 	const char *trace_file;		      /* or NULL: stderr */
 	const char *config_file;	      /* --config FILE, or NULL */
@@ -96,6 +97,10 @@ uint64_t cli_now_ns(void);
  */
 #define CLI_THREAD_STACK (256 * 1024)
 int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+
+/* Confine the calling thread (kvmini_vm_confine_thread). If that fails, the thread must not
+ * go on: say why on stderr, stop the VM and return false. */
+bool cli_confine(struct kvmini_vm *vm, int kind, const char *name);
 
 /* True if `name` is a valid VM name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
 bool cli_name_ok(const char *name);

@@ -103,6 +103,8 @@ static void apisrv_on_stop(evutil_socket_t fd, short what, void *arg)
 static void *apisrv_thread(void *arg)
 {
 	struct apisrv *s = arg;
+	if (s->api->vm && !cli_confine(s->api->vm, KVMINI_THREAD_SERVER, "api"))
+		return NULL;
 	event_base_dispatch(s->base);
 	return NULL;
 }

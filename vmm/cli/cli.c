@@ -43,6 +43,17 @@ void cli_defaults(struct cli *c)
 	c->cpus = 1;
 	c->name = "kvmini";
 	c->log_level = KVMINI_LOG_WARN;
+	c->seccomp = KVMINI_SECCOMP_KILL;
+}
+
+bool cli_confine(struct kvmini_vm *vm, int kind, const char *name)
+{
+	struct kvmini_error e = {0};
+	if (kvmini_vm_confine_thread(vm, kind, name, &e) == 0)
+		return true;
+	fprintf(stderr, "kvmini: error: %s\n", e.msg);
+	kvmini_vm_stop(vm, KVMINI_EXIT_HOST, e.msg);
+	return false;
 }
 
 int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
@@ -238,6 +249,8 @@ void cli_run_usage(FILE *f)
 	      "  --trace[=CATEGORIES]  one decoded line per event to stderr: exits, virtio, irq,\n"
 	      "                        io, comma-separated (default: all)\n"
 	      "  --trace-file PATH     write the trace to PATH instead (created or truncated)\n"
+	      "  --seccomp MODE        kill (default): a thread's forbidden system call ends\n"
+	      "                        kvmini (159); log: the kernel logs it; off: no filter\n"
 	      "  -h, --help            this help\n"
 	      "\n"
 	      "Console: the guest's ttyS0 is on stdin/stdout; Ctrl-A x quits, Ctrl-A Ctrl-A sends "
@@ -254,7 +267,8 @@ void cli_run_usage(FILE *f)
 	      "       image locked by another VM, a busy or forbidden tap, no /dev/net/tun)\n"
 	      "  5    the guest crashed (triple fault, unexpected exit)\n"
 	      "  6    the --name is taken by a running VM\n"
-	      "  128+N  stopped by signal N (SIGINT 130, SIGTERM 143)\n",
+	      "  128+N  stopped by signal N (SIGINT 130, SIGTERM 143)\n"
+	      "  159  a kvmini thread made a system call its seccomp filter forbids\n",
 	      f);
 }
 
@@ -276,6 +290,7 @@ enum {
 	OPT_VSOCK,
 	OPT_ROOTFS,
 	OPT_IMAGE,
+	OPT_SECCOMP,
 };
 
 static const struct option cli_run_options[] = {
@@ -296,6 +311,7 @@ static const struct option cli_run_options[] = {
 	{"vsock", required_argument, NULL, OPT_VSOCK},
 	{"rootfs", required_argument, NULL, OPT_ROOTFS},
 	{"image", required_argument, NULL, OPT_IMAGE},
+	{"seccomp", required_argument, NULL, OPT_SECCOMP},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -581,6 +597,12 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 				return cli_usage_error(e, te.msg);
 			break;
 		}
+		case OPT_SECCOMP: {
+			struct kvmini_error se = {0};
+			if (kvmini_seccomp_parse(optarg, &c->seccomp, &se) < 0)
+				return cli_usage_error(e, se.msg);
+			break;
+		}
 		case OPT_TRACE_FILE:
 			if (!*optarg)
 				return cli_usage_error(e, "--trace-file must not be empty");
@@ -684,6 +706,8 @@ int cli_apply(const struct cli *c, struct kvmini_config *cfg, int trace_fd, stru
 	if (!ret && c->trace)
 		ret = cli_lib(kvmini_config_set_trace(cfg, c->trace, trace_fd, &le), e, &le,
 			      "--trace");
+	if (!ret)
+		ret = cli_lib(kvmini_config_set_seccomp(cfg, c->seccomp, &le), e, &le, "--seccomp");
 	return ret;
 }
 

@@ -207,6 +207,8 @@ static void *runner_console_thread(void *arg)
 {
 	struct runner *r = arg;
 	uint8_t buf[4096];
+	if (!cli_confine(r->vm, KVMINI_THREAD_SERVER, "console-srv"))
+		return NULL;
 	for (;;) {
 		pthread_mutex_lock(&r->con_lock);
 		int client = r->client_fd;
@@ -477,8 +479,11 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 		if (conf)
 			vmdir_write(&r->claim, VMDIR_CONFIG, conf);
 		free(conf);
-		r->api = (struct api){
-			.ops = &runner_ops, .opaque = r, .config = asked, .pid = getpid()};
+		r->api = (struct api){.ops = &runner_ops,
+				      .opaque = r,
+				      .config = asked,
+				      .pid = getpid(),
+				      .vm = r->vm};
 		char p[VMDIR_PATH_MAX + 32];
 		snprintf(p, sizeof(p), "%s/%s", r->claim.dir, VMDIR_API_SOCK);
 		if (apisrv_start(&r->srv, p, &r->api, 0, e) < 0)
@@ -657,6 +662,8 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 	}
 	if (runner_start(&r, t0_ns, &e) < 0)
 		goto fail;
+	/* Every thread exists: from here on this one only waits, stops and cleans up. */
+	cli_confine(r.vm, KVMINI_THREAD_CONTROL, "kvmini");
 	runner_tell(tell_fd, &e); /* e.status is 0: the guest runs */
 	tell_fd = -1;
 

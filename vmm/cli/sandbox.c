@@ -37,6 +37,7 @@ struct sandbox_opts {
 	uint64_t mem;
 	unsigned int cpus;
 	int log_level;
+	int seccomp; /* enum kvmini_seccomp */
 	const char *env[SANDBOX_MAX_ENV + 4];
 	unsigned int nenv;
 	const char *cwd;
@@ -78,7 +79,7 @@ void sandbox_usage(FILE *f)
 	      "  --initrd PATH         guest initramfs with the agent (default: kvmini's)\n"
 	      "  --console-log FILE    write the guest's serial console to FILE (default:\n"
 	      "                        discarded)\n"
-	      "  --mem SIZE, --cpus N, --log-level LEVEL   as for `kvmini run`\n"
+	      "  --mem SIZE, --cpus N, --log-level LEVEL, --seccomp MODE   as for `kvmini run`\n"
 	      "\n"
 	      "Exit status: CMD's status, 128+N if signal N killed it; 124 timeout; 125 kvmini\n"
 	      "could not run it (the reason on stderr); 126 CMD cannot be executed; 127 CMD not\n"
@@ -119,6 +120,7 @@ enum {
 	SB_TIMEOUT,
 	SB_AGENT_TIMEOUT,
 	SB_CONSOLE_LOG,
+	SB_SECCOMP,
 	SB_HELP,
 };
 
@@ -133,6 +135,7 @@ static const struct option sandbox_options[] = {
 	{"timeout", required_argument, NULL, SB_TIMEOUT},
 	{"agent-timeout", required_argument, NULL, SB_AGENT_TIMEOUT},
 	{"console-log", required_argument, NULL, SB_CONSOLE_LOG},
+	{"seccomp", required_argument, NULL, SB_SECCOMP},
 	{"env", required_argument, NULL, 'e'},
 	{"workdir", required_argument, NULL, 'w'},
 	{"user", required_argument, NULL, 'u'},
@@ -152,6 +155,7 @@ static int sandbox_parse(struct sandbox_opts *o, int argc, char **argv, struct k
 	o->mem = KVMINI_DEFAULT_MEM;
 	o->cpus = 1;
 	o->log_level = KVMINI_LOG_WARN;
+	o->seccomp = KVMINI_SECCOMP_KILL;
 	o->agent_timeout_s = 60;
 	int first = 1; /* argv[first] plays getopt's argv[0]: options follow it */
 	int ret = sandbox_parse_opts(o, argc - first, argv + first, e);
@@ -221,6 +225,13 @@ static int sandbox_parse_opts(struct sandbox_opts *o, int argc, char **argv, str
 			o->rootfs = optarg;
 			o->vm_opts = true;
 			break;
+		case SB_SECCOMP: {
+			if (kvmini_seccomp_parse(optarg, &o->seccomp, NULL) < 0)
+				return sandbox_usage_error(
+					e, "--seccomp '%s' must be off, log or kill", optarg);
+			o->vm_opts = true;
+			break;
+		}
 		case SB_CONSOLE_LOG:
 			o->console_log = optarg;
 			o->vm_opts = true;
@@ -523,6 +534,8 @@ static void *sandbox_sig_thread(void *arg)
 {
 	struct sandbox_sig *s = arg;
 	unsigned int seen = 0;
+	if (s->vm && !cli_confine(s->vm, KVMINI_THREAD_SERVER, "signals"))
+		return NULL;
 	for (;;) {
 		struct pollfd p[2] = {{.fd = s->sfd, .events = POLLIN},
 				      {.fd = s->stop_pipe_r, .events = POLLIN}};
@@ -575,6 +588,8 @@ static int sandbox_config(const struct sandbox_opts *o, const char *kernel, cons
 		ret = kvmini_config_set_console_fds(cfg, -1, console_fd, &le);
 	if (!ret)
 		ret = kvmini_config_set_log(cfg, o->log_level, NULL, NULL, STDERR_FILENO, &le);
+	if (!ret)
+		ret = kvmini_config_set_seccomp(cfg, o->seccomp, &le);
 	if (ret < 0)
 		return cli_fail(e, KVMINI_EXEC_FAILED, -ret, "%s", le.msg);
 	return 0;
@@ -647,6 +662,9 @@ static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int f
 		x.signal_fd = sig_pipe[0];
 		thread = cli_thread_start(&thr, sandbox_sig_thread, &ss, "signals") == 0;
 	}
+	/* Every thread exists: this one talks to the guest's agent from here on. */
+	if (vm && !cli_confine(vm, KVMINI_THREAD_EXEC, "kvmini"))
+		return KVMINI_EXEC_FAILED;
 	struct kvmini_error err = {0};
 	int status = vm ? kvmini_vm_exec(vm, &x, &err) : kvmini_exec_fd(fd, &x, &err);
 	if (raw)

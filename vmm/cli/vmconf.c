@@ -307,6 +307,13 @@ static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v
 		c->log_level = l;
 		return 0;
 	}
+	if (!strcmp(k, "seccomp")) {
+		int m;
+		if (!json_is_string(v) || kvmini_seccomp_parse(json_string_value(v), &m, NULL) < 0)
+			return vmconf_bad(x, k, "\"off\", \"log\" or \"kill\"", v);
+		c->seccomp = m;
+		return 0;
+	}
 	if (!strcmp(k, "disks")) {
 		c->nr_disks = 0;
 		c->disks_from_file = true;
@@ -327,10 +334,11 @@ static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v
 		c->image = NULL;
 		return json_is_null(v) ? 0 : vmconf_image(x, v);
 	}
-	return vmconf_fail(x, KVMINI_EXIT_INPUT,
-			   "\"%s\": unknown key (name, kernel, initrd, cmdline, default_cmdline, "
-			   "cpus, memory_mib, disks, nets, vsock, rootfs, image, log_level)",
-			   k);
+	return vmconf_fail(
+		x, KVMINI_EXIT_INPUT,
+		"\"%s\": unknown key (name, kernel, initrd, cmdline, default_cmdline, "
+		"cpus, memory_mib, disks, nets, vsock, rootfs, image, log_level, seccomp)",
+		k);
 }
 
 int vmconf_parse(struct cli *c, const char *text, size_t len, const char *label,
@@ -473,13 +481,15 @@ json_t *vmconf_json(const struct cli *c)
 	json_t *vsock = !c->vsock ? json_null()
 				  : json_pack("{s:I, s:o}", "cid", (json_int_t)c->vsock_cid, "uds",
 					      vmconf_nullable(c->vsock_uds));
-	return json_pack("{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:s}",
+	static const char *const seccomp[] = {"off", "log", "kill"};
+	return json_pack("{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:s}",
 			 "name", c->name, "kernel", c->kernel, "initrd", vmconf_nullable(c->initrd),
 			 "cmdline", vmconf_nullable(c->cmdline), "default_cmdline",
 			 !c->no_default_cmdline, "cpus", (int)c->cpus, "memory_mib",
 			 (json_int_t)(c->mem_size >> 20), "disks", disks, "nets", nets, "vsock",
 			 vsock, "rootfs", vmconf_nullable(c->rootfs), "image",
-			 vmconf_nullable(c->image), "log_level", cli_level_name(c->log_level));
+			 vmconf_nullable(c->image), "log_level", cli_level_name(c->log_level),
+			 "seccomp", seccomp[c->seccomp >= 0 && c->seccomp <= 2 ? c->seccomp : 2]);
 }
 
 char *vmconf_dump(const struct cli *c, int pretty)
