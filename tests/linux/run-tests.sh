@@ -401,6 +401,9 @@ test_sigterm() {
 # --- tests: sandboxes (kvmini exec, vsock, the guest agent) -----------------------------------
 . "$here/sandbox-tests.sh"
 
+# --- tests: the seccomp filters --------------------------------------------------------------
+. "$here/seccomp-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -423,6 +426,7 @@ run_net_tests
 run_api_tests
 run_ctl_tests
 run_sandbox_tests
+run_seccomp_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"
