@@ -14,7 +14,8 @@
  * - Nothing is printed unless the caller asks: log lines go to a callback or an fd chosen
  *   with kvmini_config_set_log(), the guest console to fds or a callback.
  * - The library never calls exit() and never touches the caller's signal dispositions except
- *   one: the kick signal (see kvmini_config_set_kick_signal()), whose handler does nothing.
+ *   one: the kick signal (see kvmini_config_set_kick_signal()), whose handler does nothing;
+ *   and, only when asked for seccomp in kill mode, SIGSYS (kvmini_config_set_seccomp()).
  *
  * Threads. Each VM runs one thread per vCPU ("vcpuN"), one per virtio device ("blk-vda",
  * "net-net0") and a console thread ("console"); all block every signal but the kick signal.
