@@ -13,6 +13,18 @@
 
 #include "kvmini/vmerr.h"
 
+/* ASan and UBSan builds (make asan, the fuzzers): their runtime makes system calls of its own
+ * (alternate signal stacks, dumpability checks: added to every list), and the leak checker
+ * clones a tracer from the thread that exits the process, so the CONTROL and EXEC kinds are
+ * not installed there. Release builds have neither exception. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CONFINE_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define CONFINE_SANITIZED 1
+#endif
+#endif
+
 enum confine_mode {
 	CONFINE_OFF = 0,  /* no filter */
 	CONFINE_LOG = 1,  /* forbidden calls are allowed and logged by the kernel (audit) */

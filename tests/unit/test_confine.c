@@ -161,9 +161,14 @@ static void test_allowed_calls_run(void **state)
 static void test_argument_filters(void **state)
 {
 	(void)state;
-	for (int k = 0; k < CONFINE_KINDS; k++)
+	for (int k = 0; k < CONFINE_KINDS; k++) {
+#ifdef CONFINE_SANITIZED
+		if (k == CONFINE_CONTROL || k == CONFINE_EXEC)
+			continue; /* not installed in this build (confine.h) */
+#endif
 		assert_int_equal(run_confined(CONFINE_KILL, k, 0, call_mmap_exec).status,
 				 KVMINI_EXIT_SECCOMP);
+	}
 	assert_int_equal(run_confined(CONFINE_KILL, CONFINE_VCPU, 0, call_kvm_create_vcpu).status,
 			 KVMINI_EXIT_SECCOMP);
 	assert_int_equal(run_confined(CONFINE_KILL, CONFINE_VSOCK, 0, call_socket_inet).status,
@@ -213,8 +218,8 @@ static void *read_seccomp(void *arg)
 	return NULL;
 }
 
-/* host_thread_start: the new thread runs its function already confined (CONTROL may open
- * /proc files); a kind out of range is refused and the function never runs. */
+/* host_thread_start: the new thread runs its function already confined (SERVER may open
+ * /proc files); a program without a filter is refused and the function never runs. */
 static void test_thread_starts_confined(void **state)
 {
 	(void)state;
@@ -224,7 +229,7 @@ static void test_thread_starts_confined(void **state)
 	assert_int_equal(confine_build(&c, CONFINE_KILL, &cp, &e), 0);
 	struct seen s = {{0}};
 	pthread_t t;
-	assert_int_equal(host_thread_start(&t, read_seccomp, &s, "confined", &c, CONFINE_CONTROL),
+	assert_int_equal(host_thread_start(&t, read_seccomp, &s, "confined", &c, CONFINE_SERVER),
 			 0);
 	pthread_join(t, NULL);
 	assert_string_equal(s.status, "Seccomp:\t2\n");
@@ -233,10 +238,10 @@ static void test_thread_starts_confined(void **state)
 	pthread_join(t, NULL);
 	assert_string_equal(s2.status, "Seccomp:\t0\n");
 	struct confine broken = c;
-	broken.prog[CONFINE_CONTROL].len = 0;
+	broken.prog[CONFINE_SERVER].len = 0;
 	struct seen s3 = {{0}};
 	assert_int_equal(
-		host_thread_start(&t, read_seccomp, &s3, "broken", &broken, CONFINE_CONTROL),
+		host_thread_start(&t, read_seccomp, &s3, "broken", &broken, CONFINE_SERVER),
 		-EINVAL);
 	assert_string_equal(s3.status, "");
 	confine_free(&c);

@@ -104,6 +104,10 @@ static const struct confine_rule confine_rules[] = {
 	R(exit_group, K_ALL),			  /* the SIGSYS handler's _exit */
 	R_EQ(ioctl, K_ALL, 1, TCSETS),		  /* the crash handlers put the terminal back */
 	R_EQ(ioctl, K_ALL, 1, TCGETS),		  /* isatty() */
+#ifdef CONFINE_SANITIZED
+	R(sigaltstack, K_ALL), /* the sanitizers' signal stacks (never in a release build) */
+	R(prctl, K_ALL),       /* the sanitizers' dumpability checks (the same) */
+#endif
 
 	/* vCPU: guest exits; a virtio Status write runs the device's activate on this thread. */
 	R_EQ(ioctl, K_VCPU, 1, KVM_RUN),			    /* the guest itself */
@@ -293,6 +297,11 @@ int confine_enter(const struct confine *c, int kind, const char *name)
 	const struct sock_fprog *prog = &c->prog[kind];
 	if (!prog->len)
 		return -EINVAL;
+#ifdef CONFINE_SANITIZED
+	/* The leak checker clones a tracer from the thread that exits the process. */
+	if (kind == CONFINE_CONTROL || kind == CONFINE_EXEC)
+		return 0;
+#endif
 	snprintf(confine_thread, sizeof(confine_thread), "%s", name);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
