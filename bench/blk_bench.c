@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kvmini/confine.h"
 #include "kvmini/virtio_blk.h"
 #include "vdriver.h"
 
@@ -58,6 +59,7 @@ struct bench {
 	uint16_t kicked_idx; /* avail->idx when the driver last decided whether to kick */
 	uint64_t rng, seq_off;
 	uint64_t kicks, irqs;
+	struct confine confine; /* -s: the I/O thread's seccomp filter, as `kvmini run` has it */
 };
 
 static double now_s(void)
@@ -251,7 +253,7 @@ static const char *const default_workloads[] = {
 	"randwrite:4k:32", "read:1m:32",     "write:1m:32",
 };
 
-static int bench_init(struct bench *k, const char *path)
+static int bench_init(struct bench *k, const char *path, bool seccomp)
 {
 	uint64_t ram_size = DATA_GPA + (uint64_t)QD_MAX * VBLK_SIZE_MAX;
 	int ret = vdrv_init(&k->d, ram_size, 0);
@@ -266,6 +268,15 @@ static int bench_init(struct bench *k, const char *path)
 	log_init(&k->lg, LOG_WARN, STDERR_FILENO);
 	struct vblk_config cfg = {.path = path, .cache = VBLK_CACHE_WRITEBACK};
 	struct vmerr e = {0};
+	if (seccomp) {
+		struct confine_params cp = {.pid = getpid(), .kick_signal = SIGRTMIN + 2};
+		if (confine_build(&k->confine, CONFINE_KILL, &cp, &e) < 0 ||
+		    confine_sigsys_setup(&e) < 0) {
+			fprintf(stderr, "blk_bench: %s\n", e.msg);
+			return -EINVAL;
+		}
+		cfg.confine = &k->confine;
+	}
 	ret = vblk_create(&k->b, &cfg, &k->d.gm, &k->lg, "vda", &e);
 	if (ret < 0) {
 		fprintf(stderr, "blk_bench: %s\n", e.msg);
@@ -289,7 +300,9 @@ static int bench_init(struct bench *k, const char *path)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: blk_bench [-t SECONDS] IMAGE [RW:BS:QD...]\n"
+	fprintf(stderr, "usage: blk_bench [-t SECONDS] [-s] IMAGE [RW:BS:QD...]\n"
+			"  -s: the device's I/O thread under its seccomp filter (kill mode), as in "
+			"`kvmini run`.\n"
 			"  RW is read, write, randread or randwrite; BS ends in k or m; e.g. "
 			"randread:4k:32.\n"
 			"  Without workloads: randread and randwrite 4k at QD 1 and 32, read and "
@@ -303,9 +316,12 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	double secs = 5;
+	bool seccomp = false;
 	int opt;
-	while ((opt = getopt(argc, argv, "t:h")) != -1) {
-		if (opt == 't') {
+	while ((opt = getopt(argc, argv, "t:sh")) != -1) {
+		if (opt == 's') {
+			seccomp = true;
+		} else if (opt == 't') {
 			secs = strtod(optarg, NULL);
 			if (!(secs > 0)) {
 				usage();
@@ -340,7 +356,7 @@ int main(int argc, char **argv)
 		}
 	}
 	struct bench k = {0};
-	if (bench_init(&k, path) < 0) {
+	if (bench_init(&k, path, seccomp) < 0) {
 		vblk_destroy(k.b);
 		vdrv_fini(&k.d);
 		return 1;
@@ -367,14 +383,15 @@ int main(int argc, char **argv)
 		double iops = (double)r.ios / r.secs;
 		printf("{\"workload\":\"%s\",\"rw\":\"%s\",\"bs\":%u,\"qd\":%u,\"seconds\":%.3f,"
 		       "\"ios\":%llu,\"iops\":%.0f,\"mbps\":%.1f,\"process_cpu_pct\":%.1f,"
-		       "\"kicks_per_io\":%.3f,\"irqs_per_io\":%.3f}\n",
+		       "\"kicks_per_io\":%.3f,\"irqs_per_io\":%.3f,\"seccomp\":%s}\n",
 		       specs[i], w[i].rw, w[i].bs, w[i].qd, r.secs, (unsigned long long)r.ios, iops,
 		       iops * w[i].bs / 1e6, 100 * r.cpu / r.secs,
 		       r.ios ? (double)r.kicks / (double)r.ios : 0,
-		       r.ios ? (double)r.irqs / (double)r.ios : 0);
+		       r.ios ? (double)r.irqs / (double)r.ios : 0, seccomp ? "true" : "false");
 		fflush(stdout);
 	}
 	vblk_destroy(k.b);
+	confine_free(&k.confine);
 	if (!vdrv_canaries_ok(&k.d)) {
 		fprintf(stderr, "blk_bench: the device wrote outside the fake guest memory\n");
 		status = 1;

@@ -22,6 +22,9 @@
 # and fio is told not to drop that cache (--invalidate=0) and to pick offsets uniformly with
 # repeats (--norandommap), as blk_bench does. Dirty pages of a write row are synced before the
 # next run starts, outside the timed window. Target: kvmini >= 0.9 x fio at queue depth 32.
+# blk_bench runs the device's I/O thread under its seccomp filter (-s), as `kvmini run` does,
+# and once more without (kvmini --seccomp off) in the same rounds: the filter's cost, goal
+# within 2%.
 #
 # Network (virtio-net): bench/net.sh boots the same guest with kvmini and with QEMU's
 # virtio-net (userspace backend) and measures iperf3 TCP throughput each way (inside the
@@ -110,42 +113,52 @@ if [ "${BENCH_DISK:-1}" != 0 ]; then
 	}
 
 	run_kvmini() {
+		"$dir/blk_bench" -t "$secs" -s "$img" "$spec" || die "blk_bench -s $spec failed"
+	}
+
+	run_kvmini_off() {
 		"$dir/blk_bench" -t "$secs" "$img" "$spec" || die "blk_bench $spec failed"
 	}
 
 	rows=()
 	for spec in $BLK_WORKLOADS; do
 		IFS=: read -r rw bs qd <<<"$spec"
-		k_runs=() f_runs=()
+		k_runs=() o_runs=() f_runs=()
 		for ((round = 0; round < rounds; round++)); do
-			# Alternate which tool goes first; sync a write row's dirty pages in between.
-			order="kvmini fio"
-			if [ $((round % 2)) = 1 ]; then
-				order="fio kvmini"
-			fi
+			# Rotate which tool goes first; sync a write row's dirty pages in between.
+			case $((round % 3)) in
+			0) order="kvmini kvmini_off fio" ;;
+			1) order="kvmini_off fio kvmini" ;;
+			*) order="fio kvmini kvmini_off" ;;
+			esac
 			for tool in $order; do
 				sync "$img"
 				out=$("run_$tool") || exit 1
-				if [ "$tool" = kvmini ]; then
-					k_runs+=("$out")
-				else
-					f_runs+=("$out")
-				fi
+				case $tool in
+				kvmini) k_runs+=("$out") ;;
+				kvmini_off) o_runs+=("$out") ;;
+				*) f_runs+=("$out") ;;
+				esac
 			done
 		done
 		row=$(jq -n -c --arg spec "$spec" --argjson k "$(printf '%s\n' "${k_runs[@]}" | jq -s .)" \
+			--argjson o "$(printf '%s\n' "${o_runs[@]}" | jq -s .)" \
 			--argjson f "$(printf '%s\n' "${f_runs[@]}" | jq -s .)" '
 			$k[0] as $k0
 			| ($k0.rw | sub("^read$"; "seqread") | sub("^write$"; "seqwrite")) as $name
 			| (if $k0.bs < 65536 then "iops" else "mbps" end) as $metric
 			| ($k | max_by(.[$metric])) as $kb | ($f | max_by(.[$metric])) as $fb
+			| ($o | max_by(.[$metric])) as $ob
 			| {workload: "\($name) \($spec | split(":")[1]) QD\($k0.qd)", spec: $spec,
 			   rw: $k0.rw, bs: $k0.bs, qd: $k0.qd, metric: $metric,
 			   kvmini: $kb[$metric], fio: $fb[$metric],
 			   ratio: (if $fb[$metric] > 0 then $kb[$metric] / $fb[$metric] else null end),
-			   kvmini_runs: $k, fio_runs: $f}')
+			   seccomp_off: $ob[$metric],
+			   seccomp_ratio: (if $ob[$metric] > 0 then $kb[$metric] / $ob[$metric] else null end),
+			   kvmini_runs: $k, seccomp_off_runs: $o, fio_runs: $f}')
 		rows+=("$row")
 		jq -r '"bench: \(.workload): kvmini \([.kvmini_runs[][.metric] | floor])"
+			+ " --seccomp off \([.seccomp_off_runs[][.metric] | floor])"
 			+ " fio \([.fio_runs[][.metric] | floor]) \(.metric)"' <<<"$row"
 	done
 
@@ -160,14 +173,21 @@ if [ "${BENCH_DISK:-1}" != 0 ]; then
 
 	echo
 	jq -r '.blk[] | [.workload, (if .metric == "iops" then "IOPS" else "MB/s" end), (.kvmini | floor),
-		(.fio | floor), (.ratio // "-")] | @tsv' \
+		(.fio | floor), (.ratio // "-"), (.seccomp_off | floor), (.seccomp_ratio // "-")] | @tsv' \
 		"$dir/results.json" | {
-		printf '%-20s %-5s %10s %10s %11s\n' workload unit kvmini fio kvmini/fio
-		while IFS=$'\t' read -r name unit k f ratio; do
+		printf '%-20s %-5s %10s %10s %11s %12s %9s\n' workload unit kvmini fio kvmini/fio \
+			"seccomp off" "on/off"
+		while IFS=$'\t' read -r name unit k f ratio o sratio; do
 			[ "$ratio" = - ] || ratio=$(printf '%.2f' "$ratio")
-			printf '%-20s %-5s %10s %10s %11s\n' "$name" "$unit" "$k" "$f" "$ratio"
+			[ "$sratio" = - ] || sratio=$(printf '%.3f' "$sratio")
+			printf '%-20s %-5s %10s %10s %11s %12s %9s\n' "$name" "$unit" "$k" "$f" "$ratio" \
+				"$o" "$sratio"
 		done
 	}
+	sworst=$(jq -r '[.blk[] | .seccomp_ratio // empty] | min
+		| if . == null then "n/a" else . * 1000 | round / 1000 end' "$dir/results.json")
+	echo "bench: disk: seccomp: the filtered device over --seccomp off, lowest ratio $sworst" \
+		"(goal >= 0.98: $(jq -r '[.blk[] | .seccomp_ratio // 0] | if min >= 0.98 then "met" else "missed" end' "$dir/results.json"))"
 	echo
 
 	missed=$(jq -r --argjson t "$target" \
