@@ -79,7 +79,7 @@ prepare() {
 }
 
 if prepare; then
-	# Under TCG: 4 boots a run, up to a minute each, the memory runs, the density runs and
+	# Under TCG: 6 boots a run, up to a minute each, the memory runs, the density runs and
 	# L2's own boot. Twenty VMs at once need more than the nested machine's default 2G.
 	NESTED_MEM=${NESTED_MEM:-4G} NESTED_TIMEOUT=${NESTED_TIMEOUT:-$((900 + runs * 300 + druns * 600))} \
 		bench_run_l2 boot BOOTBENCH_ boot-l2.sh "$runs" "$dvms" "$druns"
@@ -127,13 +127,24 @@ jq -n -R --arg reason "$reason" --arg stall "$stall" --arg where "$where" --arg 
 		  failed_runs: [$r[] | select(.error != null) | {vmm, run, error}]}
 		| if $metric == "vms_per_s" then . + {short_runs: [$r[] | select((.good // $dvms) < $dvms)
 			| {vmm, run, good}]} else . end;
+	# The filters cost: kvmini (--seccomp kill, the default) over kvmini --seccomp off.
+	def srow($config; $metric; $what):
+		([$boot[] | select(.config == $config)]) as $r
+		| def v($x): [$r[] | select(.vmm == $x) | .[$metric] | numbers];
+		{config: $config, metric: $metric, description: $what, unit: "ms",
+		 filtered: (v("kvmini") | median), unfiltered: (v("kvmini-off") | median),
+		 filtered_runs: v("kvmini"), unfiltered_runs: v("kvmini-off")}
+		| . + {ratio: (if .filtered != null and (.unfiltered // 0) > 0
+			then .filtered / .unfiltered else null end)};
 	{tool: "bench/boottime.c and bench/density.c (CLOCK_MONOTONIC), /proc/PID/smaps, /proc/meminfo",
 	 where: $where, mode: $mode, runs: $runs, density: {vms: $dvms, runs: $druns},
 	 statistic: "median",
 	 cmdline: "kvmini default (console=ttyS0 reboot=k,f panic=-1 nomodule i8042.noaux i8042.nomux i8042.dumbkbd quiet) -- CMD; QEMU: + reboot=t (microvm has no i8042 for reboot=k)",
 	 qemu: {version: $qemu, setup: "-M microvm,x-option-roms=off,rtc=off,acpi=off -nodefaults -no-user-config -enable-kvm -cpu host -serial stdio -no-reboot"},
 	 goals: {ready_ratio_max: 0.9, outside_ratio_max: 0.5, startup_wall_ms_max: 3,
-		overhead_mib_max: 2, density_ratio_min: 1},
+		overhead_mib_max: 2, density_ratio_min: 1, seccomp_ratio_max: 1.02},
+	 seccomp: [("1x128M", "2x512M") as $c
+		| srow($c; "ready"; "start -> KVMINI_GUEST_READY"), srow($c; "exit"; "start -> exit")],
 	 rows: ([("1x128M", "2x512M") as $c
 		| row($boot; $runs; $c; "ready"; "start -> KVMINI_GUEST_READY"; "ms"; null),
 		  row($boot; $runs; $c; "outside"; "outside the guest kernel"; "ms"; null),
@@ -193,6 +204,10 @@ jq -r 'def f: if . == null then "n/a" else (. * 100 | round / 100 | tostring) en
 		$x; $x <= $g.overhead_mib_max; " MiB")),
 	(get("1x128M"; "vms_per_s").ratio as $x | goal("density ahead of QEMU"; $x; $x > $g.density_ratio_min;
 		" x QEMU VMs/s"))' "$dir/boot.json"
+jq -r 'def f: if . == null then "n/a" else (. * 100 | round / 100 | tostring) end;
+	.goals.seccomp_ratio_max as $m | .seccomp[]
+	| "bench: boot: seccomp: \(.config) \(.description): \(.filtered | f) ms filtered, \(.unfiltered | f) ms with --seccomp off, ratio \(if .ratio == null then "n/a" else (.ratio * 1000 | round / 1000 | tostring) end) (goal <= \($m): \(if .ratio == null then "not measured" elif .ratio <= $m then "met" else "missed" end))"' \
+	"$dir/boot.json"
 echo "bench: boot: kvmini/QEMU is a ratio: below 1 means kvmini is faster or smaller, except VMs/s"
 echo "bench: boot: both VMMs ran ${where:-nowhere (not measured)}; medians of $runs runs (density: $druns runs of $dvms VMs)"
 echo "bench: boot: results in $dir/boot.json"
