@@ -53,7 +53,11 @@
  *  - an unknown type, DISCARD/WRITE_ZEROES with an unknown flag (or DISCARD with unmap) or
  *    with more than one segment (max_discard_seg and max_write_zeroes_seg are 1): UNSUPP.
  * SIZE_MAX is advertised to shape the driver's requests but a bigger segment is served: it
- * is as safe as several small ones.
+ * is as safe as several small ones. A read or write moves at most VBLK_REQ_MAX bytes
+ * (SEG_MAX x SIZE_MAX, the most a driver that follows both can build); a longer one is IOERR,
+ * so one request never holds the host to more than 126 MiB of I/O. DISCARD and WRITE_ZEROES
+ * cover at most VBLK_DWZ_MAX_SECT sectors (1 GiB, advertised). The ring's kernel workers are
+ * capped (VBLK_IOWQ_*), so a guest's flood of flushes cannot make the host spawn threads.
  *
  * Used length. The used element's len counts the bytes written into the writable part
  * (§2.7.8.1): the data read (IN) or the ID bytes (GET_ID, at most 20) on success, plus the
@@ -480,6 +484,8 @@ static void vblk_rw(struct vblk *b, const struct virtq_chain *c, bool write, uin
 		why = "write to a read-only disk";
 	else if (len % VBLK_SECTOR)
 		why = "length not a multiple of 512";
+	else if (len > VBLK_REQ_MAX)
+		why = "more than SEG_MAX x SIZE_MAX bytes";
 	else if (!vblk_range_ok(b, sector, len / VBLK_SECTOR))
 		why = "sectors beyond the capacity";
 	if (why) {
@@ -1018,6 +1024,19 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 		goto fail;
 	}
 	b->ring_ready = true;
+	/* Cap the workers: the ring keeps the cap and applies it to each task that starts using
+	 * it, the I/O thread included. A kernel that refuses (older than 5.15) leaves the
+	 * counters at 0. */
+	unsigned int lim[2] = {VBLK_IOWQ_BOUNDED, VBLK_IOWQ_UNBOUNDED};
+	if (io_uring_register_iowq_max_workers(&b->ring, lim) == 0) {
+		b->stats.iowq_bounded = VBLK_IOWQ_BOUNDED;
+		b->stats.iowq_unbounded = VBLK_IOWQ_UNBOUNDED;
+	} else {
+		log_warn(b->log,
+			 "%s: the kernel does not cap io_uring workers; a guest's I/O may "
+			 "start many host threads",
+			 name);
+	}
 
 	struct virtio_dev_info info = {
 		.device_id = 2, /* §5.2.1 */

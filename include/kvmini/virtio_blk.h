@@ -14,6 +14,13 @@
 #define VBLK_QUEUE_SIZE 256
 #define VBLK_SEG_MAX	126 /* data buffers per request: queue size minus header and status */
 #define VBLK_SIZE_MAX	(1U << 20)
+/* The most bytes one read or write may move: what a driver that follows SEG_MAX and SIZE_MAX
+ * can build (126 MiB). A longer request is answered IOERR. */
+#define VBLK_REQ_MAX ((uint64_t)VBLK_SEG_MAX * VBLK_SIZE_MAX)
+/* io_uring kernel workers that may block on one disk's file at once (bounded: file I/O,
+ * fsync, fallocate; unbounded: anything that may wait for ever). */
+#define VBLK_IOWQ_BOUNDED   8
+#define VBLK_IOWQ_UNBOUNDED 2
 
 enum vblk_cache {
 	VBLK_CACHE_WRITEBACK, /* FLUSH advertised; each flush is an fdatasync */
@@ -53,6 +60,8 @@ struct vblk_stats {
 	uint64_t errors;	/* requests answered IOERR or UNSUPP */
 	uint64_t inflight_peak; /* most requests on the io_uring at once */
 	uint64_t needs_reset;	/* times the device entered DEVICE_NEEDS_RESET */
+	/* The io_uring worker limits the kernel took (VBLK_IOWQ_*; 0: it refused them). */
+	uint64_t iowq_bounded, iowq_unbounded;
 };
 
 /* A snapshot of the counters (each read atomically; the set need not be consistent). */

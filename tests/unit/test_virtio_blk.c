@@ -224,9 +224,10 @@ static void run_dwz(struct fx *f, uint32_t type, uint64_t sector, uint32_t count
 
 /* ---- fixtures ---- */
 
-static int fx_start(struct fx *f, const char *dir, uint64_t sectors, const struct vblk_config *c)
+static int fx_start_mem(struct fx *f, const char *dir, uint64_t sectors,
+			const struct vblk_config *c, uint64_t mem)
 {
-	assert_int_equal(vdrv_init(&f->d, MEM_SIZE, 0), 0);
+	assert_int_equal(vdrv_init(&f->d, mem, 0), 0);
 	log_init(&f->lg, LOG_ERROR - 1, 2); /* silent: the tests provoke guest errors on purpose */
 	make_image(f->path, sizeof(f->path), dir, sectors);
 	struct vblk_config cfg = c ? *c : (struct vblk_config){.cache = VBLK_CACHE_WRITEBACK};
@@ -241,6 +242,11 @@ static int fx_start(struct fx *f, const char *dir, uint64_t sectors, const struc
 	vdrv_attach(&f->d, f->t);
 	driver_init(f);
 	return 0;
+}
+
+static int fx_start(struct fx *f, const char *dir, uint64_t sectors, const struct vblk_config *c)
+{
+	return fx_start_mem(f, dir, sectors, c, MEM_SIZE);
 }
 
 static int fx_setup_cfg(void **state, const char *dir, uint64_t sectors,
@@ -303,6 +309,16 @@ static int setup_big(void **state)
 	vdrv_attach(&f->d, f->t);
 	driver_init(f);
 	return 0;
+}
+
+/* 160 MiB of guest memory and a 127 MiB image: room for one request of more than
+ * VBLK_REQ_MAX bytes that is otherwise valid. */
+static int setup_huge(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	*state = f;
+	return fx_start_mem(f, NULL, (VBLK_REQ_MAX + (1 << 20)) / SECTOR, NULL, 160ULL << 20);
 }
 
 static int teardown(void **state)
@@ -491,6 +507,42 @@ static void test_too_many_segments(void **state)
 	file_read(f->path, (VBLK_SEG_MAX - 1) * SECTOR, host, sizeof(host));
 	for (unsigned int i = 0; i < sizeof(host); i++)
 		assert_int_equal(host[i], 0x77);
+}
+
+/* One read may move at most SEG_MAX x SIZE_MAX bytes (126 MiB), however few its segments: a
+ * longer one is IOERR and touches no guest memory; exactly that much is served. */
+static void test_request_byte_cap(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t big = VBLK_REQ_MAX + SECTOR;
+	uint8_t *mem = gp(f, DATA_GPA);
+	memset(mem, 0x5a, SECTOR);
+	memset(mem + VBLK_REQ_MAX - SECTOR, 0x5a, 2 * SECTOR);
+	struct vdrv_buf d[3] = {
+		{put_hdr(f, 0, T_IN, 0), 16, false},
+		{DATA_GPA, (uint32_t)big, true},
+		{STATUS_GPA, 1, true},
+	};
+	uint16_t head = vdrv_post(&f->d, d, 3);
+	vdrv_kick(&f->d);
+	expect_done(f, head, STATUS_GPA, S_IOERR, 1);
+	assert_int_equal(mem[0], 0x5a);
+	assert_int_equal(mem[VBLK_REQ_MAX], 0x5a);
+
+	d[0].gpa = put_hdr(f, 1, T_IN, 0);
+	d[1].len = (uint32_t)VBLK_REQ_MAX;
+	d[2].gpa = STATUS_GPA + 1;
+	head = vdrv_post(&f->d, d, 3);
+	vdrv_kick(&f->d);
+	expect_done(f, head, STATUS_GPA + 1, S_OK, (uint32_t)VBLK_REQ_MAX + 1);
+	assert_int_equal(mem[0], pattern(0));				    /* the image's bytes */
+	assert_int_equal(mem[VBLK_REQ_MAX - 1], pattern(VBLK_REQ_MAX - 1)); /* all of them */
+	assert_int_equal(mem[VBLK_REQ_MAX], 0x5a);			    /* not one more */
+	struct vblk_stats st;
+	vblk_get_stats(f->b, &st);
+	/* The io_uring worker cap was taken (every kernel this runs on has it). */
+	assert_int_equal(st.iowq_bounded, VBLK_IOWQ_BOUNDED);
+	assert_int_equal(st.iowq_unbounded, VBLK_IOWQ_UNBOUNDED);
 }
 
 static void test_get_id_serial(void **state)
@@ -1082,6 +1134,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_write_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_byte_cap, setup_huge, teardown),
 		cmocka_unit_test_setup_teardown(test_get_id_serial, setup_serial, teardown),
 		cmocka_unit_test_setup_teardown(test_get_id_no_serial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
