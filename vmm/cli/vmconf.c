@@ -33,6 +33,10 @@ static int vmconf_fail(const struct vmconf_ctx *x, int status, const char *fmt, 
 		va_start(ap, fmt);
 		vsnprintf(x->e->msg + n, sizeof(x->e->msg) - (size_t)n, fmt, ap);
 		va_end(ap);
+		/* One line whatever the file holds: a key may contain a newline or an escape. */
+		for (char *p = x->e->msg; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 		x->e->status = status;
 	}
 	return -EINVAL;
@@ -268,8 +272,11 @@ static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v
 		c->name_set = true;
 		return vmconf_str(x, k, v, false, false, &c->name);
 	}
-	if (!strcmp(k, "kernel"))
-		return vmconf_str(x, k, v, true, false, &c->kernel);
+	if (!strcmp(k, "kernel")) {
+		/* null: none, as dumpconfig writes for a sandbox VM (kvmini's own kernel). */
+		c->kernel = NULL;
+		return json_is_null(v) ? 0 : vmconf_str(x, k, v, true, false, &c->kernel);
+	}
 	if (!strcmp(k, "initrd")) {
 		c->initrd = NULL;
 		return json_is_null(v) ? 0 : vmconf_str(x, k, v, true, false, &c->initrd);
