@@ -3,6 +3,7 @@
 #   make            build build/kvmini
 #   make check      every test tier: unit, tiny KVM guests, sanitizer build, fuzzing, Linux tests
 #   make fuzz       replay the fuzz corpora, then fuzz each target for FUZZ_SECONDS (60)
+#   make fuzz-long  off CI: each fuzz target for FUZZ_LONG_RUNS executions (10^7)
 #   make bench      disk (kvmini vs fio), network and boot (kvmini vs QEMU microvm) benchmarks:
 #                   tables and build/bench/results.json (bench/run.sh, net.sh, boot.sh)
 #   make demo       boot the demo guest (inside the nested machine on hosts without VT-x/AMD-V)
@@ -44,7 +45,7 @@ STAGE    := $(abspath $(B))/stage
 EXAMPLE  := $(B)/examples/run-command
 SANDBOX_EXAMPLE := $(B)/examples/sandbox
 
-.PHONY: all lib install uninstall installtest layercheck doccheck help unit kvmtest tiny asan fuzz fuzz-lib nestedtest linuxtest orphantest scripttest soak check demo format \
+.PHONY: all lib install uninstall installtest layercheck doccheck help unit kvmtest tiny asan fuzz fuzz-long fuzz-lib nestedtest linuxtest orphantest scripttest soak check demo format \
 	format-check clean deps guests
 all: $(B)/kvmini
 
@@ -156,6 +157,18 @@ fuzz: $(FUZZ_BIN)
 		echo "== $$n: fuzzing for $(FUZZ_SECONDS) s"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/work-$$n 2>&1 | \
 			grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)|ERROR|SUMMARY' ; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+# Off CI: fuzz each target for FUZZ_LONG_RUNS executions (10^7) from a scratch copy of its
+# corpus; the executions and new inputs of each are printed (the README records them).
+FUZZ_LONG_RUNS ?= 10000000
+fuzz-long: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+		rm -rf build/fuzz/long-$$n; cp -r tests/fuzz/corpus/$$n build/fuzz/long-$$n; \
+		echo "== $$n: fuzzing for $(FUZZ_LONG_RUNS) executions"; \
+		$$f -runs=$(FUZZ_LONG_RUNS) -print_final_stats=1 build/fuzz/long-$$n 2>&1 | \
+			grep -E '^(stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb)|ERROR|SUMMARY' ; \
 		test $${PIPESTATUS[0]} -eq 0; \
 	done
 

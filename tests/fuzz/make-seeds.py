@@ -310,7 +310,75 @@ def save(target, name, data):
         f.write(data)
 
 
+# ---- fuzz_uart, fuzz_i8042: port operations as a driver does them ----
+
+def uart_seeds():
+    t = "fuzz_uart"
+    op = lambda o, port, v: bytes([o, port, v])
+    # 8250 probe and set-up: scratch, LCR with DLAB, divisor, 8N1, FIFO, IER, MCR; then
+    # text out, host input read back, the line failing and recovering.
+    setup = b"".join([op(0, 7, 0x55), op(1, 7, 0), op(0, 3, 0x80), op(0, 0, 1), op(0, 1, 0),
+                      op(0, 3, 0x03), op(0, 2, 0xc7), op(0, 1, 0x0f), op(0, 4, 0x0b)])
+    save(t, "setup-and-echo", setup + b"".join(op(0, 0, c) for c in b"hello\n") +
+         op(2, 0, 10) + b"".join(op(1, r, 0) for r in (2, 5, 0, 0, 5, 2)))
+    save(t, "loopback-and-irq-failure", setup + op(0, 4, 0x1b) + op(0, 0, 0x41) + op(1, 0, 0) +
+         op(3, 0, 0) + op(0, 1, 0x02) + op(2, 0, 20) + op(3, 0, 0) + op(1, 2, 0) + op(1, 5, 0))
+
+
+def i8042_seeds():
+    t = "fuzz_i8042"
+    cmd = lambda v: bytes([0, v])
+    dat = lambda v: bytes([1, v])
+    rd_st, rd_dat, cad = bytes([2, 0]), bytes([3, 0]), bytes([4, 0])
+    # Linux's i8042 probe: self test, read and write the control register, then keys.
+    save(t, "linux-probe-then-keys", cmd(0xaa) + rd_st + rd_dat + cmd(0x20) + rd_dat +
+         cmd(0x60) + dat(0x47) + cmd(0xae) + cad + rd_st + rd_dat + rd_dat + rd_dat)
+    save(t, "reset-paths", cmd(0xd1) + cmd(0x20) + rd_dat + dat(0xfe) + cmd(0xfe) + cmd(0xfc) +
+         cmd(0xd0) + rd_dat)
+
+
+# ---- fuzz_vmconf: config files ----
+
+def vmconf_seeds():
+    t = "fuzz_vmconf"
+    with open(os.path.join(HERE, "..", "..", "examples", "web.json"), "rb") as f:
+        save(t, "web", f.read())
+    save(t, "sandbox", b'{"name": "box", "rootfs": "box-root", "memory_mib": 128, '
+         b'"vsock": {"cid": 0, "uds": null}, "seccomp": "kill"}')
+    save(t, "bad-types", b'{"cpus": "two", "disks": [{"path": ""}], "log_level": 3}')
+
+
+# ---- fuzz_boot: kernel and initrd files ----
+
+def boot_seeds():
+    t = "fuzz_boot"
+    # A minimal bzImage: one setup sector after the boot sector, protocol 2.15, 64-bit entry,
+    # relocatable, a 4 KiB payload; then a 1 KiB initrd.
+    img = bytearray(512 * 2 + 4096)
+    struct.pack_into("<B", img, 0x1f1, 1)              # setup_sects
+    struct.pack_into("<I", img, 0x1f4, 4096 // 16)     # syssize
+    struct.pack_into("<H", img, 0x1fe, 0xaa55)         # boot_flag
+    struct.pack_into("<BB", img, 0x200, 0xeb, 0x66)    # jump: header up to 0x268
+    img[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", img, 0x206, 0x020f)         # version
+    struct.pack_into("<B", img, 0x211, 0x01)           # loadflags: LOADED_HIGH
+    struct.pack_into("<I", img, 0x22c, 0x7fffffff)     # initrd_addr_max
+    struct.pack_into("<I", img, 0x230, 0x200000)       # kernel_alignment
+    struct.pack_into("<B", img, 0x234, 1)              # relocatable
+    struct.pack_into("<H", img, 0x236, 0x0003)         # xloadflags: 64-bit, above 4G
+    struct.pack_into("<I", img, 0x238, 2047)           # cmdline_size
+    struct.pack_into("<Q", img, 0x258, 0x1000000)      # pref_address
+    struct.pack_into("<I", img, 0x260, 0x400000)       # init_size
+    save(t, "bzimage-and-initrd", struct.pack("<I", len(img)) + bytes(img) + b"\x07" * 1024)
+    save(t, "bzimage-no-initrd", struct.pack("<I", len(img)) + bytes(img))
+    save(t, "not-a-kernel", struct.pack("<I", 16) + b"\x7fELF" + b"\0" * 12 + b"initrd")
+
+
 def main():
+    uart_seeds()
+    i8042_seeds()
+    vmconf_seeds()
+    boot_seeds()
     t = "fuzz_virtio_mmio"
     save(t, "init-notify-reset", driver_init() + w(0x050, 0) + r(0x060) + w(0x064, 3) + w(0x070, 0))
     save(t, "config-widths", driver_init() + b"".join(
