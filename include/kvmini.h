@@ -281,6 +281,9 @@ enum kvmini_seccomp {
 	KVMINI_SECCOMP_OFF = 0,	 /* the library's default: no filter */
 	KVMINI_SECCOMP_LOG = 1,	 /* forbidden calls run, and the kernel logs them (audit) */
 	KVMINI_SECCOMP_KILL = 2, /* forbidden calls end the process: KVMINI_EXIT_SECCOMP */
+	/* Or'ed into the mode: the console callback may open and rename files (the kvmini
+	 * command rotates a detached VM's console.log there). Without it, it may not. */
+	KVMINI_SECCOMP_CONSOLE_FILES = 0x100,
 };
 
 /*
@@ -311,8 +314,9 @@ int kvmini_vm_create(const struct kvmini_config *c, struct kvmini_vm **out,
  * Confine the calling thread, one of the program's own, with the VM's seccomp mode and the
  * list for `kind`: a thread that waits for, pauses, stops and destroys VMs and reads their
  * stats (CONTROL), the same and runs commands through kvmini_vm_exec() (EXEC), or the same
- * and serves clients on sockets (SERVER). Do it once every thread of the program exists:
- * threads cannot be created under the filter. Nothing happens when the mode is off. 0 or
+ * and serves clients on sockets (SERVER). Do it after kvmini_vm_start() (which creates the
+ * VM's threads), once every thread of the program exists: threads cannot be created under
+ * the filter. Nothing happens when the mode is off. 0 or
  * -errno.
  */
 enum kvmini_thread_kind {

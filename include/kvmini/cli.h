@@ -91,16 +91,16 @@ int cli_stop_signalfd(void);
 uint64_t cli_now_ns(void);
 
 /*
- * Start `fn(arg)` on a thread named `name` with every signal blocked (they belong to the main
- * thread's signalfd) and a CLI_THREAD_STACK stack: the default 8 MiB stack is eligible for a
- * transparent huge page, 2 MiB resident for a thread that needs a few KiB. 0 or -errno.
+ * Start `fn(arg)` on a thread named `name` with every signal blocked but the fatal ones (the
+ * others belong to the main thread's signalfd) and a CLI_THREAD_STACK stack: the default
+ * 8 MiB stack is eligible for a transparent huge page, 2 MiB resident for a thread that needs
+ * a few KiB. With a `vm`, the thread confines itself with VM's seccomp filter for `kind`
+ * (kvmini_vm_confine_thread) before `fn` runs, and this returns once it did: 0, or -errno
+ * with the reason in `e` (the thread then never ran `fn` and was joined).
  */
 #define CLI_THREAD_STACK (256 * 1024)
-int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
-
-/* Confine the calling thread (kvmini_vm_confine_thread). If that fails, the thread must not
- * go on: say why on stderr, stop the VM and return false. */
-bool cli_confine(struct kvmini_vm *vm, int kind, const char *name);
+int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name,
+		     struct kvmini_vm *vm, int kind, struct kvmini_error *e);
 
 /* True if `name` is a valid VM name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
 bool cli_name_ok(const char *name);

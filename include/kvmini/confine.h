@@ -74,7 +74,7 @@ const char *confine_kind_name(int kind);
 unsigned int confine_count(int kind);
 int confine_parse_mode(const char *text); /* "off", "log", "kill"; -EINVAL otherwise */
 
-/* SIGSYS from a filter: write "kvmini: error: THREAD thread made system call N (NAME), which
+/* SIGSYS from a filter: write "kvmini: error: THREAD thread made system call N, which
  * its seccomp filter forbids; stopping (exit 159)" to fd. Async-signal-safe. */
 void confine_report(const siginfo_t *si, int fd);
 /* In kill mode, a SIGSYS handler that reports and _exit()s, unless the process has one. */

@@ -60,6 +60,7 @@ struct vm_config {
 	bool vsock;		       /* a virtio-vsock device, after the disks and NICs */
 	struct vsock_config vsock_cfg; /* cid 0: vm_default_cid() */
 	int seccomp;		       /* enum confine_mode for every thread of the VM */
+	bool seccomp_console_files;    /* the console callback may open and rename files */
 	unsigned int seccomp_probe;    /* test hook: 1 + the confine_kind to make misbehave */
 };
 

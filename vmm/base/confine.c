@@ -126,11 +126,11 @@ static const struct confine_rule confine_rules[] = {
 	R(sendmsg, K_NET | K_VSOCK | K_EXEC),		  /* socket-mode frames, host sockets */
 	R(recvfrom, K_NET | K_VSOCK | K_EXEC | K_SERVER), /* host sockets, peeks */
 	R(recvmsg, K_VSOCK | K_EXEC),			  /* the same */
-	R(shutdown, K_VSOCK | K_EXEC | K_SERVER),	  /* half-closes of streams */
-	R(accept4, K_VSOCK | K_SERVER),			  /* host connections to a guest port */
-	R_EQ(socket, K_VSOCK | K_EXEC, 0, AF_UNIX),	  /* guest connects to a host socket */
-	R(connect, K_VSOCK | K_EXEC),			  /* the same; exec to the vsock socket */
-	R(getsockopt, K_VSOCK | K_EXEC),		  /* SO_ERROR of a connect */
+	R(shutdown, K_VSOCK | K_FRONT),	    /* half-closes; main: the API server's idle clients */
+	R(accept4, K_VSOCK | K_SERVER),	    /* host connections to a guest port */
+	R_EQ(socket, K_VSOCK, 0, AF_UNIX),  /* guest connects to a host socket */
+	R(connect, K_VSOCK),		    /* the same */
+	R(getsockopt, K_VSOCK),		    /* SO_ERROR of a connect */
 	R(fcntl, K_VSOCK | K_FRONT),	    /* O_NONBLOCK on accepted sockets, vmdir locks */
 	R_EQ(ioctl, K_SERVER, 1, FIONREAD), /* libevent sizes its reads */
 	R_EQ(ioctl, K_EXEC, 1, TIOCGWINSZ), /* the terminal's size for the command */
@@ -145,12 +145,9 @@ static const struct confine_rule confine_rules[] = {
 	R(newfstatat, K_FRONT),	     /* fopen, fstat */
 	R(lseek, K_FRONT),	     /* fclose of a stream read in part */
 	R(socketpair, K_EXEC),	     /* the agent session's own streams */
-	R(pipe2, K_EXEC),	     /* the command's stdin relay */
-	/* The thread that ends the VM writes its exit record and removes its directory. */
+	/* The thread that ends the VM writes its exit record and cleans up its folder. */
 	R(rename, K_CONTROL | K_EXEC), /* the VM directory's files are replaced whole */
 	R(unlink, K_CONTROL | K_EXEC), /* its sockets and files at exit */
-	R(fsync, K_CONTROL | K_EXEC),  /* its records */
-	R(flock, K_CONTROL | K_EXEC),  /* the image cache's lock */
 };
 
 /* With a console callback that rotates files (kvmini --detach writes console.log). */
@@ -343,13 +340,19 @@ void confine_report(const siginfo_t *si, int fd)
 	const size_t cap = sizeof(buf);
 	size_t n = confine_cat(buf, 0, cap, "kvmini: error: the ");
 	n = confine_cat(buf, n, cap, confine_thread[0] ? confine_thread : "kvmini");
-	n = confine_cat(buf, n, cap, " thread made system call ");
-	num[confine_utoa(num, (unsigned long)(si->si_code == SYS_SECCOMP ? si->si_syscall : -1))] =
-		0;
-	n = confine_cat(buf, n, cap, num);
-	n = confine_cat(buf, n, cap,
+	if (si->si_code == SYS_SECCOMP) {
+		n = confine_cat(buf, n, cap, " thread made system call ");
+		num[confine_utoa(num, (unsigned long)si->si_syscall)] = 0;
+		n = confine_cat(buf, n, cap, num);
+		n = confine_cat(
+			buf, n, cap,
 			", which its seccomp filter forbids (a kvmini bug, or a compromised "
 			"thread); stopping (exit 159)\n");
+	} else {
+		n = confine_cat(
+			buf, n, cap,
+			" thread got a SIGSYS that no filter raised; stopping (exit 159)\n");
+	}
 	ssize_t w = write(fd, buf, n);
 	(void)w;
 }
@@ -367,7 +370,8 @@ int confine_sigsys_setup(struct vmerr *e)
 	struct sigaction old;
 	if (sigaction(SIGSYS, NULL, &old) < 0)
 		return vmerr_set(e, KVMINI_EXIT_HOST, errno, "cannot read SIGSYS's action");
-	if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+	/* SIG_IGN counts as none: the kernel would reset it and dump core. */
+	if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
 		return 0; /* the program's own handler decides */
 	struct sigaction sa = {.sa_sigaction = confine_sigsys, .sa_flags = SA_SIGINFO};
 	sigemptyset(&sa.sa_mask);

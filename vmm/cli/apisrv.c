@@ -103,8 +103,6 @@ static void apisrv_on_stop(evutil_socket_t fd, short what, void *arg)
 static void *apisrv_thread(void *arg)
 {
 	struct apisrv *s = arg;
-	if (s->api->vm && !cli_confine(s->api->vm, KVMINI_THREAD_SERVER, "api"))
-		return NULL;
 	event_base_dispatch(s->base);
 	return NULL;
 }
@@ -149,9 +147,14 @@ int apisrv_start(struct apisrv *s, const char *path, const struct api *api, unsi
 	s->stop_ev = event_new(s->base, s->stop_fd, EV_READ, apisrv_on_stop, s);
 	if (!s->stop_ev || event_add(s->stop_ev, NULL) < 0)
 		return apisrv_fail(s, e, ENOMEM, "cannot set up libevent", path);
-	int r = cli_thread_start(&s->thread, apisrv_thread, s, "api");
-	if (r < 0)
+	struct kvmini_error te = {0};
+	int r = cli_thread_start(&s->thread, apisrv_thread, s, "api", api->vm, KVMINI_THREAD_SERVER,
+				 &te);
+	if (r < 0) {
+		if (e && !e->status)
+			*e = te;
 		return apisrv_fail(s, e, -r, "cannot start its thread", path);
+	}
 	s->started = true;
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -46,22 +47,44 @@ void cli_defaults(struct cli *c)
 	c->seccomp = KVMINI_SECCOMP_KILL;
 }
 
-bool cli_confine(struct kvmini_vm *vm, int kind, const char *name)
+/* What a new thread needs before its function: its name and filter come first. The creator
+ * waits on `done` for `ret` (the filter in place, or why not). */
+struct cli_thread_boot {
+	void *(*fn)(void *);
+	void *arg;
+	const char *name;
+	struct kvmini_vm *vm;
+	int kind;
+	sem_t done;
+	int ret;
+	struct kvmini_error e;
+};
+
+static void *cli_thread_main(void *p)
 {
-	struct kvmini_error e = {0};
-	if (kvmini_vm_confine_thread(vm, kind, name, &e) == 0)
-		return true;
-	fprintf(stderr, "kvmini: error: %s\n", e.msg);
-	kvmini_vm_stop(vm, KVMINI_EXIT_HOST, e.msg);
-	return false;
+	struct cli_thread_boot *b = p;
+	void *(*fn)(void *) = b->fn;
+	void *arg = b->arg;
+	pthread_setname_np(pthread_self(), b->name);
+	int ret = b->vm ? kvmini_vm_confine_thread(b->vm, b->kind, b->name, &b->e) : 0;
+	b->ret = ret;
+	sem_post(&b->done); /* b is the creator's from here on */
+	return ret < 0 ? NULL : fn(arg);
 }
 
-int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name,
+		     struct kvmini_vm *vm, int kind, struct kvmini_error *e)
 {
+	struct cli_thread_boot b = {.fn = fn, .arg = arg, .name = name, .vm = vm, .kind = kind};
+	if (sem_init(&b.done, 0, 0) < 0)
+		return cli_fail(e, KVMINI_EXIT_HOST, errno, "cannot start the %s thread", name);
 	pthread_attr_t attr;
 	int ret = pthread_attr_init(&attr);
-	if (ret)
-		return -ret;
+	if (ret) {
+		sem_destroy(&b.done);
+		return cli_fail(e, KVMINI_EXIT_HOST, ret, "cannot start the %s thread: %s", name,
+				strerror(ret));
+	}
 	ret = pthread_attr_setstacksize(&attr, CLI_THREAD_STACK);
 	/* Every signal blocked but the fatal ones, whose handler (main.c) must run in the thread
 	 * that caused them (as vmm/base's host_thread_start does for the VM's threads). */
@@ -72,12 +95,24 @@ int cli_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *n
 		sigdelset(&all, fatal[i]);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (!ret)
-		ret = pthread_create(t, &attr, fn, arg);
+		ret = pthread_create(t, &attr, cli_thread_main, &b);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
-	if (!ret)
-		pthread_setname_np(*t, name);
-	return -ret;
+	if (ret) {
+		sem_destroy(&b.done);
+		return cli_fail(e, KVMINI_EXIT_HOST, ret, "cannot start the %s thread: %s", name,
+				strerror(ret));
+	}
+	while (sem_wait(&b.done) < 0 && errno == EINTR)
+		;
+	sem_destroy(&b.done);
+	if (b.ret < 0) {
+		pthread_join(*t, NULL);
+		if (e)
+			*e = b.e;
+		return b.ret;
+	}
+	return 0;
 }
 
 int cli_listen_unix(const char *path, int flags, struct kvmini_error *e)

@@ -319,7 +319,7 @@ int cp_main(int argc, char **argv)
 	int status = 0;
 	if (to_vm) {
 		struct cp_writer cw = {.src = argv[2], .fd = p[1]};
-		if (cli_thread_start(&t, cp_writer_run, &cw, "archive") < 0) {
+		if (cli_thread_start(&t, cp_writer_run, &cw, "archive", NULL, 0, NULL) < 0) {
 			close(p[1]);
 			cli_fail(&e, KVMINI_EXEC_FAILED, EAGAIN, "cannot start a thread");
 		} else {
@@ -336,7 +336,7 @@ int cp_main(int argc, char **argv)
 		}
 	} else {
 		struct cp_reader cr = {.sock = sock, .fd = p[1], .path = spath};
-		if (cli_thread_start(&t, cp_reader_run, &cr, "copy") < 0) {
+		if (cli_thread_start(&t, cp_reader_run, &cr, "copy", NULL, 0, NULL) < 0) {
 			close(p[1]);
 			cli_fail(&e, KVMINI_EXEC_FAILED, EAGAIN, "cannot start a thread");
 		} else {

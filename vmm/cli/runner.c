@@ -207,8 +207,6 @@ static void *runner_console_thread(void *arg)
 {
 	struct runner *r = arg;
 	uint8_t buf[4096];
-	if (!cli_confine(r->vm, KVMINI_THREAD_SERVER, "console-srv"))
-		return NULL;
 	for (;;) {
 		pthread_mutex_lock(&r->con_lock);
 		int client = r->client_fd;
@@ -292,10 +290,10 @@ static int runner_console_setup(struct runner *r, struct kvmini_error *e)
 
 static int runner_console_start(struct runner *r, struct kvmini_error *e)
 {
-	int ret = cli_thread_start(&r->con_thread, runner_console_thread, r, "console-srv");
+	int ret = cli_thread_start(&r->con_thread, runner_console_thread, r, "console-srv", r->vm,
+				   KVMINI_THREAD_SERVER, e);
 	if (ret < 0)
-		return cli_fail(e, KVMINI_EXIT_HOST, EINVAL, "cannot start the console server: %s",
-				strerror(-ret));
+		return ret;
 	r->con_thread_started = true;
 	return 0;
 }
@@ -464,8 +462,11 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 		if (runner_console_setup(r, e) < 0)
 			goto out;
 		struct kvmini_error le = {0};
+		/* runner_console_out rotates console.log on the console thread. */
 		if (kvmini_config_set_console_fds(cfg, r->in_pipe[0], -1, &le) < 0 ||
-		    kvmini_config_set_console_callback(cfg, runner_console_out, r, &le) < 0) {
+		    kvmini_config_set_console_callback(cfg, runner_console_out, r, &le) < 0 ||
+		    kvmini_config_set_seccomp(cfg, c->seccomp | KVMINI_SECCOMP_CONSOLE_FILES, &le) <
+			    0) {
 			*e = le;
 			goto out;
 		}
@@ -663,7 +664,8 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 	if (runner_start(&r, t0_ns, &e) < 0)
 		goto fail;
 	/* Every thread exists: from here on this one only waits, stops and cleans up. */
-	cli_confine(r.vm, KVMINI_THREAD_CONTROL, "kvmini");
+	if (kvmini_vm_confine_thread(r.vm, KVMINI_THREAD_CONTROL, "kvmini", &e) < 0)
+		goto fail;
 	runner_tell(tell_fd, &e); /* e.status is 0: the guest runs */
 	tell_fd = -1;
 

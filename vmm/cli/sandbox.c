@@ -534,8 +534,6 @@ static void *sandbox_sig_thread(void *arg)
 {
 	struct sandbox_sig *s = arg;
 	unsigned int seen = 0;
-	if (s->vm && !cli_confine(s->vm, KVMINI_THREAD_SERVER, "signals"))
-		return NULL;
 	for (;;) {
 		struct pollfd p[2] = {{.fd = s->sfd, .events = POLLIN},
 				      {.fd = s->stop_pipe_r, .events = POLLIN}};
@@ -653,6 +651,7 @@ static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int f
 		}
 	}
 	int sig_pipe[2] = {-1, -1}, stop_pipe[2] = {-1, -1};
+	struct kvmini_error err = {0};
 	pthread_t thr;
 	bool thread = false;
 	struct sandbox_sig ss = {.sfd = sfd, .vm = vm, .conn_fd = fd};
@@ -660,13 +659,14 @@ static int sandbox_run(const struct sandbox_opts *o, struct kvmini_vm *vm, int f
 		ss.pipe_w = sig_pipe[1];
 		ss.stop_pipe_r = stop_pipe[0];
 		x.signal_fd = sig_pipe[0];
-		thread = cli_thread_start(&thr, sandbox_sig_thread, &ss, "signals") == 0;
+		thread = cli_thread_start(&thr, sandbox_sig_thread, &ss, "signals", vm,
+					  KVMINI_THREAD_SERVER, &err) == 0;
 	}
 	/* Every thread exists: this one talks to the guest's agent from here on. */
-	if (vm && !cli_confine(vm, KVMINI_THREAD_EXEC, "kvmini"))
-		return KVMINI_EXEC_FAILED;
-	struct kvmini_error err = {0};
-	int status = vm ? kvmini_vm_exec(vm, &x, &err) : kvmini_exec_fd(fd, &x, &err);
+	int status = -EPERM;
+	if (!err.status &&
+	    (!vm || kvmini_vm_confine_thread(vm, KVMINI_THREAD_EXEC, "kvmini", &err) == 0))
+		status = vm ? kvmini_vm_exec(vm, &x, &err) : kvmini_exec_fd(fd, &x, &err);
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	if (thread) {

@@ -367,9 +367,11 @@ int kvmini_seccomp_parse(const char *text, int *mode, struct kvmini_error *err)
 int kvmini_config_set_seccomp(struct kvmini_config *c, int mode, struct kvmini_error *err)
 {
 	KVMINI_CHECK(c, err, "no configuration");
-	KVMINI_CHECK(mode >= KVMINI_SECCOMP_OFF && mode <= KVMINI_SECCOMP_KILL, err,
+	int m = mode & ~KVMINI_SECCOMP_CONSOLE_FILES;
+	KVMINI_CHECK(m >= KVMINI_SECCOMP_OFF && m <= KVMINI_SECCOMP_KILL, err,
 		     "the seccomp mode must be off, log or kill");
-	c->vm.seccomp = mode;
+	c->vm.seccomp = m;
+	c->vm.seccomp_console_files = (mode & KVMINI_SECCOMP_CONSOLE_FILES) != 0;
 	return 0;
 }
 

@@ -287,7 +287,7 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct vmerr *e)
 	/* The filters exist before the first thread, which installs its own as it starts. */
 	struct confine_params cp = {.pid = getpid(),
 				    .kick_signal = vm->cfg.kick_signal,
-				    .console_files = cfg->console_fn != NULL,
+				    .console_files = cfg->seccomp_console_files,
 				    .probe = cfg->seccomp_probe};
 	ret = confine_build(&vm->confine, cfg->seccomp, &cp, e);
 	if (ret == 0 && cfg->seccomp == CONFINE_KILL)
