@@ -149,28 +149,24 @@ build/fuzz/bin/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h tests/support/*.h) fu
 	clang $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -Itests/support -o $@ $< \
 		build/fuzz/libsupport.a build/fuzz/libcli.a build/fuzz/libkvmini.a $(FRONT_LIBS) $(LDLIBS)
 
+# What each target gets: FUZZ_SECONDS of fuzzing (make fuzz-long: FUZZ_LONG_RUNS executions).
+FUZZ_RUN ?= -max_total_time=$(FUZZ_SECONDS)
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
 		echo "== $$n: replaying tests/fuzz/corpus/$$n"; \
 		$$f -runs=0 tests/fuzz/corpus/$$n; \
 		rm -rf build/fuzz/work-$$n; cp -r tests/fuzz/corpus/$$n build/fuzz/work-$$n; \
-		echo "== $$n: fuzzing for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/work-$$n 2>&1 | \
+		echo "== $$n: fuzzing ($(FUZZ_RUN))"; \
+		$$f $(FUZZ_RUN) -print_final_stats=1 build/fuzz/work-$$n 2>&1 | \
 			grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)|ERROR|SUMMARY' ; \
 		test $${PIPESTATUS[0]} -eq 0; \
 	done
 
-# Off CI: fuzz each target for FUZZ_LONG_RUNS executions (10^7) from a scratch copy of its
-# corpus; the executions and new inputs of each are printed (the README records them).
+# Off CI: fuzz each target for FUZZ_LONG_RUNS executions (10^7); the executions and new inputs
+# of each are printed (the README records them).
 FUZZ_LONG_RUNS ?= 10000000
-fuzz-long: $(FUZZ_BIN)
-	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
-		rm -rf build/fuzz/long-$$n; cp -r tests/fuzz/corpus/$$n build/fuzz/long-$$n; \
-		echo "== $$n: fuzzing for $(FUZZ_LONG_RUNS) executions"; \
-		$$f -runs=$(FUZZ_LONG_RUNS) -print_final_stats=1 build/fuzz/long-$$n 2>&1 | \
-			grep -E '^(stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb)|ERROR|SUMMARY' ; \
-		test $${PIPESTATUS[0]} -eq 0; \
-	done
+fuzz-long:
+	@$(MAKE) --no-print-directory fuzz FUZZ_RUN=-runs=$(FUZZ_LONG_RUNS)
 
 # Benchmarks: kvmini measured against a reference tool in the same run; bench/run.sh prints
 # the table and writes $(B)/bench/results.json. Speed targets live here, never in tests.
