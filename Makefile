@@ -10,8 +10,8 @@
 #   make nestedtest the nested machine's stall watchdog, boot retry and keeper (part of make check)
 #   make orphantest stop `make linuxtest` and the boot benchmark with SIGTERM after 60 s:
 #                   nothing they started may be left 10 s later (part of make check)
-#   make scripttest kvmini-nat's checks of its input; a crash restores the terminal (part of
-#                   make check)
+#   make scripttest kvmini-nat's checks of its input; a crash restores the terminal; a hung KVM
+#                   test binary is killed (part of make check)
 #   make soak       off CI: 100 SIGKILL rounds of the disk crash-consistency test (20 in check)
 
 SHELL    := /bin/bash
@@ -239,6 +239,7 @@ orphantest: $(B)/kvmini guests $(REAP)
 # terminal, and kvmini not dumpable.
 scripttest: $(B)/kvmini guests
 	@tests/scripts/nat-test.sh
+	@tests/scripts/kvmtest-bound-test.sh
 	@tests/scripts/crash-test.sh $(B)/kvmini $(GUEST_OUT)
 
 # Guests first: with KVMINI_REQUIRE_GUESTS the unit tests that load them must not skip.

@@ -11,7 +11,7 @@ PACKAGES="
   libevent-dev libjansson-dev libcurl4-openssl-dev curl erofs-utils libarchive-dev nettle-dev
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio kmod
   busybox-static musl-tools qemu-system-x86
-  nftables iproute2 iperf3 util-linux pkgconf man-db groff-base binutils
+  nftables iproute2 iperf3 util-linux pkgconf man-db groff-base binutils gdb
 "
 
 missing=""

@@ -8,9 +8,11 @@
 # that answers ENODEV) runs them inside the nested machine instead (tests/nested/run.sh: L2 has
 # a hardware-style /dev/kvm), with BUILD_DIR's kvmini and guests/ at the same absolute paths,
 # since the tests were built with those paths. Says which on stdout. Exit status: 0 when every
-# test binary passed, else the first failure's (125: the nested machine hung or crashed).
+# test binary passed, else the first failure's (124: a test binary hung and was killed; 125: the
+# nested machine hung or crashed).
 #
-# Environment: KVMINI_KVMTEST_MODE=auto|direct|nested (default auto); NESTED_* of run.sh.
+# Environment: KVMINI_KVMTEST_MODE=auto|direct|nested (default auto), KVMINI_KVMTEST_TIMEOUT
+# (seconds per test binary in direct mode, default 900); NESTED_* of run.sh.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -22,6 +24,33 @@ shift
 tests=()
 for t in "$@"; do tests+=("$(cd "$(dirname "$t")" && pwd)/$(basename "$t")"); done
 here=$(cd "$(dirname "$0")" && pwd)
+
+# A test binary that hangs must not wedge the run: after KVMINI_KVMTEST_TIMEOUT seconds (default
+# 900) its threads' stacks are printed (gdb, where installed), it is killed, and this fails 124.
+run_bounded() {
+	local limit=${KVMINI_KVMTEST_TIMEOUT:-900} waited=0 pid rc=0
+	"$1" &
+	pid=$!
+	# bash reaps a finished child on SIGCHLD, so kill -0 fails as soon as it has exited.
+	while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$limit" ]; do
+		sleep 1
+		waited=$((waited + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "kvm tests: $1 still runs after ${limit} s; its threads' stacks, then it is killed:"
+		if command -v gdb >/dev/null; then
+			gdb -p "$pid" -batch -ex 'thread apply all bt' 2>&1 | grep -E '^(Thread|#)' || true
+		else
+			echo "kvm tests: (gdb is not installed: no stacks)"
+		fi
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		echo "kvm tests: $1 hung (KVMINI_KVMTEST_TIMEOUT=${limit})"
+		exit 124
+	fi
+	wait "$pid" || rc=$?
+	return "$rc"
+}
 
 mode=${KVMINI_KVMTEST_MODE:-auto}
 if [ "$mode" = auto ]; then
@@ -41,7 +70,7 @@ direct)
 	echo "kvm tests: running directly on this host's /dev/kvm"
 	for t in "${tests[@]}"; do
 		echo "== $t"
-		"$t"
+		run_bounded "$t"
 	done
 	;;
 nested)
