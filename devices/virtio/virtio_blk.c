@@ -21,6 +21,7 @@
 #include "kvmini/devctl.h"
 #include "kvmini/host.h"
 #include "kvmini/le.h"
+#include "kvmini/ratelimit.h"
 #include "kvmini/virtio_blk.h"
 
 /*
@@ -41,6 +42,12 @@
  * completed (cancelled or not). A dropped request writes no status, pushes no used element
  * and is never resubmitted, so after ops->reset returns nothing touches guest memory: a read
  * still running in the kernel is waited for, since it writes into guest buffers.
+ *
+ * Rate limit. A disk may have a bandwidth and an operations limit (token buckets, ratelimit.h,
+ * with a one-time burst each). The I/O thread asks the buckets before it takes each request
+ * off the queue and pays for it after (the request's data bytes, one operation): while they
+ * say wait, it leaves the queue alone, its notifications off, and an IORING_OP_TIMEOUT brings
+ * it back. The driver's requests wait in the ring; the vCPU that kicked never waits.
  *
  * Malformed requests (§5.2.6). A chain with no device-writable byte has nowhere to put the
  * status: the device cannot answer it, so it marks the queue broken, asks the transport for
@@ -130,6 +137,7 @@
 #define VBLK_TAG_KICK	(2ULL << 56)
 #define VBLK_TAG_CTL	(3ULL << 56)
 #define VBLK_TAG_CANCEL (4ULL << 56)
+#define VBLK_TAG_TIMER	(5ULL << 56)
 
 enum vblk_op {
 	VBLK_OP_READ,
@@ -186,6 +194,15 @@ struct vblk {
 	struct vblk_req req[VBLK_QUEUE_SIZE];
 	struct virtq_chain chain;
 	struct vblk_stats stats; /* written by the I/O thread, read with vblk_get_stats() */
+
+	/* The rate limit: the I/O thread's buckets, and a new setting handed over under
+	 * ctl.lock (vblk_set_limit). While the buckets say wait, the queue is not served and
+	 * a timeout on the ring (rl_ts) brings the thread back. */
+	struct ratelimit rl;
+	struct ratelimit_spec rl_next; /* under ctl.lock */
+	bool rl_update;		       /* under ctl.lock */
+	bool rl_timer_armed;
+	struct __kernel_timespec rl_ts;
 };
 
 /* One writer (the I/O thread): a relaxed add, no lock on the request path. */
@@ -666,10 +683,46 @@ static void vblk_handle(struct vblk *b, const struct virtq_chain *c)
 	}
 }
 
+static uint64_t vblk_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The rate limit allows no request now: come back in `wait_ns` (a timeout on the ring, one at
+ * a time). The queue's notifications stay off meanwhile; the timer, not a kick, resumes it.
+ */
+static void vblk_limited(struct vblk *b, uint64_t wait_ns)
+{
+	VBLK_COUNT(b, throttled, 1);
+	if (b->rl_timer_armed)
+		return;
+	struct io_uring_sqe *sqe = vblk_sqe(b);
+	if (!sqe) {
+		b->pass_pending = true; /* no room on the ring: try again after the next reap */
+		return;
+	}
+	b->rl_ts.tv_sec = (long long)(wait_ns / 1000000000ULL);
+	b->rl_ts.tv_nsec = (long long)(wait_ns % 1000000000ULL);
+	io_uring_prep_timeout(sqe, &b->rl_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, VBLK_TAG_TIMER);
+	b->rl_timer_armed = true;
+}
+
+/* The bytes a popped request moves (data only, header and status left out), for the limit. */
+static uint64_t vblk_chain_bytes(const struct virtq_chain *c)
+{
+	uint64_t n = (uint64_t)c->readable_len + c->writable_len;
+	return n > VBLK_HDR_LEN + 1 ? n - VBLK_HDR_LEN - 1 : 0;
+}
+
 /*
  * One pass over the request queue after a kick (§2.7.13 device side): pop until the ring is
- * empty, the pass's budget is spent, no request slot is free or the queue broke; then
- * re-enable notifications and pass again (after serving completions) if more came meanwhile.
+ * empty, the pass's budget is spent, no request slot is free, the rate limit says wait or the
+ * queue broke; then re-enable notifications and pass again (after serving completions) if
+ * more came meanwhile.
  */
 static void vblk_pass(struct vblk *b)
 {
@@ -678,10 +731,18 @@ static void vblk_pass(struct vblk *b)
 	if (!b->active || !q->size || q->broken)
 		return;
 	virtq_begin_pass(q);
+	bool limited = ratelimit_active(&b->rl);
 	for (;;) {
 		if (!b->nr_free) {
 			b->starved = true; /* resumed when a request completes */
 			return;
+		}
+		if (limited && virtq_has_avail(q)) {
+			uint64_t wait = ratelimit_wait_ns(&b->rl, vblk_now_ns());
+			if (wait) {
+				vblk_limited(b, wait);
+				return;
+			}
 		}
 		int ret = virtq_pop(q, &b->chain);
 		if (ret < 0) {
@@ -690,6 +751,8 @@ static void vblk_pass(struct vblk *b)
 		}
 		if (ret == 0)
 			break;
+		if (limited)
+			ratelimit_charge(&b->rl, vblk_chain_bytes(&b->chain));
 		vblk_handle(b, &b->chain);
 		if (q->broken)
 			return;
@@ -745,6 +808,13 @@ static void vblk_control(struct vblk *b)
 	if (b->paused && !paused)
 		b->pass_pending = true; /* kicks that came while paused */
 	b->paused = paused;
+	pthread_mutex_lock(&b->ctl.lock);
+	if (b->rl_update) {
+		b->rl_update = false;
+		ratelimit_set(&b->rl, &b->rl_next, vblk_now_ns());
+		b->pass_pending = b->active; /* a looser limit serves the queue now */
+	}
+	pthread_mutex_unlock(&b->ctl.lock);
 	b->ack_gen = st.gen;
 	b->ack_pending = true;
 }
@@ -769,6 +839,11 @@ static void vblk_cqe(struct vblk *b, uint64_t data, int res)
 	case VBLK_TAG_CTL:
 		b->ctl_armed = false;
 		vblk_control(b);
+		break;
+	case VBLK_TAG_TIMER: /* -ETIME: the rate limit's wait is over */
+		b->rl_timer_armed = false;
+		if (b->active)
+			b->pass_pending = true;
 		break;
 	default: /* cancel results: the cancelled request reports for itself */
 		break;
@@ -1001,6 +1076,7 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 	for (unsigned int i = 0; i < VBLK_QUEUE_SIZE; i++)
 		b->free_slot[i] = (uint16_t)(VBLK_QUEUE_SIZE - 1 - i);
 	b->nr_free = VBLK_QUEUE_SIZE;
+	ratelimit_init(&b->rl, &cfg->limit, vblk_now_ns());
 
 	int ret = devctl_init(&b->ctl, 0);
 	if (ret < 0) {
@@ -1100,6 +1176,16 @@ void vblk_destroy(struct vblk *b)
 	free(b->zeroes);
 	devctl_fini(&b->ctl);
 	free(b);
+}
+
+int vblk_set_limit(struct vblk *b, const struct ratelimit_spec *s)
+{
+	if (!devctl_lock(&b->ctl))
+		return -ENODEV;
+	b->rl_next = *s;
+	b->rl_update = true;
+	devctl_publish(&b->ctl); /* not waited for: the I/O thread takes it at its next wake */
+	return 0;
 }
 
 void vblk_get_stats(const struct vblk *b, struct vblk_stats *out)

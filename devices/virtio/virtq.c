@@ -179,6 +179,16 @@ static int virtq_walk(const struct virtq *q, uint16_t head, struct virtq_chain *
 	}
 }
 
+bool virtq_has_avail(const struct virtq *q)
+{
+	uint16_t avail_idx;
+	if (q->broken || q->size == 0 || q->budget == 0)
+		return false;
+	if (virtq_load_avail_idx(q, &avail_idx) < 0)
+		return true; /* virtq_pop will find the queue broken */
+	return avail_idx != q->last_avail;
+}
+
 int virtq_pop(struct virtq *q, struct virtq_chain *c)
 {
 	uint16_t avail_idx;

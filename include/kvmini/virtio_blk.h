@@ -7,6 +7,7 @@
 
 #include "kvmini/gmem.h"
 #include "kvmini/log.h"
+#include "kvmini/ratelimit.h"
 #include "kvmini/virtio_mmio.h"
 #include "kvmini/vmerr.h"
 
@@ -34,6 +35,7 @@ struct vblk_config {
 	const char *serial; /* GET_ID answer (<= VBLK_SERIAL_MAX bytes), or NULL */
 	enum vblk_cache cache;
 	const struct confine *confine; /* the I/O thread's seccomp filter, or NULL */
+	struct ratelimit_spec limit;   /* bytes and requests per second (0: none) */
 };
 
 struct vblk;
@@ -62,6 +64,7 @@ struct vblk_stats {
 	uint64_t needs_reset;	/* times the device entered DEVICE_NEEDS_RESET */
 	/* The io_uring worker limits the kernel took (VBLK_IOWQ_*; 0: it refused them). */
 	uint64_t iowq_bounded, iowq_unbounded;
+	uint64_t throttled; /* times the rate limit held the queue back */
 };
 
 /* A snapshot of the counters (each read atomically; the set need not be consistent). */
@@ -76,6 +79,10 @@ uint64_t vblk_capacity(const struct vblk *b);
  * meanwhile are served after resume. Not from the I/O thread.
  */
 void vblk_pause(struct vblk *b, bool paused);
+
+/* A new rate limit, taken by the I/O thread at its next wake (not waited for): what is left in
+ * each bucket stays. 0, or -ENODEV once the thread is gone. Any thread but the I/O thread. */
+int vblk_set_limit(struct vblk *b, const struct ratelimit_spec *s);
 
 /* Stop the I/O thread, reset the device, close the image and free everything. NULL is fine. */
 void vblk_destroy(struct vblk *b);

@@ -102,6 +102,10 @@ void virtq_begin_pass(struct virtq *q);
  */
 int virtq_pop(struct virtq *q, struct virtq_chain *c);
 
+/* Whether virtq_pop() would find a chain (or a broken queue) now: the driver's avail index is
+ * ahead of what was consumed and this pass's budget is not spent. Reads the index only. */
+bool virtq_has_avail(const struct virtq *q);
+
 /*
  * Return chain `head` with `written` bytes written by the device: fill the next used-ring
  * element, then publish used->idx (release order, so the driver never sees the index before

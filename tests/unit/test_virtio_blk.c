@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -321,6 +322,19 @@ static int setup_huge(void **state)
 	return fx_start_mem(f, NULL, (VBLK_REQ_MAX + (1 << 20)) / SECTOR, NULL, 160ULL << 20);
 }
 
+/* Rate limits: 20 requests a second (a bucket of 2), or 1 MiB/s (a bucket of 100 KiB). */
+static int setup_iops(void **state)
+{
+	struct vblk_config c = {.limit = {.ops_per_s = 20}};
+	return fx_setup_cfg(state, NULL, IMG_SECTORS, &c);
+}
+
+static int setup_bw(void **state)
+{
+	struct vblk_config c = {.limit = {.bytes_per_s = 1 << 20}};
+	return fx_setup_cfg(state, NULL, IMG_SECTORS, &c);
+}
+
 static int teardown(void **state)
 {
 	struct fx *f = *state;
@@ -511,6 +525,66 @@ static void test_too_many_segments(void **state)
 
 /* One read may move at most SEG_MAX x SIZE_MAX bytes (126 MiB), however few its segments: a
  * longer one is IOERR and touches no guest memory; exactly that much is served. */
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Post `n` requests of `len` bytes (slots 0..n-1), kick once, wait for all: the milliseconds. */
+static uint64_t run_batch(struct fx *f, unsigned int n, uint32_t type, uint32_t len)
+{
+	uint64_t t0 = mono_ms();
+	for (unsigned int i = 0; i < n; i++)
+		post_simple(f, i, type, (uint64_t)i * (len / SECTOR), len, type == T_IN);
+	vdrv_kick(&f->d);
+	for (unsigned int i = 0; i < n; i++) {
+		assert_true(wait_used(f, 1));
+		vdrv_take_used(&f->d);
+	}
+	uint64_t ms = mono_ms() - t0;
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(*(uint8_t *)gp(f, STATUS_GPA + i), S_OK);
+	return ms;
+}
+
+static void test_iops_limit_spaces_requests(void **state)
+{
+	/* 10 reads at 20/s with a bucket of 2: the 8 beyond the bucket take 50 ms each. A
+	 * limiter only ever slows down, so the lower bound is safe on a loaded machine. */
+	struct fx *f = *state;
+	uint64_t ms = run_batch(f, 10, T_IN, SECTOR);
+	assert_true(ms >= 8 * 50 * 9 / 10);
+	assert_true(ms < 4000);
+	struct vblk_stats st;
+	vblk_get_stats(f->b, &st);
+	assert_int_equal(st.reads, 10);
+	assert_true(st.throttled >= 1);
+}
+
+static void test_bw_limit_and_runtime_change(void **state)
+{
+	/* 1 MiB/s, 64 KiB writes: 8 of them (512 KiB) minus the 100 KiB bucket and the last
+	 * request's 64 KiB: at least 0.34 s. */
+	struct fx *f = *state;
+	uint64_t ms = run_batch(f, 8, T_OUT, 64 << 10);
+	assert_true(ms >= 340 * 9 / 10);
+	/* Lift it at run time: 8 more go through without the limiter's ~0.5 s. */
+	assert_int_equal(vblk_set_limit(f->b, &(struct ratelimit_spec){0}), 0);
+	usleep(20000); /* the I/O thread takes the change at its next wake */
+	struct vblk_stats before, after;
+	vblk_get_stats(f->b, &before);
+	run_batch(f, 8, T_OUT, 64 << 10);
+	vblk_get_stats(f->b, &after);
+	assert_int_equal(after.throttled, before.throttled);
+	/* And set a tight one again: 1 request a second (bucket 1), the second waits ~1 s. */
+	assert_int_equal(vblk_set_limit(f->b, &(struct ratelimit_spec){.ops_per_s = 1}), 0);
+	usleep(20000);
+	ms = run_batch(f, 2, T_OUT, 64 << 10);
+	assert_true(ms >= 900);
+}
+
 static void test_request_byte_cap(void **state)
 {
 	struct fx *f = *state;
@@ -1135,6 +1209,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_byte_cap, setup_huge, teardown),
+		cmocka_unit_test_setup_teardown(test_iops_limit_spaces_requests, setup_iops,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bw_limit_and_runtime_change, setup_bw,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_get_id_serial, setup_serial, teardown),
 		cmocka_unit_test_setup_teardown(test_get_id_no_serial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
