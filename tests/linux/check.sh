@@ -52,7 +52,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/kernels"
 cp "$kvmini" "$work/kvmini"
-cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/ctl-tests.sh" "$here/sandbox-tests.sh" "$here/seccomp-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
+cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/ctl-tests.sh" "$here/sandbox-tests.sh" "$here/seccomp-tests.sh" "$here/crash-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
 # Host tools the disk tests use; L2 is busybox only. Their libraries follow (run.sh).
 mkdir -p "$work/tools"
 for t in mke2fs debugfs e2fsck setpriv ip nft curl mkfs.erofs; do
@@ -65,7 +65,7 @@ for f in bzImage vmlinux initramfs.cpio.gz sandbox.cpio.gz; do
 done
 # The API test programs (make linuxtest builds them) go to /work, under their L2 paths.
 for v in KVMINI_TEST_EXAMPLE KVMINI_TEST_PAUSE KVMINI_TEST_VSOCK_CLIENT KVMINI_TEST_SANDBOX_EXAMPLE \
-	KVMINI_TEST_SB_PROBE; do
+	KVMINI_TEST_SB_PROBE KVMINI_TEST_PTY_CRASH; do
 	[ -n "${!v:-}" ] && [ -f "${!v}" ] || continue
 	cp "${!v}" "$work/"
 	export "$v=./$(basename "${!v}")"

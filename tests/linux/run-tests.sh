@@ -404,6 +404,9 @@ test_sigterm() {
 # --- tests: the seccomp filters --------------------------------------------------------------
 . "$here/seccomp-tests.sh"
 
+# --- tests: a crash restores the terminal -----------------------------------------------------
+. "$here/crash-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -427,6 +430,7 @@ run_api_tests
 run_ctl_tests
 run_sandbox_tests
 run_seccomp_tests
+run_crash_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"
