@@ -246,7 +246,7 @@ orphantest: $(B)/kvmini guests $(REAP)
 scripttest: $(B)/kvmini
 	@tests/scripts/nat-test.sh
 	@tests/scripts/kvmtest-bound-test.sh
-	@tests/scripts/crash-test.sh $(B)/kvmini
+	@tests/scripts/dumpable-test.sh $(B)/kvmini
 
 # Guests first: with KVMINI_REQUIRE_GUESTS the unit tests that load them must not skip.
 check: export KVMINI_REQUIRE_GUESTS = 1

@@ -1,9 +1,9 @@
 #!/bin/bash
-# tests/scripts/crash-test.sh - a running kvmini is not dumpable (PR_SET_DUMPABLE 0): no core
+# tests/scripts/dumpable-test.sh - a running kvmini is not dumpable (PR_SET_DUMPABLE 0): no core
 # of it, and its /proc files are not its user's to read. (That a crash restores the terminal
 # needs a VM running: tests/linux/crash-tests.sh.)
 #
-#   tests/scripts/crash-test.sh KVMINI      (as root; no /dev/kvm needed)
+#   tests/scripts/dumpable-test.sh KVMINI      (as root; no /dev/kvm needed)
 #
 # Cases:
 #   not-dumpable              kvmini run as nobody, blocked reading its --config from a FIFO:
@@ -16,7 +16,7 @@ if [ $# -ne 1 ]; then
 	exit 2
 fi
 kvmini=$(realpath "$1")
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-crash-test.XXXXXX")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-dumpable-test.XXXXXX")
 chmod 755 "$tmp"
 pid=""
 trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
