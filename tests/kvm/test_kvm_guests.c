@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pty.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <sys/mman.h>
 #include <termios.h>
 #include <sys/wait.h>
@@ -276,6 +278,69 @@ static void test_smp_vm_starts_and_stops(void **state)
 	close(fd);
 }
 
+struct bounded_run {
+	struct vm *vm;
+	int status;
+	sem_t done;
+};
+
+static void *bounded_run_thread(void *arg)
+{
+	struct bounded_run *b = arg;
+	b->status = vm_run(b->vm);
+	sem_post(&b->done);
+	return NULL;
+}
+
+static void test_smp_stop_while_vcpus_start(void **state)
+{
+	(void)state;
+	/* hello prints a line and resets on vCPU 0, often while vm_start is still starting the
+	 * other three: a stop whose kick comes before a vCPU counts as started must still end that
+	 * vCPU's KVM_RUN (it waits for INIT, so nothing else would). Many rounds, each bounded:
+	 * a vm_run that does not return is the bug (the round's threads are left behind). */
+	char path[512];
+	snprintf(path, sizeof(path), "%s/hello.elf", TINY_DIR);
+	for (int round = 0; round < 300; round++) {
+		struct vm *vm;
+		struct vmerr e = {0};
+		int fd = memfd_create("console", MFD_CLOEXEC);
+		assert_true(fd >= 0);
+		struct vm_config cfg = {.mem_size = 64ULL << 20,
+					.cpus = 4,
+					.kernel = path,
+					.log_level = LOG_WARN,
+					.console_in = -1,
+					.console_out = fd,
+					.log_fd = 2,
+					.trace_fd = -1,
+					.kvm_path = "/dev/kvm"};
+		assert_int_equal(vm_create(&vm, &cfg, &e), 0);
+		struct bounded_run *b = calloc(1, sizeof(*b));
+		assert_non_null(b);
+		b->vm = vm;
+		sem_init(&b->done, 0, 0);
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, bounded_run_thread, b), 0);
+		struct timespec end;
+		clock_gettime(CLOCK_REALTIME, &end);
+		end.tv_sec += TEST_TIMEOUT_S;
+		int r;
+		while ((r = sem_timedwait(&b->done, &end)) < 0 && errno == EINTR)
+			;
+		if (r < 0)
+			fail_msg("round %d: vm_run did not return in %d s (a vCPU never left "
+				 "KVM_RUN)",
+				 round, TEST_TIMEOUT_S);
+		pthread_join(t, NULL);
+		assert_int_equal(b->status, KVMINI_EXIT_OK);
+		sem_destroy(&b->done);
+		free(b);
+		vm_destroy(vm);
+		close(fd);
+	}
+}
+
 static void test_missing_kvm_device(void **state)
 {
 	(void)state;
@@ -520,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_halted_vcpu_can_be_stopped),
 		cmocka_unit_test(test_two_vms_in_one_process),
 		cmocka_unit_test(test_smp_vm_starts_and_stops),
+		cmocka_unit_test(test_smp_stop_while_vcpus_start),
 		cmocka_unit_test(test_missing_kvm_device),
 		cmocka_unit_test(test_cli_hello_exit_0),
 		cmocka_unit_test(test_cli_boot_timer),

@@ -431,8 +431,20 @@ int vm_start(struct vm *vm, struct vmerr *e)
 		vm->con_started = true;
 		for (unsigned int i = 0; i < vm->nr_vcpus && ret == 0; i++) {
 			ret = vcpu_start(&vm->vcpu[i], vm->cfg.kick_signal, e);
-			if (ret < 0)
+			if (ret < 0) {
 				vm_stop(vm, KVMINI_EXIT_HOST, "%s", e ? e->msg : "vCPU start");
+				break;
+			}
+			/* The thread may already be in KVM_RUN, and a vm_stop from a running
+			 * vCPU may have come before `started` was set, so its kick sent no signal
+			 * (and immediate_exit is read only as KVM_RUN begins): an application
+			 * processor waiting for INIT would then wait for ever. Kick it here;
+			 * under stop_lock, a stop either came before (seen here) or comes after
+			 * (and kicks it). */
+			pthread_mutex_lock(&vm->stop_lock);
+			if (vm_stopping(vm))
+				vcpu_kick(&vm->vcpu[i]);
+			pthread_mutex_unlock(&vm->stop_lock);
 		}
 	}
 	pthread_mutex_unlock(&vm->life_lock);
