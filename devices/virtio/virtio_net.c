@@ -21,6 +21,7 @@
 #include "kvmini/devctl.h"
 #include "kvmini/host.h"
 #include "kvmini/le.h"
+#include "kvmini/ratelimit.h"
 #include "kvmini/virtio_net.h"
 
 /*
@@ -67,6 +68,14 @@
  * on: a device-writable buffer in a tx chain is answerable like a short header, so it is not
  * worth a reset. A write failing with EAGAIN keeps the chain, stops the queue and resumes when
  * the tap is writable (EPOLLOUT): nothing is dropped. Other write errors drop the frame.
+ *
+ * Rate limit. A card may have a bandwidth and a frame-rate limit (token buckets, ratelimit.h),
+ * the same rates for each direction, each with buckets of its own. Before the I/O thread takes
+ * a tx chain, or reads a frame from the tap, it asks that direction's buckets, and pays with
+ * the frame's bytes (header left out) and one frame. While they say wait, that queue is left
+ * alone (tx: its notifications off; rx: the tap is not watched, so frames queue in the tap,
+ * whose queue length bounds them), and epoll_wait's timeout brings the thread back. The vCPU
+ * that kicked never waits.
  *
  * Malformed chains. What virtq_pop() refuses (loops, indexes out of range, buffers outside RAM,
  * readable after writable, INDIRECT...) stops that queue and asks the transport for
@@ -164,6 +173,16 @@ struct vnet {
 	uint8_t tx_hdr[VNET_HDR_LEN];
 
 	struct vnet_stats stats; /* written by the I/O thread, read with vnet_get_stats() */
+
+	/* The rate limit, a pair of buckets per direction: while one says wait, that queue is
+	 * left alone (rx: the tap is not read) until rx_until / tx_until (CLOCK_MONOTONIC ns,
+	 * 0: not waiting), which the loop's epoll_wait timeout brings round. A new setting comes
+	 * under ctl.lock (vnet_set_limit). */
+	struct ratelimit rl_rx, rl_tx;
+	uint64_t rx_until, tx_until;
+	struct ratelimit_spec rl_next, rl_cur; /* under ctl.lock */
+	bool rl_update;			       /* under ctl.lock */
+
 	uint8_t rx_buf[VNET_MAX_FRAME + 1];
 };
 
@@ -327,7 +346,7 @@ static void vnet_watch_tap(struct vnet *n)
 	uint32_t want = 0;
 	if (n->active && !n->paused && !n->tap_dead) {
 		const struct virtq *rq = &n->t.vq[VNET_RXQ];
-		if (!n->rx_stalled && !n->rx_pending && rq->size && !rq->broken)
+		if (!n->rx_stalled && !n->rx_pending && !n->rx_until && rq->size && !rq->broken)
 			want |= EPOLLIN;
 		if (n->tx_blocked)
 			want |= EPOLLOUT;
@@ -358,6 +377,30 @@ static void vnet_tap_gone(struct vnet *n, const char *why)
 	n->tap_dead = true;
 	log_err(n->log, "%s: tap %s %s: the device receives nothing more", n->name,
 		n->tap_name[0] ? n->tap_name : "(fd)", why);
+}
+
+/* ---- I/O thread: the rate limit ---- */
+
+static uint64_t vnet_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* May the direction of `rl` move a frame now? If not, *until is set to when it may. */
+static bool vnet_limit_allows(struct vnet *n, struct ratelimit *rl, uint64_t *until,
+			      uint64_t *throttled)
+{
+	if (!ratelimit_active(rl))
+		return true;
+	uint64_t now = vnet_now_ns();
+	uint64_t wait = ratelimit_wait_ns(rl, now);
+	if (!wait)
+		return true;
+	*until = now + wait;
+	__atomic_fetch_add(throttled, 1, __ATOMIC_RELAXED);
+	return false;
 }
 
 /* ---- I/O thread: receive ---- */
@@ -571,11 +614,16 @@ static void vnet_rx_pass(struct vnet *n)
 	virtq_begin_pass(q);
 	for (unsigned int i = 0; i < VNET_RX_BATCH; i++) {
 		if (!n->rx_pending) {
+			/* The tap is not read while the limit says wait (vnet_watch_tap). */
+			if (!vnet_limit_allows(n, &n->rl_rx, &n->rx_until, &n->stats.rx_throttled))
+				return;
 			int r = vnet_rx_fetch(n);
 			if (r < 0)
 				return;
 			if (r == 0)
 				continue;
+			if (ratelimit_active(&n->rl_rx))
+				ratelimit_charge(&n->rl_rx, n->rx_len - VNET_HDR_LEN);
 		}
 		int ret = n->mrg ? vnet_rx_merge(n) : vnet_rx_single(n);
 		if (ret < 0) {
@@ -704,6 +752,9 @@ static void vnet_tx_pass(struct vnet *n)
 	virtq_begin_pass(q);
 	for (;;) {
 		if (!n->tx_has_chain) {
+			if (ratelimit_active(&n->rl_tx) && virtq_has_avail(q) &&
+			    !vnet_limit_allows(n, &n->rl_tx, &n->tx_until, &n->stats.tx_throttled))
+				return; /* notifications stay off: the timeout resumes the queue */
 			int ret = virtq_pop(q, &n->tx_chain);
 			if (ret < 0) {
 				virtio_mmio_needs_reset(
@@ -713,6 +764,11 @@ static void vnet_tx_pass(struct vnet *n)
 			if (ret == 0)
 				break;
 			n->tx_has_chain = true;
+			if (ratelimit_active(&n->rl_tx))
+				ratelimit_charge(&n->rl_tx,
+						 n->tx_chain.readable_len > VNET_HDR_LEN
+							 ? n->tx_chain.readable_len - VNET_HDR_LEN
+							 : 0);
 			if (trace_on(n->t.trace, TRACE_VIRTIO))
 				trace_emit(n->t.trace, "virtio %s tx head %u chain %u frame %llu",
 					   n->name, n->tx_chain.head, n->tx_chain.nr,
@@ -797,7 +853,42 @@ static void vnet_control(struct vnet *n)
 		vnet_start(n, features);
 	if (stop)
 		n->exiting = true;
+	pthread_mutex_lock(&n->ctl.lock);
+	if (n->rl_update) {
+		n->rl_update = false;
+		uint64_t now = vnet_now_ns();
+		ratelimit_set(&n->rl_rx, &n->rl_next, now);
+		ratelimit_set(&n->rl_tx, &n->rl_next, now);
+		n->rx_until = n->tx_until = 0; /* asked again at the next pass */
+		n->rx_pass_pending = n->tx_pass_pending = n->active;
+	}
+	pthread_mutex_unlock(&n->ctl.lock);
 	devctl_ack(&n->ctl, st.gen);
+}
+
+/* The epoll_wait timeout: 0 with a pass pending, else until the first rate-limit wait ends
+ * (a waiting direction becomes pending once its time has come), else none. */
+static int vnet_timeout(struct vnet *n)
+{
+	if (n->paused)
+		return -1;
+	uint64_t now = n->rx_until || n->tx_until ? vnet_now_ns() : 0;
+	if (n->rx_until && now >= n->rx_until) {
+		n->rx_until = 0;
+		n->rx_pass_pending = n->active;
+	}
+	if (n->tx_until && now >= n->tx_until) {
+		n->tx_until = 0;
+		n->tx_pass_pending = n->active;
+	}
+	if (n->rx_pass_pending || n->tx_pass_pending)
+		return 0;
+	uint64_t until = n->rx_until && (!n->tx_until || n->rx_until < n->tx_until) ? n->rx_until
+										    : n->tx_until;
+	if (!until)
+		return -1;
+	uint64_t ms = (until - now + 999999) / 1000000;
+	return ms > 1000 ? 1000 : (int)ms;
 }
 
 static void vnet_event(struct vnet *n, const struct epoll_event *ev)
@@ -843,8 +934,7 @@ static void *vnet_thread(void *arg)
 		vnet_flush_irq(n);
 		vnet_watch_tap(n);
 		struct epoll_event ev[8];
-		int timeout = (n->rx_pass_pending || n->tx_pass_pending) && !n->paused ? 0 : -1;
-		int nr = epoll_wait(n->ep_fd, ev, 8, timeout);
+		int nr = epoll_wait(n->ep_fd, ev, 8, vnet_timeout(n));
 		if (nr < 0 && errno != EINTR) {
 			log_err(n->log, "%s: epoll_wait failed: %s", n->name, strerror(errno));
 			nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
@@ -980,6 +1070,12 @@ int vnet_create(struct vnet **out, const struct vnet_config *cfg, int tap_fd,
 	n->tap_fd = tap_fd;
 	n->ep_fd = -1;
 	n->mem = mem;
+	if (cfg) {
+		uint64_t now = vnet_now_ns();
+		ratelimit_init(&n->rl_rx, &cfg->limit, now);
+		ratelimit_init(&n->rl_tx, &cfg->limit, now);
+		n->rl_cur = cfg->limit;
+	}
 	n->log = log;
 	n->name = name;
 
@@ -1063,6 +1159,24 @@ struct virtio_mmio *vnet_transport(struct vnet *n)
 void vnet_mac(const struct vnet *n, uint8_t mac[6])
 {
 	memcpy(mac, n->config + VNET_CFG_MAC, 6);
+}
+
+int vnet_set_limit(struct vnet *n, const struct ratelimit_spec *s)
+{
+	if (!devctl_lock(&n->ctl))
+		return -ENODEV;
+	n->rl_next = *s;
+	n->rl_cur = *s;
+	n->rl_update = true;
+	devctl_publish(&n->ctl); /* not waited for: the I/O thread takes it at its next wake */
+	return 0;
+}
+
+void vnet_get_limit(struct vnet *n, struct ratelimit_spec *out)
+{
+	pthread_mutex_lock(&n->ctl.lock);
+	*out = n->rl_cur;
+	pthread_mutex_unlock(&n->ctl.lock);
 }
 
 void vnet_get_stats(const struct vnet *n, struct vnet_stats *out)

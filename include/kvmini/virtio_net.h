@@ -7,6 +7,7 @@
 
 #include "kvmini/gmem.h"
 #include "kvmini/log.h"
+#include "kvmini/ratelimit.h"
 #include "kvmini/virtio_mmio.h"
 #include "kvmini/vmerr.h"
 
@@ -21,6 +22,7 @@ struct vnet_config {
 	uint8_t mac[6];	 /* the guest's MAC when mac_set */
 	bool mac_set;	 /* else derived with vnet_mac_from_name(tap, or the device name) */
 	const struct confine *confine; /* the I/O thread's seccomp filter, or NULL */
+	struct ratelimit_spec limit;   /* each direction: bytes and frames per second (0: none) */
 };
 
 /*
@@ -45,6 +47,7 @@ struct vnet_stats {
 	uint64_t tx_errors;	 /* tap write errors other than EAGAIN: dropped */
 	uint64_t tx_blocked;  /* times a tap write hit EAGAIN and the frame waited (not dropped) */
 	uint64_t needs_reset; /* times the device entered DEVICE_NEEDS_RESET (from the transport) */
+	uint64_t rx_throttled, tx_throttled; /* times the rate limit held a direction back */
 };
 
 struct vnet;
@@ -95,6 +98,13 @@ void vnet_get_stats(const struct vnet *n, struct vnet_stats *out);
  * does not watch the tap; what arrived meanwhile is served after resume. Not from the I/O
  * thread. */
 void vnet_pause(struct vnet *n, bool paused);
+
+/* A new rate limit (each direction), taken by the I/O thread at its next wake (not waited for):
+ * what is left in each bucket stays. 0, or -ENODEV once the thread is gone. */
+int vnet_set_limit(struct vnet *n, const struct ratelimit_spec *s);
+
+/* The limit last set (at create or by vnet_set_limit). */
+void vnet_get_limit(struct vnet *n, struct ratelimit_spec *out);
 
 /* Stop the I/O thread, reset the device, close the tap and free everything. NULL is fine. */
 void vnet_destroy(struct vnet *n);

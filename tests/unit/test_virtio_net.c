@@ -381,7 +381,7 @@ static bool needs_reset(struct fx *f)
 
 /* ---- fixtures ---- */
 
-static int fx_setup(void **state, int type, uint64_t want)
+static int fx_setup_limit(void **state, int type, uint64_t want, const struct ratelimit_spec *limit)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
@@ -395,6 +395,8 @@ static int fx_setup(void **state, int type, uint64_t want)
 	f->probe = dup(sv[0]);
 	assert_true(f->probe >= 0);
 	struct vnet_config cfg = {.mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56}, .mac_set = true};
+	if (limit)
+		cfg.limit = *limit;
 	struct vmerr e = {0};
 	if (vnet_create(&f->n, &cfg, sv[0], &f->rx.gm, &f->lg, "net0", &e) < 0) {
 		print_error("vnet_create: %s\n", e.msg);
@@ -406,9 +408,21 @@ static int fx_setup(void **state, int type, uint64_t want)
 	return 0;
 }
 
+static int fx_setup(void **state, int type, uint64_t want)
+{
+	return fx_setup_limit(state, type, want, NULL);
+}
+
 static int setup(void **state)
 {
 	return fx_setup(state, SOCK_SEQPACKET, ALL_FEATURES);
+}
+
+/* 20 frames a second each way (a bucket of 2). */
+static int setup_pps(void **state)
+{
+	return fx_setup_limit(state, SOCK_SEQPACKET, ALL_FEATURES,
+			      &(struct ratelimit_spec){.ops_per_s = 20});
 }
 
 static int setup_dgram(void **state)
@@ -719,6 +733,58 @@ static void test_tx_malformed(void **state)
 }
 
 /* ---- receive ---- */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* 10 frames each way at 20 a second (a bucket of 2): the 8 past the bucket take 50 ms each
+ * (a limiter only slows down, so the lower bound holds on a loaded machine); lifted at run
+ * time, the next 10 pass unthrottled. */
+static void test_frame_rate_limit(void **state)
+{
+	struct fx *f = *state;
+	uint64_t t0 = mono_ms();
+	for (unsigned int i = 0; i < 10; i++)
+		post_tx_small(f, i, 100, 300 + i);
+	kick_tx(f);
+	for (unsigned int i = 0; i < 10; i++)
+		expect_sent(f, 0, 100, 300 + i);
+	assert_true(mono_ms() - t0 >= 8 * 50 * 9 / 10);
+	assert_true(wait_used(&f->tx, 10));
+	for (unsigned int i = 0; i < 10; i++)
+		vdrv_take_used(&f->tx);
+
+	t0 = mono_ms();
+	for (unsigned int i = 0; i < 10; i++)
+		post_rx1(f, i, 2048);
+	kick_rx(f);
+	for (unsigned int i = 0; i < 10; i++)
+		send_frame(f, 0, 0, 100, 400 + i);
+	assert_true(wait_used(&f->rx, 10));
+	assert_true(mono_ms() - t0 >= 8 * 50 * 9 / 10);
+	for (unsigned int i = 0; i < 10; i++)
+		vdrv_take_used(&f->rx);
+	struct vnet_stats s = stats(f);
+	assert_true(s.tx_throttled >= 1 && s.rx_throttled >= 1);
+	assert_int_equal(s.tx_frames, 10);
+	assert_int_equal(s.rx_frames, 10);
+
+	assert_int_equal(vnet_set_limit(f->n, &(struct ratelimit_spec){0}), 0);
+	usleep(20000);
+	for (unsigned int i = 0; i < 10; i++)
+		post_tx_small(f, i, 100, 500 + i);
+	kick_tx(f);
+	for (unsigned int i = 0; i < 10; i++)
+		expect_sent(f, 0, 100, 500 + i);
+	assert_int_equal(stats(f).tx_throttled, s.tx_throttled);
+	struct ratelimit_spec l;
+	vnet_get_limit(f->n, &l);
+	assert_int_equal(l.ops_per_s, 0);
+}
 
 static void test_rx_basic(void **state)
 {
@@ -1587,6 +1653,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tx_eagain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_basic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_frame_rate_limit, setup_pps, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_tx_dgram, setup_dgram, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_chain_too_small_for_header, setup,
 						teardown),
