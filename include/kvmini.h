@@ -87,6 +87,18 @@ enum kvmini_trace {
 	KVMINI_TRACE_ALL = 0xf,
 };
 
+/*
+ * A rate limit for a disk or a network card: token buckets of bytes and of operations per
+ * second (0: no limit), each with a one-time burst spent before its bucket (0: none). An
+ * operation is a request for a disk, a frame for a network card, whose two directions have
+ * buckets of their own with these rates. A full bucket holds a tenth of a second's worth, and
+ * a request bigger than what is left still goes, paid back before the next one.
+ */
+struct kvmini_rate_limit {
+	uint64_t bytes_per_s, bytes_burst;
+	uint64_t ops_per_s, ops_burst;
+};
+
 /* Disk flags (kvmini_config_add_disk). */
 #define KVMINI_DISK_READONLY	 (1u << 0) /* opened read-only, shared lock */
 #define KVMINI_DISK_CACHE_UNSAFE (1u << 1) /* flushes are answered without syncing */
@@ -119,6 +131,8 @@ struct kvmini_disk_stats {
 	uint64_t errors;	/* requests answered with an error (IOERR or UNSUPP) */
 	uint64_t inflight_peak; /* most requests on the host at once */
 	uint64_t needs_reset;	/* times the device gave up on the driver (DEVICE_NEEDS_RESET) */
+	uint64_t throttled;	/* times its rate limit held the queue back */
+	struct kvmini_rate_limit limit; /* the limit in force */
 };
 
 /* One network card's counters; every dropped frame is counted in exactly one drop field. */
@@ -132,6 +146,8 @@ struct kvmini_net_stats {
 	uint64_t tx_drop_offload; /* tx headers asking for an offload the driver did not accept */
 	uint64_t tx_blocked;	  /* times the tap was full and a frame waited (not dropped) */
 	uint64_t needs_reset;
+	uint64_t rx_throttled, tx_throttled; /* times its rate limit held a direction back */
+	struct kvmini_rate_limit limit;	     /* the limit in force (each direction) */
 };
 
 /* The vsock device's counters (kvmini_config_set_vsock). */
@@ -219,10 +235,18 @@ int kvmini_config_set_name(struct kvmini_config *c, const char *name, struct kvm
 int kvmini_config_add_disk(struct kvmini_config *c, const char *path, unsigned int flags,
 			   const char *serial, struct kvmini_error *err);
 
+/* Limit disk `index` (0: the first added; see struct kvmini_rate_limit). NULL: none. */
+int kvmini_config_set_disk_limit(struct kvmini_config *c, unsigned int index,
+				 const struct kvmini_rate_limit *limit, struct kvmini_error *err);
+
 /* Add a virtio-net card on host tap `tap` (created when allowed). `mac` "52:54:00:12:34:56"
  * or NULL (derived from the VM name and the card's index). */
 int kvmini_config_add_net(struct kvmini_config *c, const char *tap, const char *mac,
 			  struct kvmini_error *err);
+
+/* Limit network card `index` (0: the first added), each direction on its own. NULL: none. */
+int kvmini_config_set_net_limit(struct kvmini_config *c, unsigned int index,
+				const struct kvmini_rate_limit *limit, struct kvmini_error *err);
 
 /*
  * Console: guest output (ttyS0) to `out_fd` and input from `in_fd` (-1: none). The fds are
@@ -358,6 +382,13 @@ int kvmini_vm_stop(struct kvmini_vm *vm, int status, const char *reason);
  * that stops while paused is STOPPED.
  */
 int kvmini_vm_pause(struct kvmini_vm *vm, struct kvmini_error *err);
+/* A new rate limit for disk `index` while the VM exists (NULL: none). The disk's I/O thread
+ * takes it at once; what each bucket holds carries over. -ENOENT: no such disk. */
+int kvmini_vm_set_disk_limit(struct kvmini_vm *vm, unsigned int index,
+			     const struct kvmini_rate_limit *limit, struct kvmini_error *err);
+/* The same for network card `index`. */
+int kvmini_vm_set_net_limit(struct kvmini_vm *vm, unsigned int index,
+			    const struct kvmini_rate_limit *limit, struct kvmini_error *err);
 int kvmini_vm_resume(struct kvmini_vm *vm, struct kvmini_error *err);
 
 /* The state (enum kvmini_state); -EINVAL for NULL. Any thread. */

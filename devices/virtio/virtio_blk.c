@@ -200,6 +200,7 @@ struct vblk {
 	 * a timeout on the ring (rl_ts) brings the thread back. */
 	struct ratelimit rl;
 	struct ratelimit_spec rl_next; /* under ctl.lock */
+	struct ratelimit_spec rl_cur;  /* the last one set, under ctl.lock */
 	bool rl_update;		       /* under ctl.lock */
 	bool rl_timer_armed;
 	struct __kernel_timespec rl_ts;
@@ -1077,6 +1078,7 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 		b->free_slot[i] = (uint16_t)(VBLK_QUEUE_SIZE - 1 - i);
 	b->nr_free = VBLK_QUEUE_SIZE;
 	ratelimit_init(&b->rl, &cfg->limit, vblk_now_ns());
+	b->rl_cur = cfg->limit;
 
 	int ret = devctl_init(&b->ctl, 0);
 	if (ret < 0) {
@@ -1183,9 +1185,17 @@ int vblk_set_limit(struct vblk *b, const struct ratelimit_spec *s)
 	if (!devctl_lock(&b->ctl))
 		return -ENODEV;
 	b->rl_next = *s;
+	b->rl_cur = *s;
 	b->rl_update = true;
 	devctl_publish(&b->ctl); /* not waited for: the I/O thread takes it at its next wake */
 	return 0;
+}
+
+void vblk_get_limit(struct vblk *b, struct ratelimit_spec *out)
+{
+	pthread_mutex_lock(&b->ctl.lock);
+	*out = b->rl_cur;
+	pthread_mutex_unlock(&b->ctl.lock);
 }
 
 void vblk_get_stats(const struct vblk *b, struct vblk_stats *out)

@@ -27,11 +27,13 @@ struct cli_disk {
 	bool readonly;
 	const char *serial; /* or NULL */
 	bool cache_unsafe;
+	struct kvmini_rate_limit limit; /* bw=, iops=, bw_burst=, iops_burst= */
 };
 
 struct cli_net {
 	const char *tap;
-	const char *mac; /* or NULL; checked by kvmini_config_add_net */
+	const char *mac;		/* or NULL; checked by kvmini_config_add_net */
+	struct kvmini_rate_limit limit; /* bw=, pps=, bw_burst=, pps_burst= (each direction) */
 };
 
 struct cli {
@@ -126,6 +128,14 @@ int cli_apply(const struct cli *c, struct kvmini_config *cfg, int trace_fd, stru
 
 /* Parse a size with an optional K, M, G or T suffix (powers of 1024). 0 or -EINVAL/-ERANGE. */
 int cli_parse_size(const char *s, uint64_t *out);
+
+/*
+ * One rate-limit key of --disk (ops "iops") or --net (ops "pps") and the config file's
+ * "limit" objects: "bw", "OPS", "bw_burst", "OPS_burst", set in `l` from `value` (digits with
+ * an optional K/M/G/T suffix, powers of 1024). 1 when `key` is one of them and `value` good,
+ * 0 when `key` is none of them, -EINVAL for a bad value.
+ */
+int cli_limit_key(struct kvmini_rate_limit *l, const char *ops, const char *key, const char *value);
 
 /* Print `kvmini --help` or `kvmini run --help`. */
 void cli_usage(FILE *f);

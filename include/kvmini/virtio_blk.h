@@ -84,6 +84,9 @@ void vblk_pause(struct vblk *b, bool paused);
  * each bucket stays. 0, or -ENODEV once the thread is gone. Any thread but the I/O thread. */
 int vblk_set_limit(struct vblk *b, const struct ratelimit_spec *s);
 
+/* The limit last set (at create or by vblk_set_limit). */
+void vblk_get_limit(struct vblk *b, struct ratelimit_spec *out);
+
 /* Stop the I/O thread, reset the device, close the image and free everything. NULL is fine. */
 void vblk_destroy(struct vblk *b);
 

@@ -184,6 +184,29 @@ static void test_disks(void **state)
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,rw"), &e, 2, "'rw'");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,cache=none"), &e, 2,
 			   "cache=none");
+
+	/* Rate limits: sizes with K/M/G suffixes, every key and burst; a bad value or key named. */
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--disk",
+			       "x,bw=50M,iops=2000,bw_burst=1G,iops_burst=300", "--net",
+			       "tap=t0,pps=10K,bw=100M,pps_burst=5"),
+			 0);
+	assert_int_equal(c.disk[0].limit.bytes_per_s, 50ULL << 20);
+	assert_int_equal(c.disk[0].limit.ops_per_s, 2000);
+	assert_int_equal(c.disk[0].limit.bytes_burst, 1ULL << 30);
+	assert_int_equal(c.disk[0].limit.ops_burst, 300);
+	assert_int_equal(c.net[0].limit.ops_per_s, 10240);
+	assert_int_equal(c.net[0].limit.bytes_per_s, 100ULL << 20);
+	assert_int_equal(c.net[0].limit.ops_burst, 5);
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,bw=fast"), &e, 2,
+			   "--disk bw 'fast' is not a rate");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,iops=-3"), &e, 2,
+			   "--disk iops '-3' is not a rate");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "x,pps=3"), &e, 2,
+			   "--disk option 'pps=3' is unknown");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,iops=3"), &e, 2,
+			   "--net option 'iops=3' is unknown");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,pps="), &e, 2,
+			   "--net pps '' is not a rate");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", ",ro"), &e, 2, "path");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", ""), &e, 2, "path");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "1", "--disk", "2",

@@ -85,10 +85,20 @@ static void test_config_checks(void **state)
 	expect_err(kvmini_config_add_net(c, "t", "01:00:5e:00:00:01", &e), -EINVAL, &e,
 		   KVMINI_EXIT_USAGE, "unicast");
 	expect_err(kvmini_config_add_net(c, "", NULL, &e), -EINVAL, &e, KVMINI_EXIT_USAGE, "tap");
+	struct kvmini_rate_limit lim = {.bytes_per_s = 1 << 20};
+	expect_err(kvmini_config_set_net_limit(c, 0, &lim, &e), -ENOENT, &e, KVMINI_EXIT_USAGE,
+		   "no network card 0 to limit");
+	expect_err(kvmini_config_set_disk_limit(c, 0, &lim, &e), -ENOENT, &e, KVMINI_EXIT_USAGE,
+		   "no disk 0 to limit");
+	assert_int_equal(kvmini_config_set_disk_limit(NULL, 0, &lim, NULL), -EINVAL);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(kvmini_config_add_net(c, "t", NULL, &e), 0);
 	expect_err(kvmini_config_add_net(c, "t", NULL, &e), -ENOSPC, &e, KVMINI_EXIT_USAGE,
 		   "at most 4");
+	assert_int_equal(kvmini_config_set_net_limit(c, 3, &lim, &e), 0);
+	assert_int_equal(kvmini_config_set_net_limit(c, 3, NULL, &e), 0); /* none again */
+	expect_err(kvmini_config_set_net_limit(c, 4, &lim, &e), -ENOENT, &e, KVMINI_EXIT_USAGE,
+		   "no network card 4");
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(kvmini_config_add_disk(c, "d", KVMINI_DISK_READONLY, "s", &e), 0);
 	expect_err(kvmini_config_add_disk(c, "d", 0, NULL, &e), -ENOSPC, &e, KVMINI_EXIT_USAGE,

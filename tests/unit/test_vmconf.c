@@ -127,6 +127,20 @@ static const struct {
 	{"{\"disks\": [{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},"
 	 "{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"}]}",
 	 "at most 8 objects", 3},
+	{"{\"disks\": [{\"path\": \"a\", \"limit\": 5}]}",
+	 "\"disks[0].limit\": expected an object (bw, rates) or null", 3},
+	{"{\"disks\": [{\"path\": \"a\", \"limit\": {\"pps\": 5}}]}",
+	 "\"disks[0].limit.pps\": unknown key (bw, iops, bw_burst, iops_burst)", 3},
+	{"{\"disks\": [{\"path\": \"a\", \"limit\": {\"bw\": -1}}]}",
+	 "\"disks[0].limit.bw\": expected a non-negative integer or a string like \"50M\"", 3},
+	{"{\"disks\": [{\"path\": \"a\", \"limit\": {\"bw\": \"fast\"}}]}",
+	 "\"disks[0].limit.bw\": expected a non-negative integer", 3},
+	{"{\"disks\": [{\"path\": \"a\", \"limit\": {\"iops\": 1.5}}]}",
+	 "\"disks[0].limit.iops\": expected a non-negative integer", 3},
+	{"{\"nets\": [{\"tap\": \"t\", \"limit\": {\"iops\": 5}}]}",
+	 "\"nets[0].limit.iops\": unknown key (bw, pps, bw_burst, pps_burst)", 3},
+	{"{\"nets\": [{\"tap\": \"t\", \"limit\": {\"pps\": true}}]}",
+	 "\"nets[0].limit.pps\": expected a non-negative integer", 3},
 	{"{\"nets\": [{}]}", "\"nets[0]\": \"tap\" is missing", 3},
 	{"{\"nets\": [{\"tap\": \"\"}]}", "\"nets[0].tap\": expected a non-empty string", 3},
 	{"{\"nets\": [{\"tap\": \"t\", \"mac\": 5}]}", "\"nets[0].mac\": expected a string", 3},
@@ -197,8 +211,10 @@ static void test_dump_roundtrip(void **state)
 	struct kvmini_error e;
 	assert_int_equal(
 		parse("{\"name\": \"db\", \"kernel\": \"/k\", \"cpus\": 3, \"memory_mib\": 300,"
-		      " \"disks\": [{\"path\": \"/d\", \"serial\": \"x\"}],"
-		      " \"nets\": [{\"tap\": \"t0\"}], \"cmdline\": \"quiet\","
+		      " \"disks\": [{\"path\": \"/d\", \"serial\": \"x\","
+		      " \"limit\": {\"bw\": \"50M\", \"iops\": 2000, \"iops_burst\": \"1K\"}}],"
+		      " \"nets\": [{\"tap\": \"t0\", \"limit\": {\"pps\": 100, \"bw_burst\": 7}}],"
+		      " \"cmdline\": \"quiet\","
 		      " \"vsock\": {\"cid\": 9, \"uds\": \"/v\"}, \"rootfs\": \"/r\"}",
 		      &e),
 		0);
@@ -217,7 +233,14 @@ static void test_dump_roundtrip(void **state)
 	assert_int_equal(d.mem_size, 300ULL << 20);
 	assert_int_equal(d.nr_disks, 1);
 	assert_string_equal(d.disk[0].serial, "x");
+	assert_int_equal(d.disk[0].limit.bytes_per_s, 50ULL << 20);
+	assert_int_equal(d.disk[0].limit.ops_per_s, 2000);
+	assert_int_equal(d.disk[0].limit.ops_burst, 1024);
+	assert_int_equal(d.disk[0].limit.bytes_burst, 0);
 	assert_int_equal(d.nr_nets, 1);
+	assert_int_equal(d.net[0].limit.ops_per_s, 100);
+	assert_int_equal(d.net[0].limit.bytes_burst, 7);
+	assert_int_equal(d.net[0].limit.bytes_per_s, 0);
 	assert_string_equal(d.cmdline, "quiet");
 	assert_true(d.vsock);
 	assert_int_equal(d.vsock_cid, 9);

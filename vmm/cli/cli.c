@@ -253,15 +253,21 @@ void cli_run_usage(FILE *f)
 	      "                        \"" KVMINI_DEFAULT_CMDLINE "\"\n"
 	      "  --mem SIZE            guest RAM, K/M/G suffixes (default: 256M, min 16M)\n"
 	      "  --cpus N              vCPUs, 1..64 (default: 1)\n"
-	      "  --disk PATH[,ro][,id=SERIAL][,cache=writeback|unsafe]\n"
+	      "  --disk PATH[,ro][,id=SERIAL][,cache=writeback|unsafe][,LIMIT...]\n"
 	      "                        raw disk image as virtio-blk (repeatable; /dev/vda, vdb, "
 	      "...\n"
 	      "                        in order); ro: read-only; id: serial (<= 20 bytes);\n"
-	      "                        cache=unsafe: ignore flushes (default: writeback)\n"
-	      "  --net tap=NAME[,mac=52:54:00:xx:xx:xx]\n"
+	      "                        cache=unsafe: ignore flushes (default: writeback);\n"
+	      "                        LIMIT: bw=BYTES/s, iops=N, bw_burst=BYTES, "
+	      "iops_burst=N\n"
+	      "                        (token buckets; K/M/G suffixes; default: no limit)\n"
+	      "  --net tap=NAME[,mac=52:54:00:xx:xx:xx][,LIMIT...]\n"
 	      "                        virtio-net on host tap NAME, created if allowed "
 	      "(repeatable,\n"
-	      "                        up to 4; eth0, eth1, ...); default MAC derived from --name\n"
+	      "                        up to 4; eth0, eth1, ...); default MAC derived from "
+	      "--name;\n"
+	      "                        LIMIT: bw=BYTES/s, pps=N, bw_burst=BYTES, pps_burst=N,\n"
+	      "                        each direction on its own (default: no limit)\n"
 	      "  --vsock cid=N[,uds=PATH] | uds=PATH | on\n"
 	      "                        virtio-vsock; guest CID N (3..4294967294, default unique\n"
 	      "                        per VM); host programs reach guest port P through unix\n"
@@ -379,6 +385,51 @@ int cli_parse_level(const char *s)
 	return -EINVAL;
 }
 
+int cli_limit_key(struct kvmini_rate_limit *l, const char *ops, const char *key, const char *value)
+{
+	char burst[32];
+	snprintf(burst, sizeof(burst), "%s_burst", ops);
+	uint64_t *slot = !strcmp(key, "bw")	    ? &l->bytes_per_s
+			 : !strcmp(key, "bw_burst") ? &l->bytes_burst
+			 : !strcmp(key, ops)	    ? &l->ops_per_s
+			 : !strcmp(key, burst)	    ? &l->ops_burst
+						    : NULL;
+	if (!slot)
+		return 0;
+	uint64_t v;
+	if (cli_parse_size(value, &v) < 0)
+		return -EINVAL;
+	*slot = v;
+	return 1;
+}
+
+struct cli_limit_ctx {
+	struct kvmini_rate_limit *l;
+	const char *ops;    /* "iops" or "pps" */
+	const char *option; /* "--disk" or "--net" */
+	struct kvmini_error *e;
+};
+
+/* `o` (KEY=VALUE) as a rate-limit key of --disk or --net: 1 taken, 0 not one, <0 refused. */
+static int cli_limit_opt(struct cli_limit_ctx *x, const char *o)
+{
+	const char *eq = strchr(o, '=');
+	char key[32];
+	if (!eq || (size_t)(eq - o) >= sizeof(key))
+		return 0;
+	memcpy(key, o, (size_t)(eq - o));
+	key[eq - o] = '\0';
+	int r = cli_limit_key(x->l, x->ops, key, eq + 1);
+	if (r < 0) {
+		char msg[CLI_ARG_MAX + 100];
+		snprintf(msg, sizeof(msg),
+			 "%s %s '%s' is not a rate (digits with an optional K, M, G or T)",
+			 x->option, key, eq + 1);
+		return cli_usage_error(x->e, msg);
+	}
+	return r;
+}
+
 /*
  * Parse one --disk PATH[,ro][,id=SERIAL][,cache=writeback|unsafe] into the next disk slot.
  * The option text is copied into `c`, which the vblk_config strings then point into.
@@ -418,9 +469,16 @@ static int cli_parse_disk(struct cli *c, const char *arg, struct kvmini_error *e
 		} else if (!strcmp(o, "cache=unsafe")) {
 			d->cache_unsafe = true;
 		} else {
+			struct cli_limit_ctx lx = {&d->limit, "iops", "--disk", e};
+			int r = cli_limit_opt(&lx, o);
+			if (r < 0)
+				return r;
+			if (r)
+				continue;
 			snprintf(msg, sizeof(msg),
 				 "--disk option '%s' is unknown (ro, id=SERIAL, "
-				 "cache=writeback|unsafe)",
+				 "cache=writeback|unsafe, bw=RATE, iops=N, bw_burst=BYTES, "
+				 "iops_burst=N)",
 				 o);
 			return cli_usage_error(e, msg);
 		}
@@ -452,8 +510,15 @@ static int cli_parse_net(struct cli *c, const char *arg, struct kvmini_error *e)
 		} else if (!strncmp(o, "mac=", 4)) {
 			n->mac = o + 4; /* checked by kvmini_config_add_net */
 		} else {
+			struct cli_limit_ctx lx = {&n->limit, "pps", "--net", e};
+			int r = cli_limit_opt(&lx, o);
+			if (r < 0)
+				return r;
+			if (r)
+				continue;
 			snprintf(msg, sizeof(msg),
-				 "--net option '%s' is unknown (tap=NAME, mac=xx:xx:xx:xx:xx:xx)",
+				 "--net option '%s' is unknown (tap=NAME, mac=xx:xx:xx:xx:xx:xx, "
+				 "bw=RATE, pps=N, bw_burst=BYTES, pps_burst=N)",
 				 o);
 			return cli_usage_error(e, msg);
 		}
@@ -724,10 +789,17 @@ int cli_apply(const struct cli *c, struct kvmini_config *cfg, int trace_fd, stru
 				     (d->cache_unsafe ? KVMINI_DISK_CACHE_UNSAFE : 0);
 		ret = cli_lib(kvmini_config_add_disk(cfg, d->path, flags, d->serial, &le), e, &le,
 			      "--disk");
+		if (!ret)
+			ret = cli_lib(kvmini_config_set_disk_limit(cfg, i, &d->limit, &le), e, &le,
+				      "--disk");
 	}
-	for (unsigned int i = 0; !ret && i < c->nr_nets; i++)
+	for (unsigned int i = 0; !ret && i < c->nr_nets; i++) {
 		ret = cli_lib(kvmini_config_add_net(cfg, c->net[i].tap, c->net[i].mac, &le), e, &le,
 			      "--net");
+		if (!ret)
+			ret = cli_lib(kvmini_config_set_net_limit(cfg, i, &c->net[i].limit, &le), e,
+				      &le, "--net");
+	}
 	if (!ret && c->vsock)
 		ret = cli_lib(kvmini_config_set_vsock(cfg, c->vsock_cid, c->vsock_uds, &le), e, &le,
 			      "--vsock");

@@ -110,6 +110,54 @@ static int vmconf_bool(const struct vmconf_ctx *x, const char *key, const json_t
 	return 0;
 }
 
+/*
+ * A "limit" object of a disk (ops "iops") or a network card (ops "pps"): "bw", OPS,
+ * "bw_burst", "OPS_burst", each a non-negative integer or a string with a K/M/G/T suffix;
+ * null is no limit.
+ */
+static int vmconf_limit(const struct vmconf_ctx *x, const char *key, const json_t *v,
+			const char *ops, struct kvmini_rate_limit *out)
+{
+	*out = (struct kvmini_rate_limit){0};
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return vmconf_bad(x, key, "an object (bw, rates) or null", v);
+	const char *k;
+	json_t *e;
+	json_object_foreach((json_t *)v, k, e)
+	{
+		char sub[96], num[32];
+		snprintf(sub, sizeof(sub), "%s.%s", key, k);
+		const char *text = json_string_value(e);
+		if (json_is_integer(e) && json_integer_value(e) >= 0) {
+			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(e));
+			text = num;
+		}
+		struct kvmini_rate_limit probe;
+		if (cli_limit_key(&probe, ops, k, "0") == 0)
+			return vmconf_fail(x, KVMINI_EXIT_INPUT,
+					   "\"%s\": unknown key (bw, %s, bw_burst, %s_burst)", sub,
+					   ops, ops);
+		if (!text || cli_limit_key(out, ops, k, text) < 0)
+			return vmconf_bad(x, sub, "a non-negative integer or a string like \"50M\"",
+					  e);
+	}
+	return 0;
+}
+
+/* A limit for the dump: null when there is none. */
+static json_t *vmconf_limit_json(const struct kvmini_rate_limit *l, const char *ops)
+{
+	if (!l->bytes_per_s && !l->bytes_burst && !l->ops_per_s && !l->ops_burst)
+		return json_null();
+	char burst[32];
+	snprintf(burst, sizeof(burst), "%s_burst", ops);
+	return json_pack("{s:I, s:I, s:I, s:I}", "bw", (json_int_t)l->bytes_per_s, ops,
+			 (json_int_t)l->ops_per_s, "bw_burst", (json_int_t)l->bytes_burst, burst,
+			 (json_int_t)l->ops_burst);
+}
+
 static int vmconf_disk(const struct vmconf_ctx *x, size_t i, const json_t *o)
 {
 	char key[64];
@@ -144,10 +192,12 @@ static int vmconf_disk(const struct vmconf_ctx *x, size_t i, const json_t *o)
 				d->cache_unsafe = true;
 			else
 				ret = vmconf_bad(x, key, "\"writeback\" or \"unsafe\"", v);
+		} else if (!strcmp(k, "limit")) {
+			ret = vmconf_limit(x, key, v, "iops", &d->limit);
 		} else {
-			ret = vmconf_fail(x, KVMINI_EXIT_INPUT,
-					  "\"%s\": unknown key (path, readonly, serial, cache)",
-					  key);
+			ret = vmconf_fail(
+				x, KVMINI_EXIT_INPUT,
+				"\"%s\": unknown key (path, readonly, serial, cache, limit)", key);
 		}
 		if (ret < 0)
 			return ret;
@@ -176,9 +226,11 @@ static int vmconf_net(const struct vmconf_ctx *x, size_t i, const json_t *o)
 			ret = vmconf_str(x, key, v, false, false, &n->tap);
 		else if (!strcmp(k, "mac"))
 			ret = json_is_null(v) ? 0 : vmconf_str(x, key, v, false, false, &n->mac);
+		else if (!strcmp(k, "limit"))
+			ret = vmconf_limit(x, key, v, "pps", &n->limit);
 		else
-			ret = vmconf_fail(x, KVMINI_EXIT_INPUT, "\"%s\": unknown key (tap, mac)",
-					  key);
+			ret = vmconf_fail(x, KVMINI_EXIT_INPUT,
+					  "\"%s\": unknown key (tap, mac, limit)", key);
 		if (ret < 0)
 			return ret;
 	}
@@ -477,14 +529,17 @@ json_t *vmconf_json(const struct cli *c)
 	json_t *disks = json_array(), *nets = json_array();
 	for (unsigned int i = 0; disks && i < c->nr_disks; i++) {
 		const struct cli_disk *d = &c->disk[i];
-		json_array_append_new(disks,
-				      json_pack("{s:s, s:b, s:o, s:s}", "path", d->path, "readonly",
-						d->readonly, "serial", vmconf_nullable(d->serial),
-						"cache", d->cache_unsafe ? "unsafe" : "writeback"));
+		json_array_append_new(
+			disks, json_pack("{s:s, s:b, s:o, s:s, s:o}", "path", d->path, "readonly",
+					 d->readonly, "serial", vmconf_nullable(d->serial), "cache",
+					 d->cache_unsafe ? "unsafe" : "writeback", "limit",
+					 vmconf_limit_json(&d->limit, "iops")));
 	}
 	for (unsigned int i = 0; nets && i < c->nr_nets; i++)
-		json_array_append_new(nets, json_pack("{s:s, s:o}", "tap", c->net[i].tap, "mac",
-						      vmconf_nullable(c->net[i].mac)));
+		json_array_append_new(nets,
+				      json_pack("{s:s, s:o, s:o}", "tap", c->net[i].tap, "mac",
+						vmconf_nullable(c->net[i].mac), "limit",
+						vmconf_limit_json(&c->net[i].limit, "pps")));
 	json_t *vsock = !c->vsock ? json_null()
 				  : json_pack("{s:I, s:o}", "cid", (json_int_t)c->vsock_cid, "uds",
 					      vmconf_nullable(c->vsock_uds));

@@ -227,6 +227,47 @@ int kvmini_config_add_disk(struct kvmini_config *c, const char *path, unsigned i
 	return 0;
 }
 
+static void kvmini_spec(struct ratelimit_spec *s, const struct kvmini_rate_limit *l)
+{
+	*s = (struct ratelimit_spec){0};
+	if (l)
+		*s = (struct ratelimit_spec){.bytes_per_s = l->bytes_per_s,
+					     .bytes_burst = l->bytes_burst,
+					     .ops_per_s = l->ops_per_s,
+					     .ops_burst = l->ops_burst};
+}
+
+static void kvmini_public_limit(struct kvmini_rate_limit *l, const struct ratelimit_spec *s)
+{
+	*l = (struct kvmini_rate_limit){.bytes_per_s = s->bytes_per_s,
+					.bytes_burst = s->bytes_burst,
+					.ops_per_s = s->ops_per_s,
+					.ops_burst = s->ops_burst};
+}
+
+int kvmini_config_set_disk_limit(struct kvmini_config *c, unsigned int index,
+				 const struct kvmini_rate_limit *limit, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	if (index >= c->vm.nr_disks)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOENT,
+				   "no disk %u to limit (%u added so far)", index, c->vm.nr_disks);
+	kvmini_spec(&c->vm.disk[index].limit, limit);
+	return 0;
+}
+
+int kvmini_config_set_net_limit(struct kvmini_config *c, unsigned int index,
+				const struct kvmini_rate_limit *limit, struct kvmini_error *err)
+{
+	KVMINI_CHECK(c, err, "no configuration");
+	if (index >= c->vm.nr_nets)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOENT,
+				   "no network card %u to limit (%u added so far)", index,
+				   c->vm.nr_nets);
+	kvmini_spec(&c->vm.net[index].limit, limit);
+	return 0;
+}
+
 int kvmini_config_add_net(struct kvmini_config *c, const char *tap, const char *mac,
 			  struct kvmini_error *err)
 {
@@ -482,6 +523,36 @@ int kvmini_vm_pause(struct kvmini_vm *h, struct kvmini_error *err)
 	struct vmerr e = {0};
 	int ret = vm_pause(h->vm, &e);
 	return ret < 0 ? kvmini_from_vmerr(err, &e, ret) : 0;
+}
+
+int kvmini_vm_set_disk_limit(struct kvmini_vm *h, unsigned int index,
+			     const struct kvmini_rate_limit *limit, struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	if (index >= VM_MAX_VIRTIO || !h->vm->blk[index])
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOENT, "the VM has no disk %u", index);
+	struct ratelimit_spec s;
+	kvmini_spec(&s, limit);
+	if (vblk_set_limit(h->vm->blk[index], &s) < 0)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "disk %u no longer runs: its limit cannot change", index);
+	return 0;
+}
+
+int kvmini_vm_set_net_limit(struct kvmini_vm *h, unsigned int index,
+			    const struct kvmini_rate_limit *limit, struct kvmini_error *err)
+{
+	KVMINI_CHECK(h, err, "no VM");
+	if (index >= VM_MAX_NETS || !h->vm->net[index])
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, ENOENT, "the VM has no network card %u",
+				   index);
+	struct ratelimit_spec s;
+	kvmini_spec(&s, limit);
+	if (vnet_set_limit(h->vm->net[index], &s) < 0)
+		return kvmini_fail(err, KVMINI_EXIT_USAGE, EINVAL,
+				   "network card %u no longer runs: its limit cannot change",
+				   index);
+	return 0;
 }
 
 int kvmini_vm_resume(struct kvmini_vm *h, struct kvmini_error *err)
@@ -812,6 +883,10 @@ int kvmini_vm_stats(const struct kvmini_vm *h, struct kvmini_stats *s, struct kv
 		d->errors = b.errors;
 		d->inflight_peak = b.inflight_peak;
 		d->needs_reset = b.needs_reset;
+		d->throttled = b.throttled;
+		struct ratelimit_spec l;
+		vblk_get_limit(vm->blk[i], &l);
+		kvmini_public_limit(&d->limit, &l);
 	}
 	for (unsigned int i = 0; i < VM_MAX_NETS && s->nr_nets < KVMINI_MAX_NETS; i++) {
 		if (!vm->net[i])
@@ -837,6 +912,11 @@ int kvmini_vm_stats(const struct kvmini_vm *h, struct kvmini_stats *s, struct kv
 		n->tx_errors = v.tx_errors;
 		n->tx_blocked = v.tx_blocked;
 		n->needs_reset = v.needs_reset;
+		n->rx_throttled = v.rx_throttled;
+		n->tx_throttled = v.tx_throttled;
+		struct ratelimit_spec l;
+		vnet_get_limit(vm->net[i], &l);
+		kvmini_public_limit(&n->limit, &l);
 	}
 	if (vm->vsock) {
 		struct vsock_stats v;
