@@ -2,6 +2,7 @@
 #ifndef KVMINI_API_H
 #define KVMINI_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,9 @@ struct api_vm_ops {
 	int (*shutdown)(void *opaque, unsigned int timeout_s, struct kvmini_error *e);
 	int (*destroy)(void *opaque, struct kvmini_error *e);
 	int (*stats)(void *opaque, struct kvmini_stats *out, struct kvmini_error *e);
+	/* A new rate limit for disk (net false) or network card `index`; -ENOENT: none. */
+	int (*set_limit)(void *opaque, bool net, unsigned int index,
+			 const struct kvmini_rate_limit *l, struct kvmini_error *e);
 };
 
 /* The VM an API serves. */

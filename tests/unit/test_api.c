@@ -17,7 +17,9 @@
 struct fake {
 	int state;
 	int fail_errno; /* operations fail with -fail_errno and a host error */
-	int pauses, resumes, shutdowns, destroys;
+	int pauses, resumes, shutdowns, destroys, limits;
+	bool limit_net;
+	struct kvmini_rate_limit limit;
 	unsigned int timeout;
 	bool no_vsock; /* stats: the VM has no vsock device */
 };
@@ -114,6 +116,22 @@ static int fake_stats(void *o, struct kvmini_stats *s, struct kvmini_error *e)
 	return 0;
 }
 
+static int fake_set_limit(void *o, bool net, unsigned int index, const struct kvmini_rate_limit *l,
+			  struct kvmini_error *e)
+{
+	struct fake *f = o;
+	if (index > 0) {
+		snprintf(e->msg, sizeof(e->msg), "the VM has no %s %u",
+			 net ? "network card" : "disk", index);
+		e->status = KVMINI_EXIT_USAGE;
+		return -ENOENT;
+	}
+	f->limits++;
+	f->limit_net = net;
+	f->limit = *l;
+	return 0;
+}
+
 static const struct api_vm_ops fake_ops = {
 	.state = fake_state,
 	.pause = fake_pause,
@@ -121,6 +139,7 @@ static const struct api_vm_ops fake_ops = {
 	.shutdown = fake_shutdown,
 	.destroy = fake_destroy,
 	.stats = fake_stats,
+	.set_limit = fake_set_limit,
 };
 
 static struct fake f;
@@ -328,17 +347,63 @@ static void test_bad_requests(void **state)
 	free(r.body);
 }
 
+/* PUT /vm/limit: one device, the whole new limit (keys left out are 0), values as numbers or
+ * sizes; the wrong keys for the device, bad values and a missing device are 400. */
+static void test_limit(void **state)
+{
+	(void)state;
+	json_t *o = req("PUT", "/vm/limit", "{\"disk\": 0, \"bw\": \"50M\", \"iops\": 2000}", 200);
+	assert_int_equal(f.limits, 1);
+	assert_false(f.limit_net);
+	assert_int_equal(f.limit.bytes_per_s, 50ULL << 20);
+	assert_int_equal(f.limit.ops_per_s, 2000);
+	assert_int_equal(f.limit.bytes_burst, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "device")), "disk");
+	json_t *l = json_object_get(o, "limit");
+	assert_int_equal(json_integer_value(json_object_get(l, "bw")), 50LL << 20);
+	assert_int_equal(json_integer_value(json_object_get(l, "iops")), 2000);
+	json_decref(o);
+	o = req("PUT", "/vm/limit", "{\"net\": 0, \"pps\": 100, \"pps_burst\": 10}", 200);
+	assert_true(f.limit_net);
+	assert_int_equal(f.limit.ops_per_s, 100);
+	assert_int_equal(f.limit.ops_burst, 10);
+	json_decref(o);
+	/* No limit keys: the limit is lifted; the answer's limit is null. */
+	o = req("PUT", "/vm/limit", "{\"disk\": 0}", 200);
+	assert_true(json_is_null(json_object_get(o, "limit")));
+	assert_int_equal(f.limit.ops_per_s, 0);
+	json_decref(o);
+	int before = f.limits;
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": 1, \"bw\": 5}", 400)); /* no disk 1 */
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": 0, \"pps\": 5}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"net\": 0, \"iops\": 5}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": 0, \"net\": 0}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"bw\": 5}", 400));
+	json_decref(req("PUT", "/vm/limit", "", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": -1}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": \"0\"}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": 99}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": 0, \"bw\": -5}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": 0, \"bw\": \"fast\"}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": 0, \"bw\": 1.5}", 400));
+	json_decref(req("PUT", "/vm/limit", "{\"disk\": 0, \"mbps\": 1}", 400));
+	json_decref(req("GET", "/vm/limit", NULL, 405));
+	assert_int_equal(f.limits, before);
+}
+
 /* The route table is what the handler serves: each route answers something but 404/405. */
 static void test_routes_table(void **state)
 {
 	(void)state;
 	size_t n;
 	const struct api_route *rt = api_routes(&n);
-	assert_int_equal(n, 8);
+	assert_int_equal(n, 9);
 	for (size_t i = 0; i < n; i++) {
 		setup(NULL);
 		struct api_response r;
-		api_handle(&a, rt[i].method, rt[i].path, "", 0, &r);
+		/* The limit names its device; every other route takes an empty body. */
+		const char *body = strcmp(rt[i].path, "/vm/limit") ? "" : "{\"disk\": 0}";
+		api_handle(&a, rt[i].method, rt[i].path, body, strlen(body), &r);
 		assert_true(r.status != 404 && r.status != 405 && r.status != 400);
 		free(r.body);
 	}
@@ -354,6 +419,7 @@ int main(void)
 		cmocka_unit_test_setup(test_pause_resume_conflicts, setup),
 		cmocka_unit_test_setup(test_shutdown_and_destroy, setup),
 		cmocka_unit_test_setup(test_bad_requests, setup),
+		cmocka_unit_test_setup(test_limit, setup),
 		cmocka_unit_test_setup(test_routes_table, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

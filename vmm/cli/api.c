@@ -19,6 +19,7 @@ enum api_op {
 	API_RESUME,
 	API_SHUTDOWN,
 	API_DESTROY,
+	API_LIMIT,
 };
 
 /* The routes; docs/api.yaml describes exactly these (scripts/check-api-doc.sh). */
@@ -27,6 +28,7 @@ static const struct api_route api_route_table[] = {
 	[API_CONFIG_GET] = {"GET", "/vm/config"}, [API_STATS_GET] = {"GET", "/vm/stats"},
 	[API_PAUSE] = {"PUT", "/vm/pause"},	  [API_RESUME] = {"PUT", "/vm/resume"},
 	[API_SHUTDOWN] = {"PUT", "/vm/shutdown"}, [API_DESTROY] = {"PUT", "/vm/destroy"},
+	[API_LIMIT] = {"PUT", "/vm/limit"},
 };
 #define API_NR_ROUTES (sizeof(api_route_table) / sizeof(api_route_table[0]))
 
@@ -177,6 +179,17 @@ uint64_t api_net_drops_text(const struct kvmini_net_stats *n, char *buf, size_t 
 	return total;
 }
 
+/* A limit as the stats show it (and PUT /vm/limit takes it): null when there is none. */
+static json_t *api_limit_json(const struct kvmini_rate_limit *l, const char *ops)
+{
+	if (!l->bytes_per_s && !l->bytes_burst && !l->ops_per_s && !l->ops_burst)
+		return json_null();
+	char burst[32];
+	snprintf(burst, sizeof(burst), "%s_burst", ops);
+	return json_pack("{s:I, s:I, s:I, s:I}", "bw", U64(l->bytes_per_s), ops, U64(l->ops_per_s),
+			 "bw_burst", U64(l->bytes_burst), burst, U64(l->ops_burst));
+}
+
 static json_t *api_exits(const struct kvmini_stats *s)
 {
 	json_t *per = json_array(), *total = json_object();
@@ -209,13 +222,17 @@ static void api_stats(const struct api *a, struct api_response *r)
 		const struct kvmini_disk_stats *d = &s.disk[i];
 		json_array_append_new(
 			disks,
-			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-				  "name", d->name, "reads", U64(d->reads), "writes", U64(d->writes),
-				  "flushes", U64(d->flushes), "discards", U64(d->discards),
-				  "write_zeroes", U64(d->write_zeroes), "read_bytes",
-				  U64(d->read_bytes), "write_bytes", U64(d->write_bytes), "errors",
-				  U64(d->errors), "inflight_peak", U64(d->inflight_peak),
-				  "needs_reset", U64(d->needs_reset), "get_ids", U64(d->get_ids)));
+			json_pack(
+				"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+				"s:o}",
+				"name", d->name, "reads", U64(d->reads), "writes", U64(d->writes),
+				"flushes", U64(d->flushes), "discards", U64(d->discards),
+				"write_zeroes", U64(d->write_zeroes), "read_bytes",
+				U64(d->read_bytes), "write_bytes", U64(d->write_bytes), "errors",
+				U64(d->errors), "inflight_peak", U64(d->inflight_peak),
+				"needs_reset", U64(d->needs_reset), "get_ids", U64(d->get_ids),
+				"throttled", U64(d->throttled), "limit",
+				api_limit_json(&d->limit, "iops")));
 	}
 	for (unsigned int i = 0; i < s.nr_nets; i++) {
 		const struct kvmini_net_stats *n = &s.net[i];
@@ -225,12 +242,15 @@ static void api_stats(const struct api *a, struct api_response *r)
 					    json_integer(U64(api_net_drop(n, k))));
 		json_array_append_new(
 			nets,
-			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "name",
-				  n->name, "rx_frames", U64(n->rx_frames), "rx_bytes",
+			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, "
+				  "s:o}",
+				  "name", n->name, "rx_frames", U64(n->rx_frames), "rx_bytes",
 				  U64(n->rx_bytes), "tx_frames", U64(n->tx_frames), "tx_bytes",
 				  U64(n->tx_bytes), "rx_errors", U64(n->rx_errors), "tx_errors",
 				  U64(n->tx_errors), "tx_blocked", U64(n->tx_blocked),
-				  "needs_reset", U64(n->needs_reset), "dropped", drops));
+				  "needs_reset", U64(n->needs_reset), "dropped", drops,
+				  "rx_throttled", U64(n->rx_throttled), "tx_throttled",
+				  U64(n->tx_throttled), "limit", api_limit_json(&n->limit, "pps")));
 	}
 	const struct kvmini_vsock_stats *vs = &s.vsock;
 	json_t *vsock =
@@ -292,6 +312,72 @@ static void api_shutdown(const struct api *a, const char *body, size_t len, stru
 		api_reply(r, 202,
 			  json_pack("{s:s, s:i}", "status", "shutting down", "timeout_s",
 				    (int)timeout));
+}
+
+/*
+ * PUT /vm/limit: {"disk": N} or {"net": N} and the new limit, "bw", "iops" (disk) or "pps"
+ * (net) and their "_burst"s, each an integer >= 0 or a string like "50M"; a key left out is
+ * 0 (no limit), so the body is the whole new limit.
+ */
+static void api_limit(const struct api *a, const char *body, size_t len, struct api_response *r)
+{
+	static const char *const keys[] = {"disk",	 "net", "bw",	     "bw_burst", "iops",
+					   "iops_burst", "pps", "pps_burst", NULL};
+	json_t *o = api_body(body, len, keys, r);
+	if (!o)
+		return;
+	json_t *disk = json_object_get(o, "disk"), *net = json_object_get(o, "net");
+	json_t *which = disk ? disk : net;
+	if (!disk == !net || !json_is_integer(which) || json_integer_value(which) < 0 ||
+	    json_integer_value(which) >= KVMINI_MAX_VIRTIO) {
+		json_decref(o);
+		api_error(r, 400, "give one of \"disk\" or \"net\": the device's index, 0..%d",
+			  KVMINI_MAX_VIRTIO - 1);
+		return;
+	}
+	const char *ops = disk ? "iops" : "pps";
+	struct kvmini_rate_limit l = {0};
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		if (!strcmp(k, "disk") || !strcmp(k, "net"))
+			continue;
+		char num[32];
+		const char *text = json_string_value(v);
+		if (json_is_integer(v) && json_integer_value(v) >= 0) {
+			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+			text = num;
+		}
+		int got = text ? cli_limit_key(&l, ops, k, text) : -EINVAL;
+		if (got == 0) {
+			api_error(r, 400,
+				  "\"%s\" is not a limit of a %s (bw, %s, bw_burst, %s_burst)", k,
+				  disk ? "disk" : "network card", ops, ops);
+			json_decref(o);
+			return;
+		}
+		if (got < 0) {
+			api_error(
+				r, 400,
+				"\"%s\": expected a non-negative integer or a string like \"50M\"",
+				k);
+			json_decref(o);
+			return;
+		}
+	}
+	unsigned int index = (unsigned int)json_integer_value(which);
+	json_decref(o);
+	struct kvmini_error e = {0};
+	int ret = a->ops->set_limit(a->opaque, !disk, index, &l, &e);
+	if (ret == -ENOENT)
+		api_error(r, 400, "%s", e.msg[0] ? e.msg : "no such device");
+	else if (ret < 0)
+		api_failed(r, ret, &e);
+	else
+		api_reply(r, 200,
+			  json_pack("{s:s, s:i, s:o}", "device", disk ? "disk" : "net", "index",
+				    (int)index, "limit", api_limit_json(&l, ops)));
 }
 
 /* PUT /vm/pause, /vm/resume, /vm/destroy: no body keys. */
@@ -376,6 +462,9 @@ void api_handle(const struct api *a, const char *method, const char *url, const 
 		return;
 	case API_SHUTDOWN:
 		api_shutdown(a, body, len, r);
+		return;
+	case API_LIMIT:
+		api_limit(a, body, len, r);
 		return;
 	case API_PAUSE:
 	case API_RESUME:

@@ -140,6 +140,14 @@ static int runner_op_stats(void *o, struct kvmini_stats *s, struct kvmini_error 
 	return kvmini_vm_stats(r->vm, s, e);
 }
 
+static int runner_op_set_limit(void *o, bool net, unsigned int index,
+			       const struct kvmini_rate_limit *l, struct kvmini_error *e)
+{
+	struct runner *r = o;
+	return net ? kvmini_vm_set_net_limit(r->vm, index, l, e)
+		   : kvmini_vm_set_disk_limit(r->vm, index, l, e);
+}
+
 static const struct api_vm_ops runner_ops = {
 	.state = runner_op_state,
 	.pause = runner_op_pause,
@@ -147,6 +155,7 @@ static const struct api_vm_ops runner_ops = {
 	.shutdown = runner_op_shutdown,
 	.destroy = runner_op_destroy,
 	.stats = runner_op_stats,
+	.set_limit = runner_op_set_limit,
 };
 
 /* ---- the detached console ---- */
