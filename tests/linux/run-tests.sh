@@ -407,6 +407,9 @@ test_sigterm() {
 # --- tests: a crash restores the terminal -----------------------------------------------------
 . "$here/crash-tests.sh"
 
+# --- tests: rate limits ------------------------------------------------------------------------
+. "$here/limit-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -431,6 +434,7 @@ run_ctl_tests
 run_sandbox_tests
 run_seccomp_tests
 run_crash_tests
+run_limit_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"
