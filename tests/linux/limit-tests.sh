@@ -8,7 +8,7 @@
 # rate is within +/-10% of it. The rates are small enough for the nested machine:
 #   KVMINI_TEST_LIMIT_BW    disk bandwidth, MiB/s (default 48, a multiple of 4)
 #   KVMINI_TEST_LIMIT_IOPS  disk requests per second (default 200)
-#   KVMINI_TEST_LIMIT_NET   network bandwidth, MiB/s (default 4)
+#   KVMINI_TEST_LIMIT_NET   network bandwidth, MiB/s, each way (default 4)
 LIMIT_BW=${KVMINI_TEST_LIMIT_BW:-48}
 LIMIT_IOPS=${KVMINI_TEST_LIMIT_IOPS:-200}
 LIMIT_NET=${KVMINI_TEST_LIMIT_NET:-4}
@@ -43,8 +43,8 @@ limit_check() {
 # The guest's script is eval and one quoted word (the kernel passes init at most 31 words;
 # the guest's init takes the text from /proc/cmdline, so \$ keeps it for eval).
 test_limit_disk() {
-	wanted limit-disk-bandwidth || wanted limit-disk-iops || return 0
 	name=limit-disk
+	wanted "$name" || return 0
 	need "$BZIMAGE" "$INITRD" || return 0
 	b=$tmp/limit-disk
 	mib=$((LIMIT_BW * 3))
@@ -58,30 +58,110 @@ test_limit_disk() {
 		--cmdline "-- eval \"T() { cut -d' ' -f1 /proc/uptime; }; t0=\\\$(T); dd if=/dev/vda of=/dev/null bs=1M count=$mib iflag=direct 2>/dev/null; t1=\\\$(T); dd if=/dev/vdb of=/dev/null bs=1M count=$mib iflag=direct 2>/dev/null; t2=\\\$(T); dd if=/dev/vdc of=/dev/null bs=4k count=$reqs iflag=direct 2>/dev/null; t3=\\\$(T); dd if=/dev/vdb of=/dev/null bs=4k count=$reqs iflag=direct 2>/dev/null; t4=\\\$(T); for i in 0 1 2 3; do dd if=/dev/vda of=/dev/null bs=1M count=$((mib / 4)) skip=\\\$((i * $((mib / 4)))) iflag=direct 2>/dev/null & done; wait; t5=\\\$(T); echo LIMIT_TIMES \\\$t0 \\\$t1 \\\$t2 \\\$t3 \\\$t4 \\\$t5\""
 	times=$(sed -n 's/^LIMIT_TIMES //p' "$b.log" | head -n 1)
 	if [ "$status" != 0 ] || [ -z "$times" ]; then
-		for n in limit-disk-bandwidth limit-disk-iops; do
-			! wanted "$n" || not_ok "$n" "the guest did not time its reads ($(status_reason 0))" "$b"
-		done
+		not_ok limit-disk-bandwidth "the guest did not time its reads ($(status_reason 0))" "$b"
+		not_ok limit-disk-iops "the guest did not time its reads" "$b"
 		return 0
 	fi
 	# shellcheck disable=SC2086 # six numbers
 	set -- $times
-	if wanted limit-disk-bandwidth; then
-		limit_check limit-disk-bandwidth "disk (MiB)" "$mib" \
-			"$(awk -v a="$1" -v b="$2" 'BEGIN { print b - a }')" "$LIMIT_BW" \
-			"$(awk -v a="$2" -v b="$3" 'BEGIN { print b - a }')"
+	limit_check limit-disk-bandwidth "disk (MiB)" "$mib" \
+		"$(awk -v a="$1" -v b="$2" 'BEGIN { print b - a }')" "$LIMIT_BW" \
+		"$(awk -v a="$2" -v b="$3" 'BEGIN { print b - a }')"
+	# The same limit with four readers at once: together no faster (the flood).
+	limit_check limit-disk-bandwidth-4-readers "disk (MiB)" "$mib" \
+		"$(awk -v a="$5" -v b="$6" 'BEGIN { print b - a }')" "$LIMIT_BW" 0
+	limit_check limit-disk-iops "disk (requests)" "$reqs" \
+		"$(awk -v a="$3" -v b="$4" 'BEGIN { print b - a }')" "$LIMIT_IOPS" \
+		"$(awk -v a="$4" -v b="$5" 'BEGIN { print b - a }')"
+}
+
+# uptime_s: the host's clock for timing, as the guest's (10 ms).
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+# A card limited to LIMIT_NET MiB/s each way: the guest fetches 3 s' worth from the host
+# (receive) and the host from the guest (transmit), both over HTTP, each timed where it
+# arrives; then PUT /vm/limit lifts the limit while the VM runs and the same two transfers go
+# again, unlimited (which also shows the machine could go faster).
+test_limit_net() {
+	name=limit-net
+	wanted "$name" || return 0
+	need "$BZIMAGE" "$INITRD" || return 0
+	need_tool ip busybox curl || return 0
+	ns=kvlim$$
+	b=$tmp/limit-net
+	rt=$tmp/limit-run
+	if ! new_ns "$ns" || ! ns_tap "$ns" kvl0 10.79.0.1/24; then
+		not_ok "$name" "cannot set up namespace $ns with tap kvl0"
+		net_cleanup
+		return 0
 	fi
-	if wanted limit-disk-bandwidth; then
-		# The same limit with four readers at once: together no faster (the flood).
-		limit_check limit-disk-bandwidth-4-readers "disk (MiB)" "$mib" \
-			"$(awk -v a="$5" -v b="$6" 'BEGIN { print b - a }')" "$LIMIT_BW" 0
+	mib=$((LIMIT_NET * 3))
+	mkdir -p "$b.www"
+	dd if=/dev/zero of="$b.www/f" bs=1M count="$mib" 2>/dev/null
+	cat >"$b.www/g.sh" <<GUEST
+T() { cut -d' ' -f1 /proc/uptime; }
+dd if=/dev/zero of=/tmp/f bs=1M count=$mib 2>/dev/null
+httpd -p 8080 -h /tmp
+a=\$(T); wget -q -O /dev/null http://10.79.0.1:8080/f; z=\$(T); echo NET_RX_LIMITED \$a \$z
+echo NET_SERVING
+until wget -q -O /dev/null http://10.79.0.1:8080/go 2>/dev/null; do sleep 1; done
+a=\$(T); wget -q -O /dev/null http://10.79.0.1:8080/f; z=\$(T); echo NET_RX_FREE \$a \$z
+echo NET_DONE
+sleep 600
+GUEST
+	"$IP" netns exec "$ns" "$BUSYBOX" httpd -f -p 10.79.0.1:8080 -h "$b.www" &
+	KVMINI_RUNTIME_DIR=$rt "$IP" netns exec "$ns" "$KVMINI" run --kernel "$BZIMAGE" \
+		--initrd "$INITRD" --mem 512M --name lim-vm --net "tap=kvl0,bw=${LIMIT_NET}M" \
+		--cmdline 'kvmini.ip=10.79.0.2/24 -- wget -q -O /tmp/g.sh http://10.79.0.1:8080/g.sh && sh /tmp/g.sh' \
+		>"$b.out" 2>"$b.err" </dev/null &
+	bg_pid=$!
+	if ! wait_for "$b" NET_SERVING "$bg_pid"; then
+		give_up "$b" "the guest never timed its limited fetch (no NET_SERVING)"
+		return 0
 	fi
-	if wanted limit-disk-iops; then
-		limit_check limit-disk-iops "disk (requests)" "$reqs" \
-			"$(awk -v a="$3" -v b="$4" 'BEGIN { print b - a }')" "$LIMIT_IOPS" \
-			"$(awk -v a="$4" -v b="$5" 'BEGIN { print b - a }')"
+	t0=$(uptime_s)
+	timeout 120 "$IP" netns exec "$ns" "$BUSYBOX" wget -q -O /dev/null http://10.79.0.2:8080/f
+	t1=$(uptime_s)
+	curl=$(tool curl)
+	api_code=$(timeout 30 "$curl" -s -o "$b.api" -w '%{http_code}' --unix-socket \
+		"$rt/lim-vm/api.sock" -X PUT -d '{"net": 0}' http://kvmini/vm/limit)
+	timeout 30 "$curl" -s --unix-socket "$rt/lim-vm/api.sock" http://kvmini/vm/stats >"$b.stats"
+	: >"$b.www/go"
+	t2=$(uptime_s)
+	timeout 120 "$IP" netns exec "$ns" "$BUSYBOX" wget -q -O /dev/null http://10.79.0.2:8080/f
+	t3=$(uptime_s)
+	wait_for "$b" NET_DONE "$bg_pid"
+	stop_bg "$bg_pid" 0
+	bg_pid=""
+	net_cleanup
+	tr -d '\r' <"$b.out" >"$b.log"
+	rx_lim=$(sed -n 's/^NET_RX_LIMITED \([0-9.]*\) \([0-9.]*\).*/\1 \2/p' "$b.log")
+	rx_free=$(sed -n 's/^NET_RX_FREE \([0-9.]*\) \([0-9.]*\).*/\1 \2/p' "$b.log")
+	span() { awk -v a="${1%% *}" -v b="${1##* }" 'BEGIN { print b - a }'; }
+	if [ -z "$rx_lim" ] || [ -z "$rx_free" ]; then
+		not_ok limit-net-rx "the guest did not time both fetches" "$b"
+	else
+		limit_check limit-net-rx "network receive (MiB)" "$mib" "$(span "$rx_lim")" \
+			"$LIMIT_NET" "$(span "$rx_free")"
+	fi
+	limit_check limit-net-tx "network transmit (MiB)" "$mib" "$(span "$t0 $t1")" "$LIMIT_NET" \
+		"$(span "$t2 $t3")"
+	# The change: 200, the stats show no limit on eth0 any more, and the transfers after it
+	# ran well past the old limit.
+	free_ok=$(awk -v n="$mib" -v a="$t2" -v z="$t3" -v lim="$LIMIT_NET" \
+		'BEGIN { print (z > a && n / (z - a) > 1.5 * lim) ? 1 : 0 }')
+	if [ "$api_code" != 200 ]; then
+		not_ok limit-runtime-change "PUT /vm/limit answered $api_code: $(cat "$b.api" 2>/dev/null)" "$b"
+	elif ! tr -d ' \n' <"$b.stats" | grep -q '"name":"eth0"[^]]*"limit":null'; then
+		not_ok limit-runtime-change "GET /vm/stats still shows a limit on eth0: $(head -c 600 "$b.stats")" "$b"
+	elif [ "$free_ok" != 1 ]; then
+		not_ok limit-runtime-change "after the limit was lifted the guest still sent at most 1.5x it" "$b"
+	else
+		ok limit-runtime-change
 	fi
 }
 
 run_limit_tests() {
 	test_limit_disk
+	test_limit_net
 }
