@@ -689,6 +689,15 @@ static void ctl_print_counts(json_t *o)
 	}
 }
 
+/* A device's rate limit in force, when it has one. */
+static void ctl_print_limit(json_t *l)
+{
+	if (!json_is_object(l))
+		return;
+	printf(" limit:");
+	ctl_print_counts(l);
+}
+
 static void ctl_print_stats(const char *name, json_t *o)
 {
 	printf("%s: %s, up %.1f s, %d vCPU(s), %lld MiB\n", name,
@@ -715,6 +724,7 @@ static void ctl_print_stats(const char *name, json_t *o)
 	{
 		printf("disk %s:", json_string_value(json_object_get(v, "name")));
 		ctl_print_counts(v);
+		ctl_print_limit(json_object_get(v, "limit"));
 		printf("\n");
 	}
 	json_array_foreach(json_object_get(o, "nets"), i, v)
@@ -723,6 +733,7 @@ static void ctl_print_stats(const char *name, json_t *o)
 		ctl_print_counts(v);
 		printf(" dropped:");
 		ctl_print_counts(json_object_get(v, "dropped"));
+		ctl_print_limit(json_object_get(v, "limit"));
 		printf("\n");
 	}
 	json_t *vsock = json_object_get(o, "vsock");
