@@ -41,7 +41,9 @@
  * flight and marks them dropped; it acknowledges the reset only when the last of them has
  * completed (cancelled or not). A dropped request writes no status, pushes no used element
  * and is never resubmitted, so after ops->reset returns nothing touches guest memory: a read
- * still running in the kernel is waited for, since it writes into guest buffers.
+ * still running in the kernel is waited for, since it writes into guest buffers. The driver's
+ * reset does not wait (reset_start): the vCPU returns at once and the transport keeps Status
+ * non-zero until the acknowledgement, which the driver sees as the reset not done yet.
  *
  * Rate limit. A disk may have a bandwidth and an operations limit (token buckets, ratelimit.h,
  * with a one-time burst each). The I/O thread asks the buckets before it takes each request
@@ -182,7 +184,8 @@ struct vblk {
 	bool ring_ready, mmio_ready, thread_started;
 	pthread_t thread;
 
-	struct devctl ctl; /* the wanted state, shared by vCPU threads and the I/O thread */
+	struct devctl ctl;  /* the wanted state, shared by vCPU threads and the I/O thread */
+	uint64_t reset_gen; /* the generation of the pending reset (vCPU side, transport lock) */
 
 	/* The I/O thread's own state. */
 	bool active, paused, exiting, kick_armed, ctl_armed, pass_pending, starved, pushed,
@@ -926,6 +929,21 @@ static void vblk_reset(void *dev)
 		devctl_wait(&b->ctl, gen);
 }
 
+/* The reset that does not hold the vCPU (virtio_mmio.h): done once the I/O thread acknowledged
+ * it, which it does when nothing is in flight any more. */
+static bool vblk_reset_start(void *dev)
+{
+	struct vblk *b = dev;
+	b->reset_gen = devctl_want(&b->ctl, false, false, 0);
+	return !b->reset_gen || devctl_acked(&b->ctl, b->reset_gen);
+}
+
+static bool vblk_reset_done(void *dev)
+{
+	struct vblk *b = dev;
+	return !b->reset_gen || devctl_acked(&b->ctl, b->reset_gen);
+}
+
 static void vblk_config_read(void *dev, uint32_t off, uint8_t *data, uint32_t len)
 {
 	struct vblk *b = dev;
@@ -944,6 +962,8 @@ static void vblk_config_write(void *dev, uint32_t off, const uint8_t *data, uint
 static const struct virtio_dev_ops vblk_ops = {
 	.activate = vblk_activate,
 	.reset = vblk_reset,
+	.reset_start = vblk_reset_start,
+	.reset_done = vblk_reset_done,
 	.config_read = vblk_config_read,
 	.config_write = vblk_config_write,
 };

@@ -33,6 +33,13 @@
  *    DRIVER_OK; a used-buffer notification before DRIVER_OK is dropped entirely.
  *  - Reset returns ConfigGeneration to 0 like every other register; eventfds stay open and a
  *    count pending on them is left alone (a spurious kick or interrupt is harmless).
+ *  - A device with reset_start (virtio-blk) resets without holding the vCPU: writing 0 to
+ *    Status returns at once while requests are still in flight, and Status goes on reading
+ *    what it was (non-zero) until the last one completed (§2.4.1: the driver considers the
+ *    reset done when Status reads 0); each access checks. A driver that writes any register
+ *    before that (Linux's virtio-mmio driver does not poll Status) waits there for the reset
+ *    to finish, so it never sees a half-reset device. Reads of other registers meanwhile
+ *    show the old state.
  */
 
 #define VIRTIO_MMIO_VERSION_2 2
@@ -102,13 +109,47 @@ static void virtio_mmio_clear_state(struct virtio_mmio *t)
 
 /*
  * Device reset (§2.4, §4.2.2 Status): stop the device if it was started, so nothing touches
- * guest memory afterwards, then return to the initial state. Lock held.
+ * guest memory afterwards, then return to the initial state. Waits for the device. Lock held.
  */
 static void virtio_mmio_reset_locked(struct virtio_mmio *t)
 {
-	if ((atomic_load(&t->status) & VIRTIO_STATUS_DRIVER_OK) && t->ops->reset)
+	if ((t->resetting || (atomic_load(&t->status) & VIRTIO_STATUS_DRIVER_OK)) && t->ops->reset)
 		t->ops->reset(t->dev);
+	t->resetting = false;
 	virtio_mmio_clear_state(t);
+}
+
+/* The driver wrote 0 to Status: reset, without waiting when the device can (reset_start).
+ * Lock held. */
+static void virtio_mmio_reset_by_driver(struct virtio_mmio *t)
+{
+	if (t->resetting)
+		return; /* a second 0 while the first is pending: nothing more to do */
+	bool started = atomic_load(&t->status) & VIRTIO_STATUS_DRIVER_OK;
+	if (!started || !t->ops->reset_start || !t->ops->reset_done) {
+		virtio_mmio_reset_locked(t);
+		return;
+	}
+	if (t->ops->reset_start(t->dev)) {
+		virtio_mmio_clear_state(t);
+		return;
+	}
+	t->resetting = true; /* Status stays as it is until the device is done */
+	log_guest(t->log, LOG_DEBUG, "%s: reset waits for requests in flight", t->name);
+}
+
+/* Before any access while a reset is pending: finish it if the device is done, or (`wait`:
+ * the driver writes something) wait for it. Lock held. */
+static void virtio_mmio_reset_settle(struct virtio_mmio *t, bool wait)
+{
+	if (!t->resetting)
+		return;
+	if (t->ops->reset_done(t->dev)) {
+		t->resetting = false;
+		virtio_mmio_clear_state(t);
+	} else if (wait) {
+		virtio_mmio_reset_locked(t);
+	}
 }
 
 int virtio_mmio_init(struct virtio_mmio *t, const struct gmem *mem, struct logger *log,
@@ -316,7 +357,7 @@ static void virtio_mmio_activate_locked(struct virtio_mmio *t)
 static void virtio_mmio_write_status(struct virtio_mmio *t, uint32_t val)
 {
 	if (val == 0) {
-		virtio_mmio_reset_locked(t);
+		virtio_mmio_reset_by_driver(t);
 		return;
 	}
 	unsigned int cur = atomic_load(&t->status) & VIRTIO_MMIO_DRIVER_STATUS;
@@ -598,6 +639,13 @@ void virtio_mmio_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, 
 		return;
 
 	pthread_mutex_lock(&t->lock);
+	if (t->resetting) {
+		/* A write (but another 0 to Status) finds the reset finished, waiting if need be.
+		 */
+		bool zero_status = offset == VIRTIO_MMIO_STATUS && len == 4 && !data[0] &&
+				   !data[1] && !data[2] && !data[3];
+		virtio_mmio_reset_settle(t, is_write && !zero_status);
+	}
 	if (offset >= VIRTIO_MMIO_CONFIG) {
 		virtio_mmio_config_io(t, offset - VIRTIO_MMIO_CONFIG, data, len, is_write);
 	} else if (len != 4) {

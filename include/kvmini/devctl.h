@@ -51,6 +51,9 @@ uint64_t devctl_publish(struct devctl *c);
 /* Wait until the I/O thread acted on generation `gen` (or is gone). */
 void devctl_wait(struct devctl *c, uint64_t gen);
 
+/* Whether it has (or is gone), without waiting. */
+bool devctl_acked(struct devctl *c, uint64_t gen);
+
 /* Set active / exit (sticky) / features and wake the thread: the generation, 0 if it is gone. */
 uint64_t devctl_want(struct devctl *c, bool active, bool exit_thread, uint64_t features);
 

@@ -86,6 +86,15 @@ struct virtio_dev_ops {
 	 * Called whenever DRIVER_OK had been set, so also after activate failed.
 	 */
 	void (*reset)(void *dev);
+	/*
+	 * Optional: a reset that does not wait. Begin what reset does and return at once: true
+	 * when it is already complete, false when requests are still in flight; then
+	 * reset_done() says (without waiting) whether they have all completed, and reset()
+	 * waits for that. The transport keeps Status non-zero until then (§2.4: the driver waits
+	 * for it to read 0), so the vCPU that wrote 0 is not held up by I/O.
+	 */
+	bool (*reset_start)(void *dev);
+	bool (*reset_done)(void *dev);
 	/* Config space access; [off, off+len) already lies within the device's config_size. */
 	void (*config_read)(void *dev, uint32_t off, uint8_t *data, uint32_t len);
 	void (*config_write)(void *dev, uint32_t off, const uint8_t *data, uint32_t len);
@@ -121,6 +130,7 @@ struct virtio_mmio {
 	atomic_uint int_status; /* InterruptStatus; set by device threads, ACKed by vCPUs */
 	atomic_uint config_generation;
 	atomic_uint needs_reset_count; /* times DEVICE_NEEDS_RESET was newly set */
+	bool resetting; /* 0 was written to Status; the device's reset_start has not finished */
 	struct virtio_mmio_queue q[VIRTIO_MMIO_MAX_QUEUES];
 	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES]; /* started at DRIVER_OK; the device uses these */
 

@@ -144,8 +144,15 @@ int vdrv_negotiate(struct vdrv *d, uint32_t device_id, uint64_t want, uint64_t *
 {
 	d->why = NULL;
 	vdrv_wr32(d, VIRTIO_MMIO_STATUS, 0);
-	if (vdrv_rd32(d, VIRTIO_MMIO_STATUS) != 0)
-		return vdrv_fail(d, -EPROTO, "reset: Status is not 0");
+	/* The reset is done when Status reads 0 (§2.4.1); a device may take a while (requests
+	 * in flight), so poll, for up to 10 s. */
+	unsigned int st = vdrv_rd32(d, VIRTIO_MMIO_STATUS);
+	for (int i = 0; st != 0 && i < 10000; i++) {
+		usleep(1000);
+		st = vdrv_rd32(d, VIRTIO_MMIO_STATUS);
+	}
+	if (st != 0)
+		return vdrv_fail(d, -EPROTO, "reset: Status is not 0 after 10 s");
 	if (vdrv_rd32(d, VIRTIO_MMIO_MAGIC_VALUE) != VIRTIO_MMIO_MAGIC)
 		return vdrv_fail(d, -ENODEV, "bad MagicValue");
 	if (vdrv_rd32(d, VIRTIO_MMIO_VERSION) != 2)

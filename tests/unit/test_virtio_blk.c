@@ -3,6 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1009,6 +1014,17 @@ static void test_10000_bad_chains(void **state)
 }
 
 /* Reset with big reads in flight: nothing reaches guest memory after the reset returned. */
+/* Poll Status until it reads 0, as a driver does after writing 0 (bounded). */
+static bool wait_status_zero(struct fx *f, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited++) {
+		if (vdrv_rd32(&f->d, VIRTIO_MMIO_STATUS) == 0)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 static void test_reset_in_flight(void **state)
 {
 	struct fx *f = *state;
@@ -1029,7 +1045,8 @@ static void test_reset_in_flight(void **state)
 		if (round % 2)
 			usleep(200); /* let some of them start */
 		vdrv_wr32(&f->d, VIRTIO_MMIO_STATUS, 0);
-		assert_int_equal(vdrv_rd32(&f->d, VIRTIO_MMIO_STATUS), 0);
+		/* The reset is done when Status reads 0 (§2.4.1): reads in flight finish first. */
+		assert_true(wait_status_zero(f, TIMEOUT_MS));
 		/* From here on guest memory must stay as it is. */
 		memcpy(snap, gp(f, BIG_GPA), (size_t)N * LEN);
 		uint8_t status[N], used[0x810];
@@ -1056,6 +1073,90 @@ static void test_reset_in_flight(void **state)
 	run_simple(f, 0, T_IN, 100, SECTOR, true, S_OK, SECTOR + 1);
 	uint8_t zero[SECTOR] = {0};
 	assert_memory_equal(gp(f, data_gpa(0)), zero, SECTOR);
+}
+
+/* A read held in flight: its buffer is userfaultfd memory that nobody fills until `release`. */
+struct held_read {
+	int uffd;
+	uint8_t *buf;
+	size_t len;
+	int release_after_ms; /* the fallback: fill it anyway then, so a stalled reset ends */
+};
+
+static void held_fill(struct held_read *h)
+{
+	struct uffdio_zeropage z = {.range = {.start = (uintptr_t)h->buf, .len = h->len}};
+	ioctl(h->uffd, UFFDIO_ZEROPAGE, &z); /* EEXIST once filled: fine */
+}
+
+static void *held_fallback(void *arg)
+{
+	struct held_read *h = arg;
+	usleep((useconds_t)h->release_after_ms * 1000);
+	held_fill(h);
+	return NULL;
+}
+
+/*
+ * The driver resets the device while a read is still in the kernel (its buffer faults and
+ * stays unfilled): writing 0 to Status returns at once and Status reads non-zero until the
+ * read is over, then 0 (§2.4.1), after which nothing in guest memory changes. A
+ * reset that waited for the read would hold this (vCPU) thread until the fallback fills the
+ * buffer after 3 s.
+ */
+static void test_reset_does_not_wait_for_io(void **state)
+{
+	struct fx *f = *state;
+	struct held_read h = {.len = DATA_SLOT, .release_after_ms = 3000};
+	h.buf = gp(f, data_gpa(5));
+	h.uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (h.uffd < 0)
+		REQUIRE_OR_SKIP("userfaultfd (to hold a read in flight)");
+	struct uffdio_api api = {.api = UFFD_API};
+	assert_int_equal(ioctl(h.uffd, UFFDIO_API, &api), 0);
+	assert_int_equal(madvise(h.buf, h.len, MADV_DONTNEED), 0);
+	struct uffdio_register reg = {.range = {.start = (uintptr_t)h.buf, .len = h.len},
+				      .mode = UFFDIO_REGISTER_MODE_MISSING};
+	assert_int_equal(ioctl(h.uffd, UFFDIO_REGISTER, &reg), 0);
+
+	uint16_t used_before = vdrv_used_idx(&f->d);
+	post_simple(f, 5, T_IN, 0, DATA_SLOT, true);
+	vdrv_kick(&f->d);
+	/* The read is in flight once it faulted on its buffer. */
+	struct pollfd p = {.fd = h.uffd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, TIMEOUT_MS), 1);
+	pthread_t fb;
+	assert_int_equal(pthread_create(&fb, NULL, held_fallback, &h), 0);
+
+	uint64_t t0 = mono_ms();
+	vdrv_wr32(&f->d, VIRTIO_MMIO_STATUS, 0);
+	uint64_t took = mono_ms() - t0;
+	uint32_t st = vdrv_rd32(&f->d, VIRTIO_MMIO_STATUS);
+	held_fill(&h); /* now let the read finish */
+	bool zero = wait_status_zero(f, TIMEOUT_MS);
+	pthread_join(fb, NULL);
+	close(h.uffd);
+	if (took >= 1000)
+		fail_msg("writing 0 to Status took %llu ms: the vCPU waited for the read",
+			 (unsigned long long)took);
+	assert_true(st != 0); /* not done while the read was held */
+	assert_true(zero);
+	/* Either the read was dropped (no answer) or it completed before the device took the
+	 * reset (answered in full); and once Status read 0 nothing changes any more. */
+	uint8_t answer = *(uint8_t *)gp(f, STATUS_GPA + 5);
+	uint16_t used_after = vdrv_used_idx(&f->d);
+	if (answer == 0xff)
+		assert_int_equal(used_after, used_before);
+	else
+		assert_true(answer == S_OK && used_after == (uint16_t)(used_before + 1));
+	usleep(50 * 1000);
+	assert_int_equal(*(uint8_t *)gp(f, STATUS_GPA + 5), answer);
+	assert_int_equal(vdrv_used_idx(&f->d), used_after);
+	/* The device works again after a new initialisation. */
+	driver_init(f);
+	memset(gp(f, data_gpa(0)), 0xee, SECTOR);
+	run_simple(f, 0, T_IN, 3, SECTOR, true, S_OK, SECTOR + 1);
+	assert_int_equal(((uint8_t *)gp(f, data_gpa(0)))[0], pattern(3 * SECTOR));
 }
 
 /* The image shrank after the device was created: reads past its end fail, never succeed. */
@@ -1233,6 +1334,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_10000_bad_chains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup_big, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_does_not_wait_for_io, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_while_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),

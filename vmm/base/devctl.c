@@ -67,6 +67,14 @@ void devctl_wait(struct devctl *c, uint64_t gen)
 	pthread_mutex_unlock(&c->lock);
 }
 
+bool devctl_acked(struct devctl *c, uint64_t gen)
+{
+	pthread_mutex_lock(&c->lock);
+	bool done = !c->alive || c->done_gen >= gen;
+	pthread_mutex_unlock(&c->lock);
+	return done;
+}
+
 uint64_t devctl_want(struct devctl *c, bool active, bool exit_thread, uint64_t features)
 {
 	if (!devctl_lock(c))
