@@ -19,12 +19,12 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Iinclude \
             -D_GNU_SOURCE -MMD -MP -fno-strict-aliasing
-LDLIBS   += -luring -lseccomp -lpthread
+LDLIBS   += -luring -lseccomp -lcap-ng -lpthread
 # The frontends (vmm/cli: the command, its API server and client) also use these. The kvmini
 # command links them (and liburing) statically: each shared library a process maps costs
 # resident pages, which count in every VM's memory overhead (bench/ctl.sh measures it).
 FRONT_LIBS := -levent_core -levent_extra -ljansson -larchive -lnettle -ldl
-KVMINI_LIBS := -Wl,-Bstatic -levent_extra -levent_core -ljansson -luring -lseccomp -Wl,-Bdynamic -larchive -lnettle -ldl -lpthread
+KVMINI_LIBS := -Wl,-Bstatic -levent_extra -levent_core -ljansson -luring -lseccomp -lcap-ng -Wl,-Bdynamic -larchive -lnettle -ldl -lpthread
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DKVMINI_VERSION='"$(VERSION)"'
 

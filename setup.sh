@@ -7,7 +7,7 @@ set -eu
 
 PACKAGES="
   make gcc libc6-dev clang clang-format libclang-rt-14-dev
-  libcmocka-dev liburing-dev libseccomp-dev e2fsprogs fio jq
+  libcmocka-dev liburing-dev libseccomp-dev libcap-ng-dev e2fsprogs fio jq
   libevent-dev libjansson-dev libcurl4-openssl-dev curl erofs-utils libarchive-dev nettle-dev
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio kmod
   busybox-static musl-tools qemu-system-x86

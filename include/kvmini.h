@@ -343,6 +343,16 @@ int kvmini_vm_create(const struct kvmini_config *c, struct kvmini_vm **out,
  * the filter. Nothing happens when the mode is off. 0 or
  * -errno.
  */
+/*
+ * The calling thread gives up every capability (effective, permitted, inheritable, ambient,
+ * and the bounding set where it may) and sets PR_SET_NO_NEW_PRIVS; threads it creates later
+ * have none either. The VM's own threads (vCPUs, devices, console) drop theirs as they start,
+ * since they never need any. Call it once the VM is created (the disks and taps are open)
+ * on each thread of the program that has some. 0 (also when there was nothing to drop), or
+ * -errno with the reason in `err`.
+ */
+int kvmini_drop_capabilities(struct kvmini_error *err);
+
 enum kvmini_thread_kind {
 	KVMINI_THREAD_CONTROL = 0,
 	KVMINI_THREAD_EXEC = 1,

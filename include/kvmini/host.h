@@ -20,6 +20,14 @@ const char *host_slow_kvm_reason(const char *sysfs, const char *cpuinfo);
 /* This process's resident memory in bytes (from /proc/self/statm). 0 or -errno. */
 int host_rss(uint64_t *bytes);
 
+/*
+ * The calling thread gives up every capability it has (effective, permitted, inheritable,
+ * ambient and, where it may, the bounding set) and sets PR_SET_NO_NEW_PRIVS, so neither it nor
+ * what it starts or executes gets any back. Threads it creates later start with none.
+ * Nothing to do (0) for a thread without capabilities. 0, or -EPERM when they stayed.
+ */
+int host_drop_caps(void);
+
 /* Refuse guest memory larger than this host's RAM: KVMINI_EXIT_RESOURCE with a message. */
 int host_check_memory(uint64_t mem_size, struct vmerr *e);
 

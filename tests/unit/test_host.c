@@ -1,5 +1,6 @@
 /* test_host: detecting a software-only KVM, the memory limit, errors and log levels. */
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -109,6 +111,76 @@ static void test_memory_limit(void **state)
 	assert_non_null(strstr(e.msg, "--mem"));
 }
 
+/* The hex value of `field` ("CapEff") in /proc/thread-self/status, or -1. */
+static long long status_hex(const char *field)
+{
+	FILE *f = fopen("/proc/thread-self/status", "r");
+	if (!f)
+		return -1;
+	char line[256];
+	long long v = -1;
+	size_t n = strlen(field);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':')
+			v = strtoll(line + n + 1, NULL, 16);
+	fclose(f);
+	return v;
+}
+
+struct caps_probe {
+	long long eff, prm, nnp;
+};
+
+static void *caps_thread(void *arg)
+{
+	struct caps_probe *p = arg;
+	p->eff = status_hex("CapEff");
+	p->prm = status_hex("CapPrm");
+	p->nnp = status_hex("NoNewPrivs");
+	return NULL;
+}
+
+/* A thread started by host_thread_start has no capability, whatever its creator has (make
+ * check runs as root); the creator keeps its own. */
+static void test_thread_drops_caps(void **state)
+{
+	(void)state;
+	long long mine = status_hex("CapEff");
+	assert_true(mine >= 0);
+	struct caps_probe p = {-1, -1, -1};
+	pthread_t t;
+	assert_int_equal(host_thread_start(&t, caps_thread, &p, "caps", NULL, 0), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(p.eff, 0);
+	assert_int_equal(p.prm, 0);
+	assert_int_equal(p.nnp, 1);
+	assert_int_equal(status_hex("CapEff"), mine);
+	if (mine == 0)
+		print_message("note: running without capabilities, the drop had nothing to do\n");
+}
+
+/* host_drop_caps on a thread of a child: nothing effective, permitted or (as root) bounding
+ * is left, and no new privileges; dropping again is a no-op. */
+static void test_drop_caps(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int a = host_drop_caps(), b = host_drop_caps();
+		bool root = getuid() == 0;
+		_exit(a == 0 && b == 0 && status_hex("CapEff") == 0 && status_hex("CapPrm") == 0 &&
+				      status_hex("CapInh") == 0 && status_hex("NoNewPrivs") == 1 &&
+				      (!root || status_hex("CapBnd") == 0)
+			      ? 0
+			      : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_vmerr_first_wins(void **state)
 {
 	(void)state;
@@ -153,6 +225,8 @@ int main(void)
 		cmocka_unit_test(test_slow_kvm_detection),
 		cmocka_unit_test(test_memory_limit),
 		cmocka_unit_test(test_thread_start),
+		cmocka_unit_test(test_thread_drops_caps),
+		cmocka_unit_test(test_drop_caps),
 		cmocka_unit_test(test_vmerr_first_wins),
 		cmocka_unit_test(test_log_levels_and_rate_limit),
 	};

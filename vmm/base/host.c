@@ -7,7 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <sys/prctl.h>
 #include <unistd.h>
+
+#include <cap-ng.h>
 
 #include "kvmini/host.h"
 
@@ -77,6 +80,21 @@ void host_thread_sigmask(sigset_t *set)
 		sigdelset(set, fatal[i]);
 }
 
+int host_drop_caps(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	capng_get_caps_process(); /* this thread's sets */
+	if (capng_have_capabilities(CAPNG_SELECT_CAPS) == CAPNG_NONE)
+		return 0;
+	capng_clear(CAPNG_SELECT_ALL);
+	/* The bounding set needs CAP_SETPCAP to shrink; without it, the rest still goes. */
+	if (capng_apply(CAPNG_SELECT_ALL) < 0 && capng_apply(CAPNG_SELECT_CAPS) < 0)
+		return -EPERM;
+	capng_get_caps_process();
+	return capng_have_capabilities(CAPNG_SELECT_CAPS) == CAPNG_NONE ? 0 : -EPERM;
+}
+
 static void *host_thread_main(void *p)
 {
 	struct host_thread_boot *b = p;
@@ -84,7 +102,11 @@ static void *host_thread_main(void *p)
 	void *arg = b->arg;
 	/* A label for ps and gdb: failing to set it is harmless. */
 	pthread_setname_np(pthread_self(), b->name);
-	int ret = confine_enter(b->confine, b->kind, b->name);
+	/* A device or vCPU thread never needs a capability: it drops them (capabilities are
+	 * per thread, so its creator's drop later would not reach it), before its filter. */
+	int ret = host_drop_caps();
+	if (ret == 0)
+		ret = confine_enter(b->confine, b->kind, b->name);
 	b->result = ret;
 	sem_post(&b->done); /* b is the creator's from here on */
 	if (ret < 0)

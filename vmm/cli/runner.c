@@ -482,6 +482,10 @@ static int runner_start(struct runner *r, uint64_t t0_ns, struct kvmini_error *e
 	}
 	if (kvmini_vm_create(cfg, &r->vm, e) < 0)
 		goto out;
+	/* Everything privileged (KVM, the disks, the taps) is open: the main thread gives up its
+	 * capabilities before it starts the API and console servers, which inherit none. */
+	if (kvmini_drop_capabilities(e) < 0)
+		goto out;
 	cache_release(&hold);
 	if (r->managed) {
 		const struct cli *asked = r->asked ? r->asked : c;

@@ -819,6 +819,8 @@ int sandbox_main(int argc, char **argv, uint64_t t0_ns)
 	}
 	int created = kvmini_vm_create(cfg, &vm, &le);
 	cache_release(&hold);
+	if (created == 0)
+		created = kvmini_drop_capabilities(&le); /* as run does (runner.c) */
 	if (created < 0 || kvmini_vm_start(vm, &le) < 0) {
 		fprintf(stderr, "kvmini: error: %s\n", le.msg);
 		goto out;

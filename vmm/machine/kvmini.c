@@ -539,6 +539,15 @@ int kvmini_vm_set_disk_limit(struct kvmini_vm *h, unsigned int index,
 	return 0;
 }
 
+int kvmini_drop_capabilities(struct kvmini_error *err)
+{
+	int ret = host_drop_caps();
+	if (ret < 0)
+		return kvmini_fail(err, KVMINI_EXIT_HOST, -ret,
+				   "cannot give up this thread's capabilities: %s", strerror(-ret));
+	return 0;
+}
+
 int kvmini_vm_set_net_limit(struct kvmini_vm *h, unsigned int index,
 			    const struct kvmini_rate_limit *limit, struct kvmini_error *err)
 {
