@@ -319,7 +319,7 @@ $(EXAMPLE): examples/run-command.c $(B)/kvmini lib $(B)/kvmini.pc docs/man/kvmin
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -static-libgcc -o $@-static $< \
 		$$(PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/local/lib/pkgconfig \
 		   pkg-config --static --cflags kvmini) $(STAGE)/usr/local/lib/libkvmini.a \
-		$$(pkg-config --static --libs liburing libseccomp) -lpthread
+		$$(pkg-config --static --libs liburing libseccomp libcap-ng) -lpthread
 
 # The sandbox example (examples/sandbox.c), built the same way; tests/linux/sandbox-tests.sh
 # runs it.
