@@ -48,6 +48,9 @@ struct cli {
 	const char *trace_file;		      /* or NULL: stderr */
 	const char *config_file;	      /* --config FILE, or NULL */
 	bool detach;			      /* --detach */
+	const char *jail;		      /* --jail DIR, or NULL (jail.h) */
+	unsigned int jail_uid, jail_gid;      /* --uid, --gid (0: not given) */
+	const char *jail_netns;		      /* --netns PATH, or NULL */
 	bool name_set;			      /* --name given (or "name" in the config file) */
 	bool disks_from_file, nets_from_file; /* a --disk/--net replaces the file's list */
 	struct cli_disk disk[KVMINI_MAX_VIRTIO];

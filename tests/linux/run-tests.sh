@@ -410,6 +410,9 @@ test_sigterm() {
 # --- tests: rate limits ------------------------------------------------------------------------
 . "$here/limit-tests.sh"
 
+# --- tests: the jail -------------------------------------------------------------------------
+. "$here/jail-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -435,6 +438,7 @@ run_sandbox_tests
 run_seccomp_tests
 run_crash_tests
 run_limit_tests
+run_jail_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"

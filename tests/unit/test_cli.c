@@ -207,6 +207,25 @@ static void test_disks(void **state)
 			   "--net option 'iops=3' is unknown");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--net", "tap=t,pps="), &e, 2,
 			   "--net pps '' is not a rate");
+
+	/* The jail's options: ids are numbers other than 0, and go with --jail. */
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--uid", "4242",
+			       "--gid", "7", "--netns", "/run/netns/x"),
+			 0);
+	assert_string_equal(c.jail, "/j");
+	assert_int_equal(c.jail_uid, 4242);
+	assert_int_equal(c.jail_gid, 7);
+	assert_string_equal(c.jail_netns, "/run/netns/x");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--uid", "x1"), &e,
+			   2, "--uid 'x1' is not a numeric id");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--gid", "0"), &e,
+			   2, "--gid '0' is not a numeric id other than 0");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--uid", "-1"), &e,
+			   2, "--uid '-1'");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--netns", "/n"), &e, 2,
+			   "go with --jail DIR");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--jail", ""), &e, 2,
+			   "--jail must not be empty");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", ",ro"), &e, 2, "path");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", ""), &e, 2, "path");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "1", "--disk", "2",

@@ -159,6 +159,14 @@ static const struct {
 	{"{\"vsock\": {\"cid\": \"3\"}}", "\"vsock.cid\": expected an integer", 3},
 	{"{\"vsock\": {\"uds\": \"\"}}", "\"vsock.uds\": expected a non-empty string", 3},
 	{"{\"vsock\": {\"port\": 1}}", "\"vsock.port\": unknown key (cid, uds)", 3},
+	{"{\"jail\": true}", "\"jail\": expected null or an object", 3},
+	{"{\"jail\": {\"dir\": \"rel\", \"uid\": 5, \"gid\": 5}}",
+	 "\"jail.dir\": expected an absolute path", 3},
+	{"{\"jail\": {\"dir\": \"/j\", \"uid\": 0, \"gid\": 5}}",
+	 "\"jail.uid\": expected an integer 1..", 3},
+	{"{\"jail\": {\"dir\": \"/j\", \"uid\": 5}}", "give \"dir\", \"uid\" and \"gid\"", 3},
+	{"{\"jail\": {\"dir\": \"/j\", \"uid\": 5, \"gid\": 5, \"chroot\": 1}}",
+	 "\"jail.chroot\": unknown key (dir, uid, gid, netns)", 3},
 	{"{\"rootfs\": 1}", "\"rootfs\": expected a string", 3},
 	{"{\"image\": \"docker://debian\"}", "\"image\": expected \"oci:DIR[:TAG]\"", 3},
 	{"{\"image\": \"oci:\"}", "\"image\": expected \"oci:DIR[:TAG]\"", 3},
@@ -215,7 +223,9 @@ static void test_dump_roundtrip(void **state)
 		      " \"limit\": {\"bw\": \"50M\", \"iops\": 2000, \"iops_burst\": \"1K\"}}],"
 		      " \"nets\": [{\"tap\": \"t0\", \"limit\": {\"pps\": 100, \"bw_burst\": 7}}],"
 		      " \"cmdline\": \"quiet\","
-		      " \"vsock\": {\"cid\": 9, \"uds\": \"/v\"}, \"rootfs\": \"/r\"}",
+		      " \"vsock\": {\"cid\": 9, \"uds\": \"/v\"}, \"rootfs\": \"/r\","
+		      " \"jail\": {\"dir\": \"/srv/j\", \"uid\": 4242, \"gid\": 4243, \"netns\": "
+		      "\"/n\"}}",
 		      &e),
 		0);
 	char *text = vmconf_dump(&c, 1);
@@ -247,6 +257,10 @@ static void test_dump_roundtrip(void **state)
 	assert_string_equal(d.vsock_uds, "/v");
 	assert_string_equal(d.rootfs, "/r");
 	assert_null(d.image);
+	assert_string_equal(d.jail, "/srv/j");
+	assert_int_equal(d.jail_uid, 4242);
+	assert_int_equal(d.jail_gid, 4243);
+	assert_string_equal(d.jail_netns, "/n");
 	char *again = vmconf_dump(&d, 1);
 	assert_string_equal(text, again);
 	free(again);

@@ -292,6 +292,13 @@ void cli_run_usage(FILE *f)
 	      "  --trace-file PATH     write the trace to PATH instead (created or truncated)\n"
 	      "  --seccomp MODE        kill (default): a thread's forbidden system call ends\n"
 	      "                        kvmini (159); log: the kernel logs it; off: no filter\n"
+	      "  --jail DIR --uid UID --gid GID [--netns PATH]\n"
+	      "                        run in new mount, PID, IPC and UTS namespaces (and network\n"
+	      "                        namespace PATH), rooted in a tmpfs over the empty "
+	      "root-owned\n"
+	      "                        DIR with only the VM's files and devices, as UID:GID with\n"
+	      "                        no capability (as root; the images must be UID's, a tap\n"
+	      "                        must exist and be UID's)\n"
 	      "  -h, --help            this help\n"
 	      "\n"
 	      "Console: the guest's ttyS0 is on stdin/stdout; Ctrl-A x quits, Ctrl-A Ctrl-A sends "
@@ -332,6 +339,10 @@ enum {
 	OPT_ROOTFS,
 	OPT_IMAGE,
 	OPT_SECCOMP,
+	OPT_JAIL,
+	OPT_UID,
+	OPT_GID,
+	OPT_NETNS,
 };
 
 static const struct option cli_run_options[] = {
@@ -353,6 +364,10 @@ static const struct option cli_run_options[] = {
 	{"rootfs", required_argument, NULL, OPT_ROOTFS},
 	{"image", required_argument, NULL, OPT_IMAGE},
 	{"seccomp", required_argument, NULL, OPT_SECCOMP},
+	{"jail", required_argument, NULL, OPT_JAIL},
+	{"uid", required_argument, NULL, OPT_UID},
+	{"gid", required_argument, NULL, OPT_GID},
+	{"netns", required_argument, NULL, OPT_NETNS},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -703,6 +718,31 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 				return cli_usage_error(e, se.msg);
 			break;
 		}
+		case OPT_JAIL:
+			if (!*optarg)
+				return cli_usage_error(e, "--jail must not be empty");
+			c->jail = optarg;
+			break;
+		case OPT_UID:
+		case OPT_GID: {
+			char *idend;
+			errno = 0;
+			unsigned long id = strtoul(optarg, &idend, 10);
+			if (!isdigit((unsigned char)optarg[0]) || *idend || errno || id == 0 ||
+			    id >= 0xffffffffUL) {
+				snprintf(msg, sizeof(msg),
+					 "--%s '%s' is not a numeric id other than 0",
+					 opt == OPT_UID ? "uid" : "gid", optarg);
+				return cli_usage_error(e, msg);
+			}
+			*(opt == OPT_UID ? &c->jail_uid : &c->jail_gid) = (unsigned int)id;
+			break;
+		}
+		case OPT_NETNS:
+			if (!*optarg)
+				return cli_usage_error(e, "--netns must not be empty");
+			c->jail_netns = optarg;
+			break;
 		case OPT_TRACE_FILE:
 			if (!*optarg)
 				return cli_usage_error(e, "--trace-file must not be empty");
@@ -727,6 +767,8 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 	}
 	if (c->rootfs && c->image)
 		return cli_usage_error(e, "--rootfs and --image exclude each other");
+	if (!c->jail && (c->jail_uid || c->jail_gid || c->jail_netns))
+		return cli_usage_error(e, "--uid, --gid and --netns go with --jail DIR");
 	if (!c->kernel && !c->rootfs && !c->image)
 		return cli_usage_error(e, "--kernel PATH is required (or \"kernel\" in --config, "
 					  "or --rootfs DIR)");

@@ -23,6 +23,7 @@
 #include "kvmini/api.h"
 #include "kvmini/apisrv.h"
 #include "kvmini/cache.h"
+#include "kvmini/jail.h"
 #include "kvmini/runner.h"
 #include "kvmini/sandbox.h"
 #include "kvmini/vmconf.h"
@@ -650,6 +651,17 @@ int runner_run(struct cli *c, uint64_t t0_ns)
 				 "directory",
 				 c->trace_file, strerror(errno));
 			goto fail;
+		}
+	}
+	if (c->jail) {
+		/* From here on this is the jailed child, or the parent that waits for it. */
+		int jailed_status = 0;
+		int ret = jail_check(c, &e) < 0 ? -1 : jail_enter(c, r.sfd, &jailed_status, &e);
+		if (ret < 0)
+			goto fail;
+		if (ret > 0) {
+			status = jailed_status;
+			goto out; /* the parent: nothing of a VM here */
 		}
 	}
 	if (r.managed) {

@@ -311,6 +311,50 @@ static int vmconf_vsock(const struct vmconf_ctx *x, const json_t *v)
 	return 0;
 }
 
+/* "jail": null (none) or {"dir": ABSOLUTE PATH, "uid": N, "gid": N, "netns": PATH or null}. */
+static int vmconf_jail(const struct vmconf_ctx *x, const json_t *v)
+{
+	struct cli *c = x->c;
+	c->jail = c->jail_netns = NULL;
+	c->jail_uid = c->jail_gid = 0;
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return vmconf_bad(x, "jail", "null or an object with \"dir\", \"uid\" and \"gid\"",
+				  v);
+	const char *k;
+	json_t *f;
+	json_object_foreach((json_t *)v, k, f)
+	{
+		int ret;
+		long long n = 0;
+		if (!strcmp(k, "dir")) {
+			if (json_is_string(f) && json_string_value(f)[0] != '/')
+				return vmconf_bad(x, "jail.dir", "an absolute path", f);
+			ret = vmconf_str(x, "jail.dir", f, false, false, &c->jail);
+		} else if (!strcmp(k, "uid") || !strcmp(k, "gid")) {
+			char key[16];
+			snprintf(key, sizeof(key), "jail.%s", k);
+			ret = vmconf_int(x, key, f, 1, 4294967294LL, &n);
+			*(k[0] == 'u' ? &c->jail_uid : &c->jail_gid) = (unsigned int)n;
+		} else if (!strcmp(k, "netns")) {
+			ret = json_is_null(f)
+				      ? 0
+				      : vmconf_str(x, "jail.netns", f, true, false, &c->jail_netns);
+		} else {
+			ret = vmconf_fail(x, KVMINI_EXIT_INPUT,
+					  "\"jail.%s\": unknown key (dir, uid, gid, netns)", k);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	if (!c->jail || !c->jail_uid || !c->jail_gid)
+		return vmconf_fail(
+			x, KVMINI_EXIT_INPUT,
+			"\"jail\": give \"dir\", \"uid\" and \"gid\" (or null: no jail)");
+	return 0;
+}
+
 /* One top-level key. */
 static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v)
 {
@@ -385,6 +429,8 @@ static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v
 	}
 	if (!strcmp(k, "vsock"))
 		return vmconf_vsock(x, v);
+	if (!strcmp(k, "jail"))
+		return vmconf_jail(x, v);
 	if (!strcmp(k, "rootfs")) {
 		c->rootfs = NULL;
 		return json_is_null(v) ? 0 : vmconf_str(x, k, v, true, false, &c->rootfs);
@@ -396,7 +442,7 @@ static int vmconf_key(const struct vmconf_ctx *x, const char *k, const json_t *v
 	return vmconf_fail(
 		x, KVMINI_EXIT_INPUT,
 		"\"%s\": unknown key (name, kernel, initrd, cmdline, default_cmdline, "
-		"cpus, memory_mib, disks, nets, vsock, rootfs, image, log_level, seccomp)",
+		"cpus, memory_mib, disks, nets, vsock, rootfs, image, log_level, seccomp, jail)",
 		k);
 }
 
@@ -544,14 +590,19 @@ json_t *vmconf_json(const struct cli *c)
 				  : json_pack("{s:I, s:o}", "cid", (json_int_t)c->vsock_cid, "uds",
 					      vmconf_nullable(c->vsock_uds));
 	static const char *const seccomp[] = {"off", "log", "kill"};
-	return json_pack("{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:s}",
-			 "name", c->name, "kernel", c->kernel, "initrd", vmconf_nullable(c->initrd),
-			 "cmdline", vmconf_nullable(c->cmdline), "default_cmdline",
-			 !c->no_default_cmdline, "cpus", (int)c->cpus, "memory_mib",
-			 (json_int_t)(c->mem_size >> 20), "disks", disks, "nets", nets, "vsock",
-			 vsock, "rootfs", vmconf_nullable(c->rootfs), "image",
-			 vmconf_nullable(c->image), "log_level", cli_level_name(c->log_level),
-			 "seccomp", seccomp[c->seccomp >= 0 && c->seccomp <= 2 ? c->seccomp : 2]);
+	json_t *jail = !c->jail ? json_null()
+				: json_pack("{s:s, s:I, s:I, s:o}", "dir", c->jail, "uid",
+					    (json_int_t)c->jail_uid, "gid", (json_int_t)c->jail_gid,
+					    "netns", vmconf_nullable(c->jail_netns));
+	return json_pack(
+		"{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:s, "
+		"s:o}",
+		"name", c->name, "kernel", c->kernel, "initrd", vmconf_nullable(c->initrd),
+		"cmdline", vmconf_nullable(c->cmdline), "default_cmdline", !c->no_default_cmdline,
+		"cpus", (int)c->cpus, "memory_mib", (json_int_t)(c->mem_size >> 20), "disks", disks,
+		"nets", nets, "vsock", vsock, "rootfs", vmconf_nullable(c->rootfs), "image",
+		vmconf_nullable(c->image), "log_level", cli_level_name(c->log_level), "seccomp",
+		seccomp[c->seccomp >= 0 && c->seccomp <= 2 ? c->seccomp : 2], "jail", jail);
 }
 
 char *vmconf_dump(const struct cli *c, int pretty)
