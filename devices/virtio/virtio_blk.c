@@ -202,9 +202,7 @@ struct vblk {
 	 * ctl.lock (vblk_set_limit). While the buckets say wait, the queue is not served and
 	 * a timeout on the ring (rl_ts) brings the thread back. */
 	struct ratelimit rl;
-	struct ratelimit_spec rl_next; /* under ctl.lock */
-	struct ratelimit_spec rl_cur;  /* the last one set, under ctl.lock */
-	bool rl_update;		       /* under ctl.lock */
+	struct ratelimit_box rl_box; /* under ctl.lock */
 	bool rl_timer_armed;
 	struct __kernel_timespec rl_ts;
 };
@@ -813,11 +811,8 @@ static void vblk_control(struct vblk *b)
 		b->pass_pending = true; /* kicks that came while paused */
 	b->paused = paused;
 	pthread_mutex_lock(&b->ctl.lock);
-	if (b->rl_update) {
-		b->rl_update = false;
-		ratelimit_set(&b->rl, &b->rl_next, vblk_now_ns());
+	if (ratelimit_take(&b->rl_box, &b->rl, vblk_now_ns()))
 		b->pass_pending = b->active; /* a looser limit serves the queue now */
-	}
 	pthread_mutex_unlock(&b->ctl.lock);
 	b->ack_gen = st.gen;
 	b->ack_pending = true;
@@ -1098,7 +1093,7 @@ int vblk_create(struct vblk **out, const struct vblk_config *cfg, const struct g
 		b->free_slot[i] = (uint16_t)(VBLK_QUEUE_SIZE - 1 - i);
 	b->nr_free = VBLK_QUEUE_SIZE;
 	ratelimit_init(&b->rl, &cfg->limit, vblk_now_ns());
-	b->rl_cur = cfg->limit;
+	b->rl_box.cur = cfg->limit;
 
 	int ret = devctl_init(&b->ctl, 0);
 	if (ret < 0) {
@@ -1202,20 +1197,12 @@ void vblk_destroy(struct vblk *b)
 
 int vblk_set_limit(struct vblk *b, const struct ratelimit_spec *s)
 {
-	if (!devctl_lock(&b->ctl))
-		return -ENODEV;
-	b->rl_next = *s;
-	b->rl_cur = *s;
-	b->rl_update = true;
-	devctl_publish(&b->ctl); /* not waited for: the I/O thread takes it at its next wake */
-	return 0;
+	return ratelimit_offer(&b->rl_box, &b->ctl, s);
 }
 
 void vblk_get_limit(struct vblk *b, struct ratelimit_spec *out)
 {
-	pthread_mutex_lock(&b->ctl.lock);
-	*out = b->rl_cur;
-	pthread_mutex_unlock(&b->ctl.lock);
+	ratelimit_current(&b->rl_box, &b->ctl, out);
 }
 
 void vblk_get_stats(const struct vblk *b, struct vblk_stats *out)

@@ -180,8 +180,7 @@ struct vnet {
 	 * under ctl.lock (vnet_set_limit). */
 	struct ratelimit rl_rx, rl_tx;
 	uint64_t rx_until, tx_until;
-	struct ratelimit_spec rl_next, rl_cur; /* under ctl.lock */
-	bool rl_update;			       /* under ctl.lock */
+	struct ratelimit_box rl_box; /* under ctl.lock */
 
 	uint8_t rx_buf[VNET_MAX_FRAME + 1];
 };
@@ -854,11 +853,10 @@ static void vnet_control(struct vnet *n)
 	if (stop)
 		n->exiting = true;
 	pthread_mutex_lock(&n->ctl.lock);
-	if (n->rl_update) {
-		n->rl_update = false;
-		uint64_t now = vnet_now_ns();
-		ratelimit_set(&n->rl_rx, &n->rl_next, now);
-		ratelimit_set(&n->rl_tx, &n->rl_next, now);
+	uint64_t now = vnet_now_ns();
+	struct ratelimit_box tx_box = n->rl_box; /* the same setting for both directions */
+	if (ratelimit_take(&n->rl_box, &n->rl_rx, now)) {
+		ratelimit_take(&tx_box, &n->rl_tx, now);
 		n->rx_until = n->tx_until = 0; /* asked again at the next pass */
 		n->rx_pass_pending = n->tx_pass_pending = n->active;
 	}
@@ -1074,7 +1072,7 @@ int vnet_create(struct vnet **out, const struct vnet_config *cfg, int tap_fd,
 		uint64_t now = vnet_now_ns();
 		ratelimit_init(&n->rl_rx, &cfg->limit, now);
 		ratelimit_init(&n->rl_tx, &cfg->limit, now);
-		n->rl_cur = cfg->limit;
+		n->rl_box.cur = cfg->limit;
 	}
 	n->log = log;
 	n->name = name;
@@ -1163,20 +1161,12 @@ void vnet_mac(const struct vnet *n, uint8_t mac[6])
 
 int vnet_set_limit(struct vnet *n, const struct ratelimit_spec *s)
 {
-	if (!devctl_lock(&n->ctl))
-		return -ENODEV;
-	n->rl_next = *s;
-	n->rl_cur = *s;
-	n->rl_update = true;
-	devctl_publish(&n->ctl); /* not waited for: the I/O thread takes it at its next wake */
-	return 0;
+	return ratelimit_offer(&n->rl_box, &n->ctl, s);
 }
 
 void vnet_get_limit(struct vnet *n, struct ratelimit_spec *out)
 {
-	pthread_mutex_lock(&n->ctl.lock);
-	*out = n->rl_cur;
-	pthread_mutex_unlock(&n->ctl.lock);
+	ratelimit_current(&n->rl_box, &n->ctl, out);
 }
 
 void vnet_get_stats(const struct vnet *n, struct vnet_stats *out)

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kvmini/devctl.h"
+
 /* What the bucket holds when full: this much of a second's rate (it starts full). */
 #define RATELIMIT_WINDOW_MS 100
 
@@ -47,9 +49,22 @@ uint64_t ratelimit_wait_ns(struct ratelimit *r, uint64_t now_ns);
 void ratelimit_charge(struct ratelimit *r, uint64_t bytes);
 
 /*
- * Parse a rate or size: digits with an optional K, M or G (powers of 1024), so "50M" is
- * 52428800. `*out` set and 0, or -EINVAL (empty, junk, zero is fine) or -ERANGE (past 2^48).
+ * A new setting on its way from another thread to the device's I/O thread, which owns the
+ * buckets. Both sides hold the device's devctl lock: the other thread offers (and pokes the
+ * I/O thread with devctl_publish), the I/O thread takes it at its next wake.
  */
-int ratelimit_parse(const char *s, uint64_t *out);
+struct ratelimit_box {
+	struct ratelimit_spec next, cur; /* the one on its way; the last one set */
+	bool update;			 /* `next` not taken yet */
+};
+
+/* `c` locked, or -ENODEV when its I/O thread is gone: offer `s`, publish (not waited for). */
+int ratelimit_offer(struct ratelimit_box *x, struct devctl *c, const struct ratelimit_spec *s);
+
+/* The last one set, read under `c`'s lock. */
+void ratelimit_current(struct ratelimit_box *x, struct devctl *c, struct ratelimit_spec *out);
+
+/* The I/O thread, `c` locked by it: a new setting for `r` if one came (true). */
+bool ratelimit_take(struct ratelimit_box *x, struct ratelimit *r, uint64_t now_ns);
 
 #endif

@@ -250,15 +250,13 @@ static void test_two_vms_in_one_process(void **state)
 	run_destroy(&b);
 }
 
-static void test_smp_vm_starts_and_stops(void **state)
+/* hello on 4 vCPUs in 64 MiB, its console to `fd`. */
+static struct vm *smp_hello_create(int fd)
 {
-	(void)state;
-	/* Application processors wait for INIT/SIPI in the kernel; the BSP runs the guest. */
-	struct vm *vm;
-	struct vmerr e = {0};
 	char path[512];
 	snprintf(path, sizeof(path), "%s/hello.elf", TINY_DIR);
-	int fd = memfd_create("console", MFD_CLOEXEC);
+	struct vm *vm;
+	struct vmerr e = {0};
 	struct vm_config cfg = {.mem_size = 64ULL << 20,
 				.cpus = 4,
 				.kernel = path,
@@ -269,6 +267,15 @@ static void test_smp_vm_starts_and_stops(void **state)
 				.trace_fd = -1,
 				.kvm_path = "/dev/kvm"};
 	assert_int_equal(vm_create(&vm, &cfg, &e), 0);
+	return vm;
+}
+
+static void test_smp_vm_starts_and_stops(void **state)
+{
+	(void)state;
+	/* Application processors wait for INIT/SIPI in the kernel; the BSP runs the guest. */
+	int fd = memfd_create("console", MFD_CLOEXEC);
+	struct vm *vm = smp_hello_create(fd);
 	assert_int_equal(vm->nr_vcpus, 4);
 	pthread_t wd;
 	pthread_create(&wd, NULL, watchdog, vm);
@@ -299,23 +306,10 @@ static void test_smp_stop_while_vcpus_start(void **state)
 	 * other three: a stop whose kick comes before a vCPU counts as started must still end that
 	 * vCPU's KVM_RUN (it waits for INIT, so nothing else would). Many rounds, each bounded:
 	 * a vm_run that does not return is the bug (the round's threads are left behind). */
-	char path[512];
-	snprintf(path, sizeof(path), "%s/hello.elf", TINY_DIR);
 	for (int round = 0; round < 300; round++) {
-		struct vm *vm;
-		struct vmerr e = {0};
 		int fd = memfd_create("console", MFD_CLOEXEC);
 		assert_true(fd >= 0);
-		struct vm_config cfg = {.mem_size = 64ULL << 20,
-					.cpus = 4,
-					.kernel = path,
-					.log_level = LOG_WARN,
-					.console_in = -1,
-					.console_out = fd,
-					.log_fd = 2,
-					.trace_fd = -1,
-					.kvm_path = "/dev/kvm"};
-		assert_int_equal(vm_create(&vm, &cfg, &e), 0);
+		struct vm *vm = smp_hello_create(fd);
 		struct bounded_run *b = calloc(1, sizeof(*b));
 		assert_non_null(b);
 		b->vm = vm;

@@ -97,40 +97,24 @@ test_jail_runs() {
 	fi
 }
 
-# jail_refused NAME WANT-STATUS WANT-TEXT ARGS...: kvmini run ARGS fails so, touching nothing.
-jail_refused() {
-	name=$1 want=$2 text=$3
-	shift 3
-	wanted "$name" || return 0
-	b=$tmp/$name
-	run_vmm "$b" --kernel "$BZIMAGE" --initrd "$INITRD" --mem "$MEM" "$@"
-	if [ "$status" != "$want" ]; then
-		not_ok "$name" "$(status_reason "$want")" "$b"
-	elif ! grep -q "$text" "$b.err"; then
-		not_ok "$name" "no line saying '$text'" "$b"
-	elif [ "$(wc -l <"$b.err")" != 1 ]; then
-		not_ok "$name" "not one line on stderr" "$b"
-	else
-		ok "$name"
-	fi
-}
-
 test_jail_refusals() {
 	need "$BZIMAGE" "$INITRD" || return 0
+	set -- --kernel "$BZIMAGE" --initrd "$INITRD" --mem "$MEM"
 	d=$tmp/jail-full
 	mkdir -p "$d" && : >"$d/left-over"
-	jail_refused jail-dir-not-empty 3 "is not empty" --jail "$d" --uid 4242 --gid 4242
+	expect_error jail-dir-not-empty 3 "is not empty" "$@" --jail "$d" --uid 4242 --gid 4242
 	d=$tmp/jail-theirs
 	mkdir -p "$d" && chown 4242 "$d"
-	jail_refused jail-dir-not-roots 3 "belongs to uid 4242, not root" --jail "$d" --uid 4242 --gid 4242
-	jail_refused jail-dir-missing 3 "make an empty directory" --jail "$tmp/jail-none" --uid 4242 \
-		--gid 4242
+	expect_error jail-dir-not-roots 3 "belongs to uid 4242, not root" "$@" --jail "$d" \
+		--uid 4242 --gid 4242
+	expect_error jail-dir-missing 3 "make an empty directory" "$@" --jail "$tmp/jail-none" \
+		--uid 4242 --gid 4242
 	mkdir -p "$tmp/jail-ok"
-	jail_refused jail-uid-zero 2 "not a numeric id other than 0" --jail "$tmp/jail-ok" --uid 0 \
-		--gid 4242
-	jail_refused jail-with-name 2 "not with --detach, --name" --jail "$tmp/jail-ok" --uid 4242 \
-		--gid 4242 --name jailed
-	jail_refused jail-uid-without-jail 2 "go with --jail DIR" --uid 4242
+	expect_error jail-uid-zero 2 "not a numeric id other than 0" "$@" --jail "$tmp/jail-ok" \
+		--uid 0 --gid 4242
+	expect_error jail-with-name 2 "not with --detach, --name" "$@" --jail "$tmp/jail-ok" \
+		--uid 4242 --gid 4242 --name jailed
+	expect_error jail-uid-without-jail 2 "go with --jail DIR" "$@" --uid 4242
 }
 
 run_jail_tests() {

@@ -170,28 +170,6 @@ static void test_huge_values_do_not_overflow(void **state)
 	assert_int_equal(ratelimit_wait_ns(&r, UINT64_MAX), 0);
 }
 
-static void test_parse(void **state)
-{
-	(void)state;
-	uint64_t v;
-	assert_int_equal(ratelimit_parse("50M", &v), 0);
-	assert_int_equal(v, 50ULL << 20);
-	assert_int_equal(ratelimit_parse("2000", &v), 0);
-	assert_int_equal(v, 2000);
-	assert_int_equal(ratelimit_parse("1g", &v), 0);
-	assert_int_equal(v, 1ULL << 30);
-	assert_int_equal(ratelimit_parse("0", &v), 0);
-	assert_int_equal(v, 0);
-	assert_int_equal(ratelimit_parse("", &v), -EINVAL);
-	assert_int_equal(ratelimit_parse("M", &v), -EINVAL);
-	assert_int_equal(ratelimit_parse("-5", &v), -EINVAL);
-	assert_int_equal(ratelimit_parse("5MB", &v), -EINVAL);
-	assert_int_equal(ratelimit_parse("5 ", &v), -EINVAL);
-	assert_int_equal(ratelimit_parse("262145G", &v), -ERANGE);
-	assert_int_equal(ratelimit_parse("99999999999999999999999", &v), -ERANGE);
-	assert_int_equal(ratelimit_parse(NULL, &v), -EINVAL);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,7 +181,6 @@ int main(void)
 		cmocka_unit_test(test_refill_stops_at_cap_and_keeps_fractions),
 		cmocka_unit_test(test_set_while_running),
 		cmocka_unit_test(test_huge_values_do_not_overflow),
-		cmocka_unit_test(test_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* ratelimit: token buckets for a device's I/O; see include/kvmini/ratelimit.h. */
 #include <errno.h>
-#include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "kvmini/ratelimit.h"
@@ -119,28 +119,29 @@ void ratelimit_charge(struct ratelimit *r, uint64_t bytes)
 	bucket_charge(&r->ops, 1);
 }
 
-int ratelimit_parse(const char *s, uint64_t *out)
+int ratelimit_offer(struct ratelimit_box *x, struct devctl *c, const struct ratelimit_spec *s)
 {
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
-		return -ERANGE;
-	unsigned int shift = 0;
-	if (*end == 'K' || *end == 'k')
-		shift = 10;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20;
-	else if (*end == 'G' || *end == 'g')
-		shift = 30;
-	if (shift)
-		end++;
-	if (*end)
-		return -EINVAL;
-	if (v > (RATE_LIMIT >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
+	if (!devctl_lock(c))
+		return -ENODEV;
+	x->next = *s;
+	x->cur = *s;
+	x->update = true;
+	devctl_publish(c); /* not waited for: the I/O thread takes it at its next wake */
 	return 0;
+}
+
+void ratelimit_current(struct ratelimit_box *x, struct devctl *c, struct ratelimit_spec *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = x->cur;
+	pthread_mutex_unlock(&c->lock);
+}
+
+bool ratelimit_take(struct ratelimit_box *x, struct ratelimit *r, uint64_t now_ns)
+{
+	if (!x->update)
+		return false;
+	x->update = false;
+	ratelimit_set(r, &x->next, now_ns);
+	return true;
 }
