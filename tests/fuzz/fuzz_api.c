@@ -5,7 +5,9 @@
  * then the body. Oracles: the handler always answers one of the documented statuses, every
  * body is a JSON object, every error body has an "error" line, 405 comes with Allow.
  */
+#include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +70,22 @@ static int f_stats(void *o, struct kvmini_stats *s, struct kvmini_error *e)
 	return 0;
 }
 
-static const struct api_vm_ops ops = {f_state, f_pause, f_resume, f_shutdown, f_destroy, f_stats};
+/* A limit for disk 0 or card 0 is taken; any other index has no device. */
+static int f_set_limit(void *o, bool net, unsigned int index, const struct kvmini_rate_limit *l,
+		       struct kvmini_error *e)
+{
+	(void)o;
+	(void)net;
+	(void)l;
+	if (index == 0)
+		return 0;
+	snprintf(e->msg, sizeof(e->msg), "no such device");
+	e->status = KVMINI_EXIT_USAGE;
+	return -ENOENT;
+}
+
+static const struct api_vm_ops ops = {f_state,	 f_pause, f_resume,   f_shutdown,
+				      f_destroy, f_stats, f_set_limit};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -143,15 +143,7 @@ static void vdrv_wr64(struct vdrv *d, uint64_t lo_reg, uint64_t v)
 int vdrv_negotiate(struct vdrv *d, uint32_t device_id, uint64_t want, uint64_t *feat_out)
 {
 	d->why = NULL;
-	vdrv_wr32(d, VIRTIO_MMIO_STATUS, 0);
-	/* The reset is done when Status reads 0 (§2.4.1); a device may take a while (requests
-	 * in flight), so poll, for up to 10 s. */
-	unsigned int st = vdrv_rd32(d, VIRTIO_MMIO_STATUS);
-	for (int i = 0; st != 0 && i < 10000; i++) {
-		usleep(1000);
-		st = vdrv_rd32(d, VIRTIO_MMIO_STATUS);
-	}
-	if (st != 0)
+	if (vdrv_reset(d) < 0)
 		return vdrv_fail(d, -EPROTO, "reset: Status is not 0 after 10 s");
 	if (vdrv_rd32(d, VIRTIO_MMIO_MAGIC_VALUE) != VIRTIO_MMIO_MAGIC)
 		return vdrv_fail(d, -ENODEV, "bad MagicValue");
@@ -247,7 +239,14 @@ static int vdrv_drain_irq(struct vdrv *d, int ms)
 int vdrv_reset(struct vdrv *d)
 {
 	vdrv_wr32(d, VIRTIO_MMIO_STATUS, 0);
-	if (vdrv_rd32(d, VIRTIO_MMIO_STATUS) != 0)
+	/* The reset is done when Status reads 0 (§2.4.1); a device may take a while (requests
+	 * in flight), so poll, for up to 10 s. */
+	unsigned int st = vdrv_rd32(d, VIRTIO_MMIO_STATUS);
+	for (int i = 0; st != 0 && i < 10000; i++) {
+		usleep(1000);
+		st = vdrv_rd32(d, VIRTIO_MMIO_STATUS);
+	}
+	if (st != 0)
 		return -EPROTO;
 	vdrv_drain_irq(d, 0);
 	return 0;

@@ -124,8 +124,9 @@ int vdrv_driver_ok(struct vdrv *d);
 
 /*
  * Write Status 0 (device reset) and drain a pending interrupt. The ring bookkeeping is kept,
- * so the used ring can still be inspected; vdrv_setup() starts afresh. 0, or -EPROTO if
- * Status does not read back 0.
+ * so the used ring can still be inspected; vdrv_setup() starts afresh. The reset is done when
+ * Status reads 0 (§2.4.1), which may take a device with requests in flight a while: polled
+ * for up to 10 s. 0, or -EPROTO if it never does.
  */
 int vdrv_reset(struct vdrv *d);
 
