@@ -52,7 +52,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kvmini-linux-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/kernels"
 cp "$kvmini" "$work/kvmini"
-cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/ctl-tests.sh" "$here/sandbox-tests.sh" "$here/seccomp-tests.sh" "$here/crash-tests.sh" "$here/limit-tests.sh" "$here/jail-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
+cp "$here/run-tests.sh" "$here/disk-tests.sh" "$here/net-tests.sh" "$here/api-tests.sh" "$here/ctl-tests.sh" "$here/sandbox-tests.sh" "$here/seccomp-tests.sh" "$here/crash-tests.sh" "$here/limit-tests.sh" "$here/jail-tests.sh" "$here/load-tests.sh" "$here/../../scripts/kvmini-nat" "$work/"
 # Host tools the disk tests use; L2 is busybox only. Their libraries follow (run.sh).
 mkdir -p "$work/tools"
 for t in mke2fs debugfs e2fsck setpriv ip nft curl mkfs.erofs; do

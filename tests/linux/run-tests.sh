@@ -413,6 +413,9 @@ test_sigterm() {
 # --- tests: the jail -------------------------------------------------------------------------
 . "$here/jail-tests.sh"
 
+# --- tests: many VMs, a console flood -------------------------------------------------------
+. "$here/load-tests.sh"
+
 # --- main ------------------------------------------------------------------------------------
 
 echo "# kvmini Linux system tests: kvmini=$KVMINI kernels=$KDIR timeout=${T}s mem=$MEM"
@@ -439,6 +442,7 @@ run_seccomp_tests
 run_crash_tests
 run_limit_tests
 run_jail_tests
+run_load_tests
 
 echo "# total time $(($(now) - start)) s"
 echo "$passed passed, $failed failed"
