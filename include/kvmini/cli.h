@@ -42,17 +42,20 @@ struct cli {
 	bool no_default_cmdline;
 	uint64_t mem_size;
 	unsigned int cpus;
-	int log_level;			      /* enum kvmini_log_level */
-	int seccomp;			      /* enum kvmini_seccomp (default kill) */
-	unsigned int trace;		      /* enum kvmini_trace; 0: off */
-	const char *trace_file;		      /* or NULL: stderr */
-	const char *config_file;	      /* --config FILE, or NULL */
-	bool detach;			      /* --detach */
-	const char *jail;		      /* --jail DIR, or NULL (jail.h) */
-	unsigned int jail_uid, jail_gid;      /* --uid, --gid (0: not given) */
-	const char *jail_netns;		      /* --netns PATH, or NULL */
-	bool name_set;			      /* --name given (or "name" in the config file) */
-	bool disks_from_file, nets_from_file; /* a --disk/--net replaces the file's list */
+	int log_level;			 /* enum kvmini_log_level */
+	int seccomp;			 /* enum kvmini_seccomp (default kill) */
+	unsigned int trace;		 /* enum kvmini_trace; 0: off */
+	const char *trace_file;		 /* or NULL: stderr */
+	const char *config_file;	 /* --config FILE, or NULL */
+	bool detach;			 /* --detach */
+	const char *jail;		 /* --jail DIR, or NULL (jail.h) */
+	unsigned int jail_uid, jail_gid; /* --uid, --gid (0: not given) */
+	const char *jail_netns;		 /* --netns PATH, or NULL */
+	const char *jail_cgroup;	 /* --cgroup PATH (under /sys/fs/cgroup), or NULL */
+	uint64_t jail_cpu_quota, jail_cpu_period; /* --cpu-max QUOTA/PERIOD (µs; 0: none) */
+	uint64_t jail_memory_max;		  /* --memory-max SIZE (bytes; 0: none) */
+	bool name_set;				  /* --name given (or "name" in the config file) */
+	bool disks_from_file, nets_from_file;	  /* a --disk/--net replaces the file's list */
 	struct cli_disk disk[KVMINI_MAX_VIRTIO];
 	unsigned int nr_disks;
 	struct cli_net net[KVMINI_MAX_NETS];
@@ -131,6 +134,10 @@ int cli_apply(const struct cli *c, struct kvmini_config *cfg, int trace_fd, stru
 
 /* Parse a size with an optional K, M, G or T suffix (powers of 1024). 0 or -EINVAL/-ERANGE. */
 int cli_parse_size(const char *s, uint64_t *out);
+
+/* "QUOTA[/PERIOD]" in microseconds (PERIOD 1000..1000000, default 100000; QUOTA >= 1000), as
+ * cgroup v2's cpu.max takes them. 0 or -EINVAL. */
+int cli_parse_cpu_max(const char *s, uint64_t *quota, uint64_t *period);
 
 /*
  * One rate-limit key of --disk (ops "iops") or --net (ops "pps") and the config file's

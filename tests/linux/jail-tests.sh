@@ -2,11 +2,12 @@
 # shellcheck shell=sh disable=SC2154,SC2016,SC2034 # variables shared with run-tests.sh
 #
 # A jailed VM (uid:gid 4242:4242, its tap made beforehand for that user in a network namespace
-# given with --netns) writes its disk and pings the host; meanwhile the jailed kvmini (the
-# child of the one started) is looked at from outside: every thread runs as 4242 with no
-# capability under its seccomp filter, in mount and PID namespaces of its own, and its root
-# holds only dev, files and proc (the host's root is not there). SIGTERM to the outer kvmini
-# ends both with 143, and DIR is empty again. Then the refusals: DIR not empty, not root's,
+# given with --netns, in a cgroup of its own with cpu.max and memory.max) writes its disk and
+# pings the host; meanwhile the jailed kvmini (the child of the one started) is looked at from
+# outside: every thread runs as 4242 with no capability under its seccomp filter, in mount
+# and PID namespaces of its own and in the cgroup, and its root holds only dev, files and proc
+# (the host's root is not there). SIGTERM to the outer kvmini ends both with 143, DIR is
+# empty again and the cgroup is gone. Then the refusals: DIR not empty, not root's,
 # missing; --uid 0; --jail with --name.
 
 JAIL_UID=4242
@@ -34,9 +35,13 @@ test_jail_runs() {
 	fi
 	jail=$tmp/jail-dir
 	mkdir -p "$jail"
+	cg=kvmini-jail-test-$$
+	# L2 has no cgroup v2 mounted unless we do it.
+	[ -e /sys/fs/cgroup/cgroup.controllers ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup
 	truncate -s 64M "$b.img"
 	chown "$JAIL_UID:$JAIL_UID" "$b.img"
 	"$KVMINI" run --jail "$jail" --uid "$JAIL_UID" --gid "$JAIL_UID" --netns "/run/netns/$ns" \
+		--cgroup "$cg" --cpu-max 50000/100000 --memory-max 512M \
 		--kernel "$BZIMAGE" --initrd "$INITRD" --mem "$MEM" --disk "$b.img" --net tap=kvj0 \
 		--cmdline 'kvmini.ip=10.80.0.2/24 -- dd if=/dev/urandom of=/dev/vda bs=1M count=4 conv=fsync 2>/dev/null && md5sum /dev/vda | cut -c1-32 | sed s/^/JAIL_MD5=/ && ping -c 2 -W 5 10.80.0.1 && echo JAIL_IO_DONE && sleep 600' \
 		>"$b.out" 2>"$b.err" </dev/null &
@@ -66,6 +71,11 @@ test_jail_runs() {
 			why="a jailed thread has capabilities: CapEff [$caps] CapPrm [$prm] CapBnd [$bnd]"
 		elif [ "$filt" != 2 ]; then
 			why="a jailed thread without a seccomp filter: [$filt]"
+		elif ! grep -qx "$inner" "/sys/fs/cgroup/$cg/cgroup.procs" 2>/dev/null; then
+			why="the jailed kvmini is not in cgroup $cg: $(cat "/sys/fs/cgroup/$cg/cgroup.procs" 2>&1)"
+		elif [ "$(cat "/sys/fs/cgroup/$cg/cpu.max")" != "50000 100000" ] ||
+			[ "$(cat "/sys/fs/cgroup/$cg/memory.max")" != 536870912 ]; then
+			why="cgroup $cg has cpu.max '$(cat "/sys/fs/cgroup/$cg/cpu.max")' memory.max '$(cat "/sys/fs/cgroup/$cg/memory.max")'"
 		elif [ "$root_ls" != "dev files proc " ]; then
 			why="the jail's root holds: $root_ls"
 		elif [ -e /proc/"$inner"/root/etc ] || [ -e /proc/"$inner"/root/work ]; then
@@ -92,6 +102,8 @@ test_jail_runs() {
 		not_ok "$name" "kvmini exited $status after SIGTERM, expected 143" "$b"
 	elif [ -n "$(ls -A "$jail")" ]; then
 		not_ok "$name" "the jail directory is not empty afterwards: $(ls -A "$jail")" "$b"
+	elif [ -e "/sys/fs/cgroup/$cg" ]; then
+		not_ok "$name" "cgroup $cg is still there afterwards" "$b"
 	else
 		ok "$name"
 	fi

@@ -226,6 +226,33 @@ static void test_disks(void **state)
 			   "go with --jail DIR");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--jail", ""), &e, 2,
 			   "--jail must not be empty");
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--uid", "5",
+			       "--gid", "5", "--cgroup", "kvmini/a", "--cpu-max", "50000",
+			       "--memory-max", "512M"),
+			 0);
+	assert_string_equal(c.jail_cgroup, "kvmini/a");
+	assert_int_equal(c.jail_cpu_quota, 50000);
+	assert_int_equal(c.jail_cpu_period, 100000);
+	assert_int_equal(c.jail_memory_max, 512ULL << 20);
+	assert_int_equal(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--cgroup", "g",
+			       "--cpu-max", "25000/50000"),
+			 0);
+	assert_int_equal(c.jail_cpu_period, 50000);
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--cgroup", "g",
+				 "--cpu-max", "10/100000"),
+			   &e, 2, "--cpu-max '10/100000' is not QUOTA/PERIOD");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--cgroup", "g",
+				 "--cpu-max", "50000/2000000"),
+			   &e, 2, "is not QUOTA/PERIOD");
+	expect_usage_error(
+		PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--cgroup", "../x"), &e, 2,
+		"without '..'");
+	expect_usage_error(
+		PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--memory-max", "1G"), &e, 2,
+		"go with --cgroup PATH");
+	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--jail", "/j", "--cgroup", "g",
+				 "--memory-max", "0"),
+			   &e, 2, "--memory-max '0' is not a size");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", ",ro"), &e, 2, "path");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", ""), &e, 2, "path");
 	expect_usage_error(PARSE(&c, &e, "run", "--kernel", "k", "--disk", "1", "--disk", "2",

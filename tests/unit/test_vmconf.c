@@ -166,7 +166,13 @@ static const struct {
 	 "\"jail.uid\": expected an integer 1..", 3},
 	{"{\"jail\": {\"dir\": \"/j\", \"uid\": 5}}", "give \"dir\", \"uid\" and \"gid\"", 3},
 	{"{\"jail\": {\"dir\": \"/j\", \"uid\": 5, \"gid\": 5, \"chroot\": 1}}",
-	 "\"jail.chroot\": unknown key (dir, uid, gid, netns)", 3},
+	 "\"jail.chroot\": unknown key (dir, uid, gid, netns, cgroup, cpu_max, memory_max)", 3},
+	{"{\"jail\": {\"dir\": \"/j\", \"uid\": 5, \"gid\": 5, \"cgroup\": \"a/../b\"}}",
+	 "\"jail.cgroup\": expected a path under /sys/fs/cgroup", 3},
+	{"{\"jail\": {\"dir\": \"/j\", \"uid\": 5, \"gid\": 5, \"cpu_max\": \"10\"}}",
+	 "\"jail.cpu_max\": expected \"QUOTA/PERIOD\"", 3},
+	{"{\"jail\": {\"dir\": \"/j\", \"uid\": 5, \"gid\": 5, \"memory_max\": \"lots\"}}",
+	 "\"jail.memory_max\": expected a size", 3},
 	{"{\"rootfs\": 1}", "\"rootfs\": expected a string", 3},
 	{"{\"image\": \"docker://debian\"}", "\"image\": expected \"oci:DIR[:TAG]\"", 3},
 	{"{\"image\": \"oci:\"}", "\"image\": expected \"oci:DIR[:TAG]\"", 3},
@@ -225,7 +231,8 @@ static void test_dump_roundtrip(void **state)
 		      " \"cmdline\": \"quiet\","
 		      " \"vsock\": {\"cid\": 9, \"uds\": \"/v\"}, \"rootfs\": \"/r\","
 		      " \"jail\": {\"dir\": \"/srv/j\", \"uid\": 4242, \"gid\": 4243, \"netns\": "
-		      "\"/n\"}}",
+		      "\"/n\", \"cgroup\": \"kvmini/db\", \"cpu_max\": \"50000/100000\","
+		      " \"memory_max\": \"1G\"}}",
 		      &e),
 		0);
 	char *text = vmconf_dump(&c, 1);
@@ -261,6 +268,10 @@ static void test_dump_roundtrip(void **state)
 	assert_int_equal(d.jail_uid, 4242);
 	assert_int_equal(d.jail_gid, 4243);
 	assert_string_equal(d.jail_netns, "/n");
+	assert_string_equal(d.jail_cgroup, "kvmini/db");
+	assert_int_equal(d.jail_cpu_quota, 50000);
+	assert_int_equal(d.jail_cpu_period, 100000);
+	assert_int_equal(d.jail_memory_max, 1ULL << 30);
 	char *again = vmconf_dump(&d, 1);
 	assert_string_equal(text, again);
 	free(again);

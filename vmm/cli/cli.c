@@ -292,13 +292,16 @@ void cli_run_usage(FILE *f)
 	      "  --trace-file PATH     write the trace to PATH instead (created or truncated)\n"
 	      "  --seccomp MODE        kill (default): a thread's forbidden system call ends\n"
 	      "                        kvmini (159); log: the kernel logs it; off: no filter\n"
-	      "  --jail DIR --uid UID --gid GID [--netns PATH]\n"
+	      "  --jail DIR --uid UID --gid GID [--netns PATH] [--cgroup PATH\n"
+	      "                        [--cpu-max QUOTA/PERIOD] [--memory-max SIZE]]\n"
 	      "                        run in new mount, PID, IPC and UTS namespaces (and network\n"
 	      "                        namespace PATH), rooted in a tmpfs over the empty "
 	      "root-owned\n"
 	      "                        DIR with only the VM's files and devices, as UID:GID with\n"
 	      "                        no capability (as root; the images must be UID's, a tap\n"
-	      "                        must exist and be UID's)\n"
+	      "                        must exist and be UID's); --cgroup: in cgroup v2 PATH\n"
+	      "                        under /sys/fs/cgroup (made and removed), with cpu.max and\n"
+	      "                        memory.max\n"
 	      "  -h, --help            this help\n"
 	      "\n"
 	      "Console: the guest's ttyS0 is on stdin/stdout; Ctrl-A x quits, Ctrl-A Ctrl-A sends "
@@ -343,6 +346,9 @@ enum {
 	OPT_UID,
 	OPT_GID,
 	OPT_NETNS,
+	OPT_CGROUP,
+	OPT_CPU_MAX,
+	OPT_MEMORY_MAX,
 };
 
 static const struct option cli_run_options[] = {
@@ -368,6 +374,9 @@ static const struct option cli_run_options[] = {
 	{"uid", required_argument, NULL, OPT_UID},
 	{"gid", required_argument, NULL, OPT_GID},
 	{"netns", required_argument, NULL, OPT_NETNS},
+	{"cgroup", required_argument, NULL, OPT_CGROUP},
+	{"cpu-max", required_argument, NULL, OPT_CPU_MAX},
+	{"memory-max", required_argument, NULL, OPT_MEMORY_MAX},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -398,6 +407,27 @@ int cli_parse_level(const char *s)
 	if (strcmp(s, "warning") == 0)
 		return KVMINI_LOG_WARN;
 	return -EINVAL;
+}
+
+int cli_parse_cpu_max(const char *s, uint64_t *quota, uint64_t *period)
+{
+	char *end;
+	errno = 0;
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	unsigned long long q = strtoull(s, &end, 10), p = 100000;
+	if (*end == '/') {
+		const char *ps = end + 1;
+		if (!isdigit((unsigned char)*ps))
+			return -EINVAL;
+		p = strtoull(ps, &end, 10);
+	}
+	/* cgroup v2 takes periods of 1 ms to 1 s and quotas of at least 1 ms. */
+	if (*end || errno || q < 1000 || p < 1000 || p > 1000000 || q > 1000000ULL * 1000000ULL)
+		return -EINVAL;
+	*quota = q;
+	*period = p;
+	return 0;
 }
 
 int cli_limit_key(struct kvmini_rate_limit *l, const char *ops, const char *key, const char *value)
@@ -743,6 +773,31 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 				return cli_usage_error(e, "--netns must not be empty");
 			c->jail_netns = optarg;
 			break;
+		case OPT_CGROUP:
+			if (!*optarg || strstr(optarg, "..") || optarg[strlen(optarg) - 1] == '/')
+				return cli_usage_error(e,
+						       "--cgroup takes a path under /sys/fs/cgroup "
+						       "without '..' (kvmini/vm1)");
+			c->jail_cgroup = optarg;
+			break;
+		case OPT_CPU_MAX:
+			if (cli_parse_cpu_max(optarg, &c->jail_cpu_quota, &c->jail_cpu_period) <
+			    0) {
+				snprintf(msg, sizeof(msg),
+					 "--cpu-max '%s' is not QUOTA/PERIOD in microseconds "
+					 "(50000/100000: half a CPU)",
+					 optarg);
+				return cli_usage_error(e, msg);
+			}
+			break;
+		case OPT_MEMORY_MAX:
+			if (cli_parse_size(optarg, &c->jail_memory_max) < 0 ||
+			    !c->jail_memory_max) {
+				snprintf(msg, sizeof(msg), "--memory-max '%s' is not a size (512M)",
+					 optarg);
+				return cli_usage_error(e, msg);
+			}
+			break;
 		case OPT_TRACE_FILE:
 			if (!*optarg)
 				return cli_usage_error(e, "--trace-file must not be empty");
@@ -767,8 +822,10 @@ static int cli_parse_run(struct cli *c, int argc, char **argv, struct kvmini_err
 	}
 	if (c->rootfs && c->image)
 		return cli_usage_error(e, "--rootfs and --image exclude each other");
-	if (!c->jail && (c->jail_uid || c->jail_gid || c->jail_netns))
-		return cli_usage_error(e, "--uid, --gid and --netns go with --jail DIR");
+	if (!c->jail && (c->jail_uid || c->jail_gid || c->jail_netns || c->jail_cgroup))
+		return cli_usage_error(e, "--uid, --gid, --netns and --cgroup go with --jail DIR");
+	if (!c->jail_cgroup && (c->jail_cpu_quota || c->jail_memory_max))
+		return cli_usage_error(e, "--cpu-max and --memory-max go with --cgroup PATH");
 	if (!c->kernel && !c->rootfs && !c->image)
 		return cli_usage_error(e, "--kernel PATH is required (or \"kernel\" in --config, "
 					  "or --rootfs DIR)");

@@ -251,6 +251,68 @@ static void jail_noop(int sig)
 	(void)sig;
 }
 
+#define JAIL_CGROUP_ROOT "/sys/fs/cgroup"
+
+/* Write `text` into cgroup file `dir`/`file`. */
+static int jail_cg_write(const char *dir, const char *file, const char *text,
+			 struct kvmini_error *e)
+{
+	char p[4200];
+	snprintf(p, sizeof(p), "%s/%s", dir, file);
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, err,
+				"--cgroup: cannot write '%s' to %s: %s", text, p, strerror(err));
+	return 0;
+}
+
+/*
+ * The parent, with the child waiting: the cgroup --cgroup names (made when missing: *made),
+ * its limits (the controllers enabled in its parent first), the child moved in.
+ */
+static int jail_cgroup_join(const struct cli *c, pid_t child, char *dir, size_t len, bool *made,
+			    struct kvmini_error *e)
+{
+	const char *g = c->jail_cgroup;
+	const char *rel = !strncmp(g, JAIL_CGROUP_ROOT "/", sizeof(JAIL_CGROUP_ROOT))
+				  ? g + sizeof(JAIL_CGROUP_ROOT)
+				  : g;
+	if (rel[0] == '/' || !rel[0])
+		return cli_fail(e, KVMINI_EXIT_USAGE, EINVAL,
+				"--cgroup %s: give a path under " JAIL_CGROUP_ROOT, g);
+	if (access(JAIL_CGROUP_ROOT "/cgroup.controllers", F_OK) < 0)
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, ENOENT,
+				"--cgroup: cgroup v2 is not mounted at " JAIL_CGROUP_ROOT);
+	snprintf(dir, len, JAIL_CGROUP_ROOT "/%s", rel);
+	*made = mkdir(dir, 0755) == 0;
+	if (!*made && errno != EEXIST)
+		return cli_fail(e, KVMINI_EXIT_RESOURCE, errno, "--cgroup: cannot make %s: %s", dir,
+				strerror(errno));
+	char parent[4200];
+	snprintf(parent, sizeof(parent), "%s", dir);
+	*strrchr(parent, '/') = '\0';
+	char text[64];
+	if (c->jail_cpu_quota) {
+		snprintf(text, sizeof(text), "%llu %llu", (unsigned long long)c->jail_cpu_quota,
+			 (unsigned long long)c->jail_cpu_period);
+		if (jail_cg_write(parent, "cgroup.subtree_control", "+cpu", e) < 0 ||
+		    jail_cg_write(dir, "cpu.max", text, e) < 0)
+			return -1;
+	}
+	if (c->jail_memory_max) {
+		snprintf(text, sizeof(text), "%llu", (unsigned long long)c->jail_memory_max);
+		if (jail_cg_write(parent, "cgroup.subtree_control", "+memory", e) < 0 ||
+		    jail_cg_write(dir, "memory.max", text, e) < 0)
+			return -1;
+	}
+	snprintf(text, sizeof(text), "%d", (int)child);
+	return jail_cg_write(dir, "cgroup.procs", text, e);
+}
+
 /* The parent: forward the stop signals to the jailed child until it ends; its status. */
 static int jail_wait(pid_t child, int sfd)
 {
@@ -299,13 +361,43 @@ int jail_enter(struct cli *c, int sfd, int *status, struct kvmini_error *e)
 	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
 		return cli_fail(e, KVMINI_EXIT_HOST, errno, "--jail: cannot make namespaces: %s",
 				strerror(errno));
+	/* The child waits for a byte: it is in its cgroup before it allocates anything. */
+	int go[2];
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return cli_fail(e, KVMINI_EXIT_HOST, errno, "--jail: pipe: %s", strerror(errno));
 	pid_t child = fork();
 	if (child < 0)
 		return cli_fail(e, KVMINI_EXIT_HOST, errno, "--jail: fork: %s", strerror(errno));
 	if (child > 0) {
+		close(go[0]);
+		char cg[4200] = "";
+		bool made = false;
+		if (c->jail_cgroup && jail_cgroup_join(c, child, cg, sizeof(cg), &made, e) < 0) {
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			close(go[1]);
+			if (made)
+				rmdir(cg);
+			return -1;
+		}
+		if (write(go[1], "g", 1) != 1) {
+			/* the child is gone already: its status says why */
+		}
+		close(go[1]);
 		*status = jail_wait(child, sfd);
+		if (made && rmdir(cg) < 0)
+			fprintf(stderr, "kvmini: warning: --cgroup: cannot remove %s: %s\n", cg,
+				strerror(errno));
 		return 1;
 	}
+	close(go[1]);
+	char byte;
+	ssize_t got;
+	while ((got = read(go[0], &byte, 1)) < 0 && errno == EINTR)
+		;
+	close(go[0]);
+	if (got != 1)
+		_exit(KVMINI_EXIT_HOST); /* the parent failed and said why */
 	/* PID 1 of its namespace gets a signal from outside only if it has a handler: give the
 	 * stop signals one (they stay blocked, read on the signalfd as before). */
 	struct sigaction sa = {.sa_handler = jail_noop};

@@ -315,8 +315,9 @@ static int vmconf_vsock(const struct vmconf_ctx *x, const json_t *v)
 static int vmconf_jail(const struct vmconf_ctx *x, const json_t *v)
 {
 	struct cli *c = x->c;
-	c->jail = c->jail_netns = NULL;
+	c->jail = c->jail_netns = c->jail_cgroup = NULL;
 	c->jail_uid = c->jail_gid = 0;
+	c->jail_cpu_quota = c->jail_cpu_period = c->jail_memory_max = 0;
 	if (json_is_null(v))
 		return 0;
 	if (!json_is_object(v))
@@ -341,9 +342,47 @@ static int vmconf_jail(const struct vmconf_ctx *x, const json_t *v)
 			ret = json_is_null(f)
 				      ? 0
 				      : vmconf_str(x, "jail.netns", f, true, false, &c->jail_netns);
+		} else if (!strcmp(k, "cgroup")) {
+			const char *g = json_string_value(f);
+			if (json_is_null(f))
+				ret = 0;
+			else if (!g || !*g || strstr(g, ".."))
+				ret = vmconf_bad(x, "jail.cgroup", "a path under /sys/fs/cgroup",
+						 f);
+			else
+				ret = vmconf_str(x, "jail.cgroup", f, false, false,
+						 &c->jail_cgroup);
+		} else if (!strcmp(k, "cpu_max")) {
+			const char *q = json_string_value(f);
+			if (json_is_null(f))
+				ret = 0;
+			else if (!q ||
+				 cli_parse_cpu_max(q, &c->jail_cpu_quota, &c->jail_cpu_period) < 0)
+				ret = vmconf_bad(x, "jail.cpu_max",
+						 "\"QUOTA/PERIOD\" in microseconds", f);
+			else
+				ret = 0;
+		} else if (!strcmp(k, "memory_max")) {
+			char num[32];
+			const char *m = json_string_value(f);
+			if (json_is_integer(f) && json_integer_value(f) > 0) {
+				snprintf(num, sizeof(num), "%lld",
+					 (long long)json_integer_value(f));
+				m = num;
+			}
+			if (json_is_null(f))
+				ret = 0;
+			else if (!m || cli_parse_size(m, &c->jail_memory_max) < 0 ||
+				 !c->jail_memory_max)
+				ret = vmconf_bad(x, "jail.memory_max", "a size such as \"512M\"",
+						 f);
+			else
+				ret = 0;
 		} else {
 			ret = vmconf_fail(x, KVMINI_EXIT_INPUT,
-					  "\"jail.%s\": unknown key (dir, uid, gid, netns)", k);
+					  "\"jail.%s\": unknown key (dir, uid, gid, netns, cgroup, "
+					  "cpu_max, memory_max)",
+					  k);
 		}
 		if (ret < 0)
 			return ret;
@@ -590,10 +629,20 @@ json_t *vmconf_json(const struct cli *c)
 				  : json_pack("{s:I, s:o}", "cid", (json_int_t)c->vsock_cid, "uds",
 					      vmconf_nullable(c->vsock_uds));
 	static const char *const seccomp[] = {"off", "log", "kill"};
-	json_t *jail = !c->jail ? json_null()
-				: json_pack("{s:s, s:I, s:I, s:o}", "dir", c->jail, "uid",
-					    (json_int_t)c->jail_uid, "gid", (json_int_t)c->jail_gid,
-					    "netns", vmconf_nullable(c->jail_netns));
+	char cpu_max[48];
+	snprintf(cpu_max, sizeof(cpu_max), "%llu/%llu", (unsigned long long)c->jail_cpu_quota,
+		 (unsigned long long)c->jail_cpu_period);
+	json_t *jail =
+		!c->jail ? json_null()
+			 : json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o}", "dir", c->jail, "uid",
+				     (json_int_t)c->jail_uid, "gid", (json_int_t)c->jail_gid,
+				     "netns", vmconf_nullable(c->jail_netns), "cgroup",
+				     vmconf_nullable(c->jail_cgroup), "cpu_max",
+				     c->jail_cpu_quota ? json_string(cpu_max) : json_null(),
+				     "memory_max",
+				     c->jail_memory_max
+					     ? json_integer((json_int_t)c->jail_memory_max)
+					     : json_null());
 	return json_pack(
 		"{s:s, s:s?, s:o, s:o, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:s, "
 		"s:o}",
