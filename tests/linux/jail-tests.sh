@@ -127,9 +127,48 @@ test_jail_refusals() {
 	expect_error jail-with-name 2 "not with --detach, --name" "$@" --jail "$tmp/jail-ok" \
 		--uid 4242 --gid 4242 --name jailed
 	expect_error jail-uid-without-jail 2 "go with --jail DIR" "$@" --uid 4242
+	expect_error jail-with-vsock-uds 2 "--vsock uds= \\(not yet\\)" "$@" --jail "$tmp/jail-ok" \
+		--uid 4242 --gid 4242 --vsock "uds=$tmp/jail-vsock.sock"
+}
+
+# The kvmini outside killed with SIGKILL (it cannot forward anything): the jailed one dies
+# with it (PR_SET_PDEATHSIG, set again after the change of user, which clears it).
+test_jail_dies_with_parent() {
+	name=jail-dies-with-outer-kvmini
+	wanted "$name" || return 0
+	need "$BZIMAGE" "$INITRD" || return 0
+	b=$tmp/$name
+	jail=$tmp/jail-dir2
+	mkdir -p "$jail"
+	"$KVMINI" run --jail "$jail" --uid "$JAIL_UID" --gid "$JAIL_UID" --kernel "$BZIMAGE" \
+		--initrd "$INITRD" --mem "$MEM" --cmdline '-- sleep 600' >"$b.out" 2>"$b.err" \
+		</dev/null &
+	bg_pid=$!
+	if ! wait_for "$b" KVMINI_GUEST_READY "$bg_pid"; then
+		give_up "$b" "the jailed guest never booted"
+		return 0
+	fi
+	inner=$(cat /proc/"$bg_pid"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 .)
+	kill -KILL "$bg_pid"
+	wait "$bg_pid" 2>/dev/null
+	bg_pid=""
+	gone=""
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		[ -n "$inner" ] && [ -d "/proc/$inner" ] || { gone=1; break; }
+		sleep 1
+	done
+	if [ -z "$inner" ]; then
+		not_ok "$name" "no jailed child of kvmini to watch" "$b"
+	elif [ -z "$gone" ]; then
+		kill -KILL "$inner" 2>/dev/null
+		not_ok "$name" "the jailed kvmini ($inner) outlived the one outside by 10 s" "$b"
+	else
+		ok "$name"
+	fi
 }
 
 run_jail_tests() {
 	test_jail_runs
+	test_jail_dies_with_parent
 	test_jail_refusals
 }

@@ -37,11 +37,11 @@
  *    host running from an initramfs, which pivot_root cannot leave, the jail is moved over /
  *    and chrooted into instead, as switch_root does);
  *  - the user: rlimits (RLIMIT_NOFILE 2048, RLIMIT_NPROC 512 threads, RLIMIT_FSIZE the
- *    largest writable image), no supplementary groups, --gid, --uid, then no capability at
- *    all and PR_SET_NO_NEW_PRIVS (kvmini_drop_capabilities), PR_SET_DUMPABLE 0 again.
- * The VM is created after that, as --uid: the images must be that user's to open, and a tap
- * must exist already and belong to it (`ip tuntap add NAME mode tap user UID vnet_hdr`): an
- * unprivileged process cannot create one.
+ *    largest writable image but at least 1 GiB, with SIGXFSZ ignored), no supplementary groups,
+ * --gid, --uid, then no capability at all and PR_SET_NO_NEW_PRIVS (kvmini_drop_capabilities),
+ * PR_SET_DUMPABLE 0 again. The VM is created after that, as --uid: the images must be that user's
+ * to open, and a tap must exist already and belong to it (`ip tuntap add NAME mode tap user UID
+ * vnet_hdr`): an unprivileged process cannot create one.
  */
 
 #define JAIL_NOFILE 2048
@@ -64,10 +64,10 @@ static bool jail_dir_empty(const char *dir)
 
 int jail_check(const struct cli *c, struct kvmini_error *e)
 {
-	if (c->detach || c->name_set || c->rootfs || c->image)
+	if (c->detach || c->name_set || c->rootfs || c->image || c->vsock_uds)
 		return JAIL_FAIL(e, KVMINI_EXIT_USAGE,
 				 "--jail runs one anonymous VM in the foreground: not with "
-				 "--detach, --name, --rootfs or --image (not yet)");
+				 "--detach, --name, --rootfs, --image or --vsock uds= (not yet)");
 	if (c->jail_uid == 0 || c->jail_gid == 0)
 		return JAIL_FAIL(e, KVMINI_EXIT_USAGE,
 				 "--jail needs --uid and --gid, an unprivileged user and group "
@@ -151,17 +151,19 @@ static int jail_bind(struct cli *c, const char *root, const char **path, unsigne
 	return 0;
 }
 
-/* The largest writable disk image, for RLIMIT_FSIZE (a write past it would fail anyway). */
+/* RLIMIT_FSIZE: the largest writable disk image (so no image can be made to grow), but at
+ * least JAIL_FSIZE_MIN, since the console or a trace redirected to a file counts too. */
+#define JAIL_FSIZE_MIN (1ULL << 30)
 static rlim_t jail_fsize(const struct cli *c)
 {
-	rlim_t max = 0;
+	rlim_t max = JAIL_FSIZE_MIN;
 	for (unsigned int i = 0; i < c->nr_disks; i++) {
 		struct stat st;
 		if (!c->disk[i].readonly && stat(c->disk[i].path, &st) == 0 &&
 		    (rlim_t)st.st_size > max)
 			max = (rlim_t)st.st_size;
 	}
-	return max ? max : 1;
+	return max;
 }
 
 /* In the child: build the root over c->jail, pivot into it, drop to the user. */
@@ -227,6 +229,9 @@ static int jail_build(struct cli *c, struct kvmini_error *e)
 	sethostname("kvmini", 6);
 	struct rlimit nofile = {JAIL_NOFILE, JAIL_NOFILE}, nproc = {JAIL_NPROC, JAIL_NPROC},
 		      fs = {fsize, fsize};
+	/* Past RLIMIT_FSIZE a write fails with EFBIG (output is dropped and counted), rather
+	 * than SIGXFSZ ending the VM. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0 || setrlimit(RLIMIT_NPROC, &nproc) < 0 ||
 	    setrlimit(RLIMIT_FSIZE, &fs) < 0)
 		return cli_fail(e, KVMINI_EXIT_HOST, errno, "--jail: setrlimit: %s",
@@ -242,7 +247,12 @@ static int jail_build(struct cli *c, struct kvmini_error *e)
 				(unsigned int)uid, (unsigned int)gid, strerror(errno));
 	if (kvmini_drop_capabilities(e) < 0)
 		return -1;
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* a uid change resets it */
+	/* A change of credentials clears both: not dumpable again, and still killed with the
+	 * kvmini outside, so a jailed VM never outlives it. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return cli_fail(e, KVMINI_EXIT_HOST, errno, "--jail: PR_SET_PDEATHSIG: %s",
+				strerror(errno));
 	return 0;
 }
 
