@@ -18,6 +18,10 @@
 #   passing-quote-ignored a test that passed and quotes a triple fault is not run again
 #   resume-then-rerun     a machine that hung (125) and a triple fault after it: three machines
 #   rerun-keeps-failure   the rerun passes but another test failed: the suite fails
+#   death-rerun-passes    a test that failed as the last result before its machine died (125)
+#                         runs once more in the next machine; passing there, the suite passes
+#   death-rerun-once      failing so again, it is not run a third time
+#   death-only-last-reruns a failure with a result after it before the death is kept
 # Prints "ok - NAME" or "not ok - NAME (why)" and "N passed, N failed"; exit 0 when all pass.
 set -uo pipefail
 
@@ -39,13 +43,13 @@ n=$(($(cat "$count" 2>/dev/null || echo 0) + 1))
 echo "$n" >"$count"
 case $n in
 1)
-	echo "ok - boot-bzimage-1cpu"
-	echo "not ok - boot-bzimage-2cpus (made up)"
+	echo "not ok - boot-bzimage-1cpu (made up)"
+	echo "ok - boot-bzimage-2cpus"
 	exit 125
 	;;
 2)
-	grep -Fxq "ok - boot-bzimage-1cpu" "$files/earlier.txt" &&
-		grep -q "^not ok - boot-bzimage-2cpus (made up)" "$files/earlier.txt" ||
+	grep -Fxq "ok - boot-bzimage-2cpus" "$files/earlier.txt" &&
+		grep -q "^not ok - boot-bzimage-1cpu (made up)" "$files/earlier.txt" ||
 		echo "STUB: machine 2 did not get machine 1's results"
 	echo "ok - boot-vmlinux-pvh-1cpu"
 	exit 125
@@ -69,8 +73,8 @@ filter='^boot-(bzimage|vmlinux-pvh-1cpu)'
 
 KVMINI_LINUX_MODE=nested KVMINI_TEST_FILTER=$filter "$tmp/tests/linux/check.sh" "$1" "$2" >"$tmp/out" 2>&1
 status=$?
-want="ok - boot-bzimage-1cpu (passed in an earlier nested machine)
-not ok - boot-bzimage-2cpus (failed in an earlier nested machine, see above)
+want="not ok - boot-bzimage-1cpu (failed in an earlier nested machine, see above)
+ok - boot-bzimage-2cpus (passed in an earlier nested machine)
 ok - boot-vmlinux-pvh-1cpu (passed in an earlier nested machine)
 2 passed, 1 failed"
 got=$(grep -E '^(ok|not ok) - .*earlier nested machine|^[0-9]+ passed' "$tmp/out")
@@ -241,6 +245,48 @@ EOF
 why=$(expect 1 2)
 if [ -z "$why" ] && ! given 2 "not ok - c (status 1, expected 0)"; then
 	why="machine 2 was not told that c failed"
+fi
+finish "$why"
+
+canned death-rerun-passes
+machine 1 125 <<EOF
+ok - a
+not ok - b (round 20: kvmini still ran 60 s after SIGKILL)
+nested: nested machine stalled
+EOF
+machine 2 0 <<EOF
+ok - a (passed in an earlier nested machine)
+ok - b
+ok - c
+3 passed, 0 failed
+EOF
+why=$(expect 0 2 '^linux tests: b failed just before the nested machine died; it runs once more')
+if [ -z "$why" ] && ! { given 2 "ok - a" && given_not 2 "not ok - b ("; }; then
+	why="machine 2's earlier results: $(paste -sd '|' "$FAKE/earlier.2")"
+fi
+finish "$why"
+
+canned death-rerun-once
+echo "not ok - b (made up)" | machine 1 125
+echo "not ok - b (made up)" | machine 2 125
+echo "0 passed, 1 failed" | machine 3 1
+why=$(expect 1 3)
+if [ -z "$why" ] && ! given_not 2 "not ok - b ("; then
+	why="machine 2 did not run b again: $(paste -sd '|' "$FAKE/earlier.2")"
+elif [ -z "$why" ] && ! given 3 "not ok - b (made up)"; then
+	why="machine 3 ran b a third time: $(paste -sd '|' "$FAKE/earlier.3")"
+fi
+finish "$why"
+
+canned death-only-last-reruns
+machine 1 125 <<EOF
+not ok - b (made up)
+ok - c
+EOF
+echo "0 passed, 1 failed" | machine 2 1
+why=$(expect 1 2)
+if [ -z "$why" ] && ! given 2 "not ok - b (made up)"; then
+	why="b ran again though c passed after it: $(paste -sd '|' "$FAKE/earlier.2")"
 fi
 finish "$why"
 
