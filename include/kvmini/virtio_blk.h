@@ -64,7 +64,8 @@ struct vblk_stats {
 	uint64_t needs_reset;	/* times the device entered DEVICE_NEEDS_RESET */
 	/* The io_uring worker limits the kernel took (VBLK_IOWQ_*; 0: it refused them). */
 	uint64_t iowq_bounded, iowq_unbounded;
-	uint64_t throttled; /* times the rate limit held the queue back */
+	uint64_t ring_restricted; /* 1: the ring runs only the device's opcodes (uring.h) */
+	uint64_t throttled;	  /* times the rate limit held the queue back */
 };
 
 /* A snapshot of the counters (each read atomically; the set need not be consistent). */

@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <linux/io_uring.h>
 
 #include "kvmini/virtio_blk.h"
 #include "require.h"
@@ -622,6 +624,41 @@ static void test_request_byte_cap(void **state)
 	/* The io_uring worker cap was taken (every kernel this runs on has it). */
 	assert_int_equal(st.iowq_bounded, VBLK_IOWQ_BOUNDED);
 	assert_int_equal(st.iowq_unbounded, VBLK_IOWQ_UNBOUNDED);
+}
+
+/* The device's io_uring, looked at from outside as an attacker holding the I/O thread would:
+ * every io_uring fd of this process (the fixture's disk has the only one) refuses a register
+ * call (IORING_REGISTER_PROBE), the sign that the kernel holds an allow-list for it. */
+static void test_ring_is_restricted(void **state)
+{
+	struct fx *f = *state;
+	struct vblk_stats st;
+	vblk_get_stats(f->b, &st);
+	assert_int_equal(st.ring_restricted, 1);
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int rings = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char path[300], target[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		ssize_t n = readlink(path, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		if (strcmp(target, "anon_inode:[io_uring]") != 0)
+			continue;
+		rings++;
+		static char probe[sizeof(struct io_uring_probe) +
+				  256 * sizeof(struct io_uring_probe_op)];
+		memset(probe, 0, sizeof(probe));
+		long r = syscall(__NR_io_uring_register, atoi(de->d_name), IORING_REGISTER_PROBE,
+				 probe, 256);
+		assert_int_equal(r, -1);
+		assert_int_equal(errno, EACCES);
+	}
+	closedir(d);
+	assert_int_equal(rings, 1);
 }
 
 static void test_get_id_serial(void **state)
@@ -1314,6 +1351,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bw_limit_and_runtime_change, setup_bw,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_ring_is_restricted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_id_serial, setup_serial, teardown),
 		cmocka_unit_test_setup_teardown(test_get_id_no_serial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
