@@ -108,6 +108,12 @@ rerun=0
 keep_results() { # this machine's results go to earlier.txt, for the next machine
 	grep -aE '^(ok|not ok) - ' "$work/try.log" | sed 's/ (passed in an earlier nested machine)$//' >>"$work/earlier.txt" || true
 }
+forget_failures() { # NAMES_FILE: those tests' "not ok" lines leave earlier.txt, so they run again
+	awk 'NR == FNR { drop["not ok - " $0 " ("] = 1; next }
+		{ for (p in drop) if (index($0, p) == 1) next; print }' \
+		"$1" "$work/earlier.txt" >"$work/earlier.new"
+	mv "$work/earlier.new" "$work/earlier.txt"
+}
 while :; do
 	set +e
 	run_in_l2 2>&1 | tee "$work/try.log"
@@ -121,11 +127,7 @@ while :; do
 	if [ "$status" = 1 ] && [ "$rerun" = 0 ] && [ -s "$work/tripled.txt" ]; then
 		rerun=1
 		keep_results
-		# Their "not ok" lines go, so that they run again.
-		awk 'NR == FNR { drop["not ok - " $0 " ("] = 1; next }
-			{ for (p in drop) if (index($0, p) == 1) next; print }' \
-			"$work/tripled.txt" "$work/earlier.txt" >"$work/earlier.new"
-		mv "$work/earlier.new" "$work/earlier.txt"
+		forget_failures "$work/tripled.txt"
 		echo "linux tests: a guest triple-faulted in $(sort -u "$work/tripled.txt" | paste -sd ' ')" \
 			"(the nested machine's known failure, tests/nested/README.md); those run once more" \
 			"in a fresh machine, the other results are kept"
@@ -140,8 +142,7 @@ while :; do
 	last=$(grep -aE '^(ok|not ok) - ' "$work/try.log" | tail -n 1 | sed -n 's/^not ok - \([^ ]*\).*/\1/p')
 	if [ -n "$last" ] && ! grep -Fxq -- "$last" "$work/dying.txt"; then
 		echo "$last" >>"$work/dying.txt"
-		awk -v p="not ok - $last (" 'index($0, p) != 1' "$work/earlier.txt" >"$work/earlier.new"
-		mv "$work/earlier.new" "$work/earlier.txt"
+		forget_failures <(printf '%s\n' "$last")
 		echo "linux tests: $last failed just before the nested machine died; it runs once more in the next one"
 	fi
 	if [ "$try" -ge "$tries" ]; then
