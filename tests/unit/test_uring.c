@@ -14,7 +14,7 @@
 
 static const uint8_t rw_ops[] = {IORING_OP_READ, IORING_OP_WRITE};
 
-/* Submit what `prep` queued and return its completion's result. */
+/* Submit the one SQE the caller prepared and return its completion's result. */
 static int run_one(struct io_uring *ring)
 {
 	assert_int_equal(io_uring_submit(ring), 1);

@@ -1,6 +1,5 @@
 /* uring: an io_uring restricted to the opcodes its owner needs; see include/kvmini/uring.h. */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
